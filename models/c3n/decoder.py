@@ -32,9 +32,14 @@ class ASPP(nn.Module):
         self.project = nn.Conv2d(d * (2 + len(rates)), d, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = self.pool(x.mean(dim=(2, 3), keepdim=True)).expand(-1, -1, x.shape[2], x.shape[3])
-        branches = [pooled, self.b0(x)] + [c(x) for c in self.atrous]
-        return self.project(torch.cat(branches, dim=1))
+        # The pooled branch is constant over H,W (the reference upsamples a 1x1 map), so its share
+        # of the 1x1 projection is computed at 1x1 and broadcast-added: identical maths, and no
+        # Expand+Concat in the ONNX graph (tract 0.23 fails to declutter that pattern).
+        d = self.b0.out_channels
+        pooled = self.pool(x.mean(dim=(2, 3), keepdim=True))  # [N,d,1,1]
+        rest = torch.cat([self.b0(x)] + [c(x) for c in self.atrous], dim=1)
+        w = self.project.weight
+        return F.conv2d(rest, w[:, d:], self.project.bias) + F.conv2d(pooled, w[:, :d])
 
 
 def channel_layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

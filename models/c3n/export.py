@@ -106,11 +106,17 @@ def export(model: C3N, t: int, out: Path, trained: bool, with_cam: bool = False)
     logmel = torch.randn(t, 1, 96, 64)
     tmp = out.with_suffix(".tmp.onnx")
     with torch.no_grad():
+        shapes = [tuple(o.shape) for o in _ExportWrapper(model, with_cam).eval()(frames, logmel)]
         names = OUTPUT_NAMES + ([f"cam_w{k}" for k in range(1, 5)] if with_cam else [])
         torch.onnx.export(_ExportWrapper(model, with_cam).eval(), (frames, logmel), str(tmp), dynamo=False,
                           opset_version=17, input_names=INPUT_NAMES, output_names=names,
                           do_constant_folding=True)
     m = onnx.load(str(tmp))
+    for out_vi, shape in zip(m.graph.output, shapes):  # the tracer leaves some dims symbolic
+        dims = out_vi.type.tensor_type.shape.dim
+        del dims[:]
+        for n in shape:
+            dims.add().dim_value = n
     del m.metadata_props[:]
     for k, v in metadata(model, t, trained).items():
         m.metadata_props.add(key=k, value=v)

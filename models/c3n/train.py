@@ -74,7 +74,7 @@ def evaluate(model, dataset, device, desc="val") -> dict:
     for i in tqdm(range(len(dataset)), desc=desc, leave=False, file=sys.stderr):
         item = dataset[i]
         mask = model(item["frames"].to(device), item["audio_logmel"].to(device), t=item["frames"].shape[0])[0]
-        m.update(mask.cpu(), item["masks"])
+        m.update(mask.cpu(), item["masks"], frames_per_clip=item["frames"].shape[0])
     model.train()
     return m.summary()
 

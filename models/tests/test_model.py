@@ -189,3 +189,14 @@ def test_onnx_export_matches_eager_and_autograd(edge_model, real_inputs, tmp_pat
             rel = np.abs(cams[k] - auto[k].numpy()).max() / np.abs(auto[k].numpy()).max()
             print(f"{kind} stage {k + 1}: ONNX vs autograd {rel:.2e}, autograd f32 vs f64 {floor[k]:.2e}")
             assert rel <= max(1e-4, 2 * floor[k]), (kind, k + 1, rel, floor[k])
+
+
+def test_aspp_broadcast_pool_equals_concat_form():
+    from c3n.decoder import ASPP
+
+    torch.manual_seed(0)
+    aspp = ASPP(8, 6).eval()
+    x = torch.randn(2, 8, 7, 9)
+    pooled = aspp.pool(x.mean(dim=(2, 3), keepdim=True)).expand(-1, -1, 7, 9)
+    cat = torch.cat([pooled, aspp.b0(x)] + [c(x) for c in aspp.atrous], dim=1)
+    assert torch.allclose(aspp(x), aspp.project(cat), atol=1e-5)
