@@ -127,6 +127,59 @@ def export(model: C3N, t: int, out: Path, trained: bool, with_cam: bool = False)
     return out
 
 
+def reference_input(t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed real input: tuxpaint violin / dog cut-outs over grey (alternating) and the violin's
+    recording. frames [t,3,224,224] (normalised), audio_logmel [t,1,96,64]."""
+    import numpy as np
+    from PIL import Image
+
+    from . import fetch
+    from .audio_io import load_audio_16k
+    from .frontend import clip_patches
+
+    stamps = fetch.tuxpaint_stamps_dir()
+    out = []
+    for i in range(t):
+        rel = "hobbies/music/string/violin.png" if i % 2 == 0 else "animals/mammals/dogs/dog.png"
+        im = Image.open(stamps / rel).convert("RGBA")
+        canvas = Image.new("RGBA", (224, 224), (128, 128, 128, 255))
+        im.thumbnail((150, 150))
+        canvas.alpha_composite(im, (20 + 8 * i, 30 + 5 * i))
+        arr = np.asarray(canvas.convert("RGB"), dtype=np.float32) / 255.0
+        arr = (arr - np.array(MEAN, dtype=np.float32)) / np.array(STD, dtype=np.float32)
+        out.append(torch.from_numpy(arr.transpose(2, 0, 1).copy()))
+    wave = load_audio_16k(stamps / "hobbies/music/string/violin.ogg")
+    return torch.stack(out), torch.from_numpy(clip_patches(wave, t, 1.0))
+
+
+def save_reference(model: C3N, onnx_path: Path, ref_dir: Path) -> Path:
+    """Write ``ref_dir/<onnx stem>/``: ``model.onnx`` (hard link or copy), the fixed real input
+    (``frames.npy``, ``audio_logmel.npy``) and PyTorch eager outputs ``<output>.npy``; read by the
+    Rust tract test (``tests/engine_tract.rs``)."""
+    import os
+    import shutil
+
+    import numpy as np
+
+    t = int(onnx.load(str(onnx_path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim[0].dim_value)
+    d = Path(ref_dir) / onnx_path.stem
+    d.mkdir(parents=True, exist_ok=True)
+    dst = d / "model.onnx"
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(onnx_path, dst)
+    except OSError:
+        shutil.copyfile(onnx_path, dst)
+    frames, logmel = reference_input(t)
+    with torch.no_grad():
+        outs = model(frames, logmel, t=t)
+    np.save(d / "frames.npy", frames.numpy())
+    np.save(d / "audio_logmel.npy", logmel.numpy())
+    for name, o in zip(OUTPUT_NAMES, outs):
+        np.save(d / f"{name}.npy", o.numpy())
+    return d
+
+
 def default_name(config: str, t: int, trained: bool, variant: str = "c3n") -> str:
     v = "" if variant == "c3n" else f"-{variant}"
     return f"c3n-{config}{v}{'' if trained else '-untrained'}-t{t}.onnx"
@@ -139,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", help="training checkpoint (.pt); omit for an untrained decoder")
     ap.add_argument("--no-ccam", action="store_true", help="TPAVI-only ablation (without a checkpoint)")
     ap.add_argument("--out-dir", default=None, help="output folder (default: models/build)")
+    ap.add_argument("--reference-dir", default=None,
+                    help="also write PyTorch reference I/O for the Rust tract test under this folder")
     ap.add_argument("--name", default=None, help="file name pattern with {t}, default c3n-<config>[-untrained]-t{t}.onnx")
     a = ap.parse_args(argv)
     from .paths import build_dir
@@ -151,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                                                               "c3n" if model.use_ccam else "tpavi-only")
         p = export(model, t, out_dir / name, trained)
         print(f"{p} ({p.stat().st_size / 1e6:.1f} MB)")
+        if a.reference_dir:
+            print(f"  reference I/O: {save_reference(model, p, Path(a.reference_dir))}")
     return 0
 
 

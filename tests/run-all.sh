@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every test of c3n-edge (pytest for the model package, cargo test for the runtime), after
+# setting up whatever is missing: Debian packages, the Python venv (.venv), the pinned pretrained
+# weights and media (cache: $C3N_CACHE, default ~/.cache/c3n-edge) and the test artefacts
+# (models/build/test-fixtures). Safe to re-run; each step is skipped when already done.
+#
+#   bash tests/run-all.sh            # everything
+#   C3N_SKIP_SETUP=1 bash tests/run-all.sh   # tests only (setup already done)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export C3N_TEST_ARTIFACTS="$ROOT/models/build/test-fixtures"
+export PYTHONPATH="$ROOT/models${PYTHONPATH:+:$PYTHONPATH}"
+step() { printf '\n==> %s  [%s]\n' "$*" "$(date +%T)"; }
+
+if [ -z "${C3N_SKIP_SETUP:-}" ]; then
+  bash "$ROOT/tests/setup.sh"
+fi
+# shellcheck disable=SC1091
+. "$ROOT/.venv/bin/activate"
+
+step "test artefacts -> $C3N_TEST_ARTIFACTS"
+python tests/fixtures/make_contract_model.py "$C3N_TEST_ARTIFACTS"
+python tests/fixtures/make_frontend_ref.py "$C3N_TEST_ARTIFACTS"
+(cd models && python -m c3n.export --config edge --frames 5 1 --out-dir build \
+   --reference-dir "$C3N_TEST_ARTIFACTS" 2>&1 | grep -v -i warning)
+[ -d models/build/avs-composites-small ] || \
+  (cd models && python -m c3n.data.composites build/avs-composites-small --small --seed 7)
+
+step "pytest (models/tests)"
+(cd models && python -m pytest tests -q -rs)
+
+step "cargo test"
+cargo test --locked 2>&1
+step "all tests passed"
