@@ -27,6 +27,13 @@ python tests/fixtures/make_frontend_ref.py "$C3N_TEST_ARTIFACTS"
 [ -d models/build/avs-composites-small ] || \
   (cd models && python -m c3n.data.composites build/avs-composites-small --small --seed 7)
 
+step "Python evaluator on the small composite test split (reference for tests/eval_parity.rs)"
+mkdir -p "$C3N_TEST_ARTIFACTS/eval_parity"
+(cd models && python -m c3n.evaluate build/avs-composites-small --split test --model c3n-edge-t5.onnx --json) \
+  > "$C3N_TEST_ARTIFACTS/eval_parity/python.jsonl"
+echo "$ROOT/models/build/avs-composites-small" > "$C3N_TEST_ARTIFACTS/eval_parity/dataset.txt"
+echo "$ROOT/models/c3n-edge-t5.onnx" > "$C3N_TEST_ARTIFACTS/eval_parity/model.txt"
+
 step "pytest (models/tests)"
 (cd models && python -m pytest tests -q -rs)
 

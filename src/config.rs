@@ -1,0 +1,200 @@
+//! TOML configuration (`c3n-edge config [FILE]`). Every field has a default, so an empty file is
+//! valid; unknown keys are rejected so typos do not go unnoticed.
+//!
+//! ```toml
+//! [model]
+//! path = "models/build/c3n_edge.onnx"   # ONNX file with the c3n contract
+//! backend = "tract"                      # inference backend (see engine::BACKENDS)
+//! threads = 1                            # intra-op threads
+//!
+//! [eval]
+//! split = "test"                         # AVSBench split
+//! subset = "all"                         # s4 | ms3 | all
+//!
+//! [post]                                 # `run` post-processing (src/post.rs)
+//! threshold = 0.5                        # mask probability threshold
+//! min_area_fraction = 0.002              # drop smaller regions (fraction of the frame)
+//!
+//! [events]                               # `run` event lifecycle (src/events.rs)
+//! min_frames = 2                         # frames seen before `new`
+//! end_timeout_ms = 3000                  # unseen this long -> `end`
+//! silence_dbfs = -60.0                   # quieter frames count as "nothing sounds"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::SubsetFilter;
+use crate::engine::{Backend, BACKENDS};
+
+/// Errors reading or validating a config file; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Cannot read the file.
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not valid TOML or wrong types/keys.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// Parser message (with line/column).
+        message: String,
+    },
+    /// Values parse but are not acceptable.
+    #[error("invalid config {path}: {message}")]
+    Invalid {
+        /// File (or `<defaults>`).
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Whole configuration.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Model and backend.
+    pub model: ModelConfig,
+    /// Dataset evaluation defaults.
+    pub eval: EvalConfig,
+    /// `run`: mask post-processing (threshold, minimum area, outlines).
+    pub post: crate::post::PostConfig,
+    /// `run`: event lifecycle (min frames, end timeout, IoU matching, silence gate).
+    pub events: crate::events::EventConfig,
+}
+
+/// `[model]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// ONNX model file.
+    pub path: PathBuf,
+    /// Backend name (`tract`).
+    pub backend: String,
+    /// Intra-op threads (≥ 1).
+    pub threads: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from(DEFAULT_MODEL_PATH),
+            backend: "tract".into(),
+            threads: 1,
+        }
+    }
+}
+
+/// Default model path: the shipped trained `edge` model, T = 5 (relative to the working directory).
+pub const DEFAULT_MODEL_PATH: &str = "models/c3n-edge-t5.onnx";
+
+/// `[eval]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalConfig {
+    /// AVSBench split (`train`, `val`, `test`).
+    pub split: String,
+    /// `s4`, `ms3` or `all`.
+    pub subset: String,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            split: "test".into(),
+            subset: "all".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Checks value ranges; `path` is only used in the error.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        self.model.backend.parse::<Backend>().map_err(|_| {
+            bad(format!(
+                "model.backend = {:?}: expected one of {BACKENDS:?}",
+                self.model.backend
+            ))
+        })?;
+        if self.model.threads == 0 || self.model.threads > crate::engine::tract::MAX_THREADS {
+            return Err(bad(format!(
+                "model.threads = {}: expected 1..=256",
+                self.model.threads
+            )));
+        }
+        if !["train", "val", "test"].contains(&self.eval.split.as_str()) {
+            return Err(bad(format!(
+                "eval.split = {:?}: expected train, val or test",
+                self.eval.split
+            )));
+        }
+        self.eval
+            .subset
+            .parse::<SubsetFilter>()
+            .map_err(|e| bad(format!("eval.subset: {e}")))?;
+        self.post.validate().map_err(bad)?;
+        self.events.validate().map_err(bad)?;
+        Ok(())
+    }
+
+    /// The configuration as TOML text.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid {
+            path: PathBuf::from("<config>"),
+            message: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_partial_files() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c, Config::default());
+        c.validate(Path::new("x")).unwrap();
+        let c: Config = toml::from_str("[model]\nthreads = 2\n").unwrap();
+        assert_eq!(c.model.threads, 2);
+        assert_eq!(c.model.backend, "tract");
+        let round: Config = toml::from_str(&c.to_toml().unwrap()).unwrap();
+        assert_eq!(round, c);
+    }
+
+    #[test]
+    fn rejects_unknown_and_invalid() {
+        assert!(toml::from_str::<Config>("[model]\nthread = 2\n").is_err());
+        let c: Config = toml::from_str("[model]\nbackend = \"onnxruntime\"\n").unwrap();
+        assert!(c.validate(Path::new("x")).is_err());
+        let c: Config = toml::from_str("[eval]\nsubset = \"s5\"\n").unwrap();
+        assert!(c.validate(Path::new("x")).is_err());
+    }
+}

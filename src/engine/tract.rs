@@ -1,0 +1,145 @@
+//! tract backend: pure-Rust CPU inference (`tract-onnx` 0.23.9).
+//!
+//! The ONNX file is decoded once ([`super::model::load_model_proto`]), its contract validated,
+//! then the graph is typed with the contract's concrete input shapes (`frames [T,3,S,S]`,
+//! `audio_logmel [T,1,96,64]`), optimised and turned into a runnable plan — all at load time.
+//!
+//! Threads: tract's matrix products run on a private rayon pool of `threads` workers when
+//! [`EngineOptions::threads`] is > 1 (tract-linalg feature `multithread-mm`); otherwise tract
+//! runs single-threaded. Element-wise ops and convolutions other than the matmul kernels may
+//! stay single-threaded — that is tract's choice, not configurable here.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ndarray::{Ix1, Ix2, Ix4};
+use tract_linalg::multithread::Executor;
+use tract_onnx::prelude::*;
+
+use super::model::{load_model_proto, ModelContract, OUTPUTS};
+use super::{check_input, Engine, EngineError, EngineOptions, Inference, ModelInput};
+
+/// Upper bound for `--threads` (guards rayon against absurd values).
+pub const MAX_THREADS: usize = 256;
+
+const NAME: &str = "tract";
+
+/// A C3N model loaded, typed and optimised by tract.
+pub struct TractEngine {
+    contract: ModelContract,
+    plan: Arc<TypedRunnableModel>,
+}
+
+impl std::fmt::Debug for TractEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TractEngine")
+            .field("model", &self.contract.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TractEngine {
+    /// Loads, validates, types and optimises `path`.
+    ///
+    /// Errors: [`EngineError::Model`] (unreadable file, not ONNX, contract violations),
+    /// [`EngineError::Load`] (tract cannot translate/optimise the graph),
+    /// [`EngineError::Option`] (threads = 0 or > [`MAX_THREADS`]).
+    pub fn load(path: &Path, options: &EngineOptions) -> Result<Self, EngineError> {
+        let executor = match options.threads {
+            None | Some(1) => None,
+            Some(n @ 2..=MAX_THREADS) => Some(Executor::multithread(n)),
+            Some(n) => {
+                return Err(EngineError::Option(format!(
+                    "threads must be 1..={MAX_THREADS}, got {n}"
+                )))
+            }
+        };
+        let proto = load_model_proto(path)?;
+        let contract = ModelContract::from_proto(path, &proto)?;
+        let load_err = |stage: &str, e: TractError| EngineError::Load {
+            backend: NAME,
+            path: path.to_path_buf(),
+            message: format!("{stage}: {e:#}"),
+        };
+        let mut model = tract_onnx::onnx()
+            .model_for_proto_model(&proto)
+            .map_err(|e| load_err("parse", e))?;
+        for (i, (_, shape)) in contract.input_shapes().iter().enumerate() {
+            model
+                .set_input_fact(i, InferenceFact::dt_shape(f32::datum_type(), shape))
+                .map_err(|e| load_err("input fact", e))?;
+        }
+        let typed = model
+            .into_optimized()
+            .map_err(|e| load_err("optimise", e))?;
+        let run_options = RunOptions {
+            executor,
+            ..Default::default()
+        };
+        let plan = typed
+            .into_runnable_with_options(&run_options)
+            .map_err(|e| load_err("plan", e))?;
+        Ok(Self { contract, plan })
+    }
+}
+
+fn run_err(message: String) -> EngineError {
+    EngineError::Run {
+        backend: NAME,
+        message,
+    }
+}
+
+fn output_view<'a, T: Datum, D: ndarray::Dimension>(
+    outputs: &'a [TValue],
+    i: usize,
+) -> Result<ndarray::ArrayView<'a, T, D>, EngineError> {
+    let name = OUTPUTS[i];
+    let t = outputs
+        .get(i)
+        .ok_or_else(|| run_err(format!("output `{name}` missing")))?;
+    t.to_plain_array_view::<T>()
+        .map_err(|e| run_err(format!("output `{name}`: {e:#}")))?
+        .into_dimensionality::<D>()
+        .map_err(|e| run_err(format!("output `{name}` has shape {:?}: {e}", t.shape())))
+}
+
+impl Engine for TractEngine {
+    fn infer(&mut self, window: &ModelInput) -> Result<Inference, EngineError> {
+        check_input(&self.contract, window)?;
+        let inputs: TVec<TValue> = tvec![
+            Tensor::from(window.frames.clone()).into_tvalue(),
+            Tensor::from(window.audio_logmel.clone()).into_tvalue(),
+        ];
+        let outputs = self
+            .plan
+            .run(inputs)
+            .map_err(|e| run_err(format!("{e:#}")))?;
+        let inf = Inference {
+            mask_logits: output_view::<f32, Ix4>(&outputs, 0)?.to_owned(),
+            visual_logits: output_view::<f32, Ix2>(&outputs, 1)?.to_owned(),
+            audio_logits: output_view::<f32, Ix2>(&outputs, 2)?.to_owned(),
+            unified_label: output_view::<i64, Ix1>(&outputs, 3)?.to_vec(),
+            c3im_score: output_view::<f32, Ix1>(&outputs, 4)?.to_vec(),
+        };
+        let t = self.contract.clip_frames;
+        let s = self.contract.image.size as usize;
+        if inf.mask_logits.dim() != (t, 1, s, s)
+            || inf.visual_logits.dim() != (t, super::model::N_IMAGENET)
+            || inf.audio_logits.dim() != (t, super::model::N_AUDIOSET)
+            || inf.unified_label.len() != t
+            || inf.c3im_score.len() != t
+        {
+            return Err(run_err("outputs do not have the contract shapes".into()));
+        }
+        Ok(inf)
+    }
+
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn contract(&self) -> &ModelContract {
+        &self.contract
+    }
+}

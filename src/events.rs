@@ -1,0 +1,491 @@
+//! Sounding-object event lifecycle, after Frigate's `frigate/events` (integration-conventions.md
+//! §3.2): every tracked object produces `new` once it has been seen in `min_frames` frames, then
+//! `update` for each later frame it is seen in, and `end` once it has not been seen for
+//! `end_timeout_ms` (or at the end of the input). Each message carries `before` (the state last
+//! sent; on `new` equal to `after`, as in Frigate) and `after` (the current state).
+//!
+//! Matching: each frame's regions are matched to live tracks greedily by box IoU (highest first,
+//! at least `iou_threshold`); unmatched regions start new tracks. Frames whose audio is quieter
+//! than `silence_dbfs` count as frames without regions (nothing sounds), so silence ends events.
+//!
+//! Times are seconds on the source timeline (a file starts at 0). Ids are
+//! `<start_time>-<6 chars>` like Frigate's, the suffix derived from a per-run counter (so runs are
+//! reproducible). The JSON form is versioned: [`SCHEMA_VERSION`], `schema/event.schema.json`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::post::{FrameLabels, Region, Rle};
+
+/// Version of the event JSON schema (`schema/event.schema.json`, `$id` ends in it).
+pub const SCHEMA_VERSION: &str = "1.0.0";
+
+/// Lifecycle settings (`[events]` in the config file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventConfig {
+    /// Name of the input in the events (Frigate's `camera`).
+    pub camera: String,
+    /// Frames an object must be seen in before `new` is sent (≥ 1).
+    pub min_frames: u32,
+    /// An object not seen for this long (ms of source time) ends.
+    pub end_timeout_ms: u64,
+    /// Minimum box IoU to continue a track (0–1).
+    pub iou_threshold: f32,
+    /// Frames with audio below this level (dBFS) have no sounding object; `None` disables.
+    pub silence_dbfs: Option<f32>,
+}
+
+impl Default for EventConfig {
+    fn default() -> Self {
+        Self {
+            camera: "default".into(),
+            min_frames: 2,
+            end_timeout_ms: 3000,
+            iou_threshold: 0.3,
+            silence_dbfs: Some(-60.0),
+        }
+    }
+}
+
+impl EventConfig {
+    /// Checks value ranges; returns a description of the first problem.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.min_frames == 0 {
+            return Err("events.min_frames must be >= 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.iou_threshold) {
+            return Err(format!("events.iou_threshold = {}: expected 0..=1", self.iou_threshold));
+        }
+        if self.camera.is_empty() {
+            return Err("events.camera must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+/// Event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    /// First message of an object.
+    New,
+    /// The object was seen again.
+    Update,
+    /// The object is gone (last message).
+    End,
+}
+
+/// One event message (one JSON line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Schema version ([`SCHEMA_VERSION`]).
+    pub version: String,
+    /// `new`, `update` or `end`.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// State last sent (on `new`: same as `after`).
+    pub before: ObjectState,
+    /// Current state.
+    pub after: ObjectState,
+}
+
+/// Audio facts of the frame an object was last seen in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudioInfo {
+    /// Top AudioSet class name.
+    pub label: String,
+    /// Its sigmoid score (0–1).
+    pub score: f32,
+    /// RMS of the frame slot's audio (full scale 1).
+    pub rms: f32,
+    /// The same in dBFS (−∞ is written as −200).
+    pub dbfs: f32,
+}
+
+/// Mask of the object in its last frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaskInfo {
+    /// Outline polygon in source-frame pixels, `[[x, y], …]`.
+    pub outline: Vec<[f32; 2]>,
+    /// COCO RLE at the model resolution (`size` = `[224, 224]`).
+    pub rle: Rle,
+}
+
+/// Snapshot of a tracked sounding object (Frigate's object fields, plus mask and audio).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectState {
+    /// Stable id, `<start_time>-<6 chars>`.
+    pub id: String,
+    /// Input name.
+    pub camera: String,
+    /// Visual (unified, ImageNet) label of the last frame.
+    pub label: String,
+    /// Its ImageNet index.
+    pub label_index: i64,
+    /// Region score of the last frame: mean mask probability (0–1).
+    pub score: f32,
+    /// Best `score` so far.
+    pub top_score: f32,
+    /// C3IM consensus of the last frame.
+    pub c3im_score: f32,
+    /// Source time of the last frame seen (s).
+    pub frame_time: f64,
+    /// Source time of the first frame seen (s).
+    pub start_time: f64,
+    /// Source time of the last frame seen, once ended (s); `null` while active.
+    pub end_time: Option<f64>,
+    /// `[x1, y1, x2, y2]` in source-frame pixels.
+    #[serde(rename = "box")]
+    pub bbox: [u32; 4],
+    /// Box area in source pixels.
+    pub area: u64,
+    /// Mask area as a fraction of the frame (0–1).
+    pub area_fraction: f32,
+    /// Box width / height.
+    pub ratio: f32,
+    /// Number of frames the object was seen in.
+    pub frames: u32,
+    /// False once ended.
+    pub active: bool,
+    /// Mask of the last frame.
+    pub mask: MaskInfo,
+    /// Audio of the last frame.
+    pub audio: AudioInfo,
+}
+
+/// Everything the tracker needs about one analysed frame.
+#[derive(Debug, Clone)]
+pub struct FrameDetections {
+    /// Frame timestamp (ms, source timeline).
+    pub pts_ms: i64,
+    /// Regions found in the frame.
+    pub regions: Vec<Region>,
+    /// Frame labels.
+    pub labels: FrameLabels,
+    /// RMS of the frame slot's audio.
+    pub audio_rms: f32,
+}
+
+/// `20·log10(rms)`, floored at −200 dBFS.
+pub fn dbfs(rms: f32) -> f32 {
+    if rms > 0.0 {
+        (20.0 * rms.log10()).max(-200.0)
+    } else {
+        -200.0
+    }
+}
+
+#[derive(Debug)]
+struct Track {
+    state: ObjectState,
+    last_sent: Option<ObjectState>,
+    last_seen_ms: i64,
+}
+
+/// The lifecycle state machine.
+#[derive(Debug)]
+pub struct Tracker {
+    cfg: EventConfig,
+    tracks: Vec<Track>,
+    seq: u64,
+}
+
+/// IoU of two `[x1, y1, x2, y2]` boxes.
+pub fn box_iou(a: [u32; 4], b: [u32; 4]) -> f32 {
+    let iw = a[2].min(b[2]).saturating_sub(a[0].max(b[0])) as f32;
+    let ih = a[3].min(b[3]).saturating_sub(a[1].max(b[1])) as f32;
+    let area = |r: [u32; 4]| (r[2].saturating_sub(r[0]) as f32) * (r[3].saturating_sub(r[1]) as f32);
+    let inter = iw * ih;
+    let union = area(a) + area(b) - inter;
+    if union > 0.0 {
+        inter / union
+    } else {
+        0.0
+    }
+}
+
+fn id_suffix(seq: u64) -> String {
+    // splitmix64, then 6 base-36 digits
+    let mut z = seq.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    (0..6)
+        .map(|i| DIGITS[((z >> (i * 6)) % 36) as usize] as char)
+        .collect()
+}
+
+/// Copies the facts of region `r` seen in frame `det` into `state`.
+fn observe(state: &mut ObjectState, r: &Region, det: &FrameDetections) {
+    let w = r.bbox[2].saturating_sub(r.bbox[0]);
+    let h = r.bbox[3].saturating_sub(r.bbox[1]);
+    state.label = det.labels.visual_label.clone();
+    state.label_index = det.labels.visual_index;
+    state.score = r.score;
+    state.top_score = state.top_score.max(r.score);
+    state.c3im_score = det.labels.c3im_score;
+    state.frame_time = det.pts_ms as f64 / 1000.0;
+    state.bbox = r.bbox;
+    state.area = u64::from(w) * u64::from(h);
+    state.area_fraction = r.area_fraction;
+    state.ratio = if h > 0 { w as f32 / h as f32 } else { 0.0 };
+    state.frames += 1;
+    state.mask = MaskInfo {
+        outline: r.outline.clone(),
+        rle: r.mask.to_rle(),
+    };
+    state.audio = AudioInfo {
+        label: det.labels.audio_label.clone(),
+        score: det.labels.audio_score,
+        rms: det.audio_rms,
+        dbfs: dbfs(det.audio_rms),
+    };
+}
+
+impl Tracker {
+    /// A tracker with `cfg` (assumed validated).
+    pub fn new(cfg: EventConfig) -> Self {
+        Self {
+            cfg,
+            tracks: Vec::new(),
+            seq: 0,
+        }
+    }
+
+    /// Number of live tracks (announced or not).
+    pub fn live(&self) -> usize {
+        self.tracks.len()
+    }
+
+    /// Greedy box-IoU matching: `(track, region)` pairs and which regions were used.
+    fn match_regions(&self, regions: &[Region]) -> (Vec<(usize, usize)>, Vec<bool>) {
+        let mut pairs: Vec<(f32, usize, usize)> = vec![];
+        for (ti, t) in self.tracks.iter().enumerate() {
+            for (ri, r) in regions.iter().enumerate() {
+                let iou = box_iou(t.state.bbox, r.bbox);
+                if iou > 0.0 && iou >= self.cfg.iou_threshold {
+                    pairs.push((iou, ti, ri));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut track_used = vec![false; self.tracks.len()];
+        let mut region_used = vec![false; regions.len()];
+        let mut matched = vec![];
+        for (_, ti, ri) in pairs {
+            if !track_used[ti] && !region_used[ri] {
+                track_used[ti] = true;
+                region_used[ri] = true;
+                matched.push((ti, ri));
+            }
+        }
+        (matched, region_used)
+    }
+
+    /// Feeds one frame (frames in time order); returns the events it causes: `end` of expired
+    /// objects first, then `new` / `update` of the objects seen in this frame.
+    pub fn update(&mut self, det: &FrameDetections) -> Vec<Event> {
+        let silent = self
+            .cfg
+            .silence_dbfs
+            .is_some_and(|limit| dbfs(det.audio_rms) < limit);
+        let regions: &[Region] = if silent { &[] } else { &det.regions };
+        let (matched, region_used) = self.match_regions(regions);
+        for (ti, ri) in matched {
+            let t = &mut self.tracks[ti];
+            observe(&mut t.state, &regions[ri], det);
+            t.last_seen_ms = det.pts_ms;
+        }
+        let timeout = i64::try_from(self.cfg.end_timeout_ms).unwrap_or(i64::MAX);
+        let mut events = self.end_where(|t| det.pts_ms.saturating_sub(t.last_seen_ms) >= timeout);
+        for (r, _) in regions.iter().zip(&region_used).filter(|(_, &used)| !used) {
+            let start = det.pts_ms as f64 / 1000.0;
+            let mut state = ObjectState {
+                id: format!("{start:.3}-{}", id_suffix(self.seq)),
+                camera: self.cfg.camera.clone(),
+                label: String::new(),
+                label_index: 0,
+                score: 0.0,
+                top_score: 0.0,
+                c3im_score: 0.0,
+                frame_time: start,
+                start_time: start,
+                end_time: None,
+                bbox: r.bbox,
+                area: 0,
+                area_fraction: 0.0,
+                ratio: 0.0,
+                frames: 0,
+                active: true,
+                mask: MaskInfo {
+                    outline: vec![],
+                    rle: r.mask.to_rle(),
+                },
+                audio: AudioInfo {
+                    label: String::new(),
+                    score: 0.0,
+                    rms: 0.0,
+                    dbfs: -200.0,
+                },
+            };
+            self.seq += 1;
+            observe(&mut state, r, det);
+            self.tracks.push(Track {
+                state,
+                last_sent: None,
+                last_seen_ms: det.pts_ms,
+            });
+        }
+        for t in &mut self.tracks {
+            if t.last_seen_ms != det.pts_ms || t.state.frames < self.cfg.min_frames {
+                continue;
+            }
+            let (kind, before) = match &t.last_sent {
+                None => (EventType::New, t.state.clone()),
+                Some(prev) => (EventType::Update, prev.clone()),
+            };
+            events.push(Event {
+                version: SCHEMA_VERSION.into(),
+                kind,
+                before,
+                after: t.state.clone(),
+            });
+            t.last_sent = Some(t.state.clone());
+        }
+        events
+    }
+
+    /// End of input: ends every object (`end` for those that had a `new`).
+    pub fn finish(&mut self) -> Vec<Event> {
+        self.end_where(|_| true)
+    }
+
+    /// Removes the tracks matching `pred`; `end` events for those announced.
+    fn end_where(&mut self, pred: impl Fn(&Track) -> bool) -> Vec<Event> {
+        let mut events = vec![];
+        let mut keep = Vec::with_capacity(self.tracks.len());
+        for t in self.tracks.drain(..) {
+            if !pred(&t) {
+                keep.push(t);
+                continue;
+            }
+            if let Some(before) = t.last_sent {
+                let mut after = t.state;
+                after.active = false;
+                after.end_time = Some(after.frame_time);
+                events.push(Event {
+                    version: SCHEMA_VERSION.into(),
+                    kind: EventType::End,
+                    before,
+                    after,
+                });
+            }
+        }
+        self.tracks = keep;
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::post::BitMask;
+
+    fn region(x: u32) -> Region {
+        Region {
+            bbox: [x, 10, x + 40, 50],
+            area_fraction: 0.1,
+            score: 0.8,
+            outline: vec![[x as f32, 10.0], [x as f32 + 40.0, 50.0]],
+            mask: BitMask {
+                width: 4,
+                height: 4,
+                bits: vec![false; 16],
+            },
+        }
+    }
+
+    fn det(pts_ms: i64, regions: Vec<Region>) -> FrameDetections {
+        FrameDetections {
+            pts_ms,
+            regions,
+            labels: FrameLabels {
+                visual_index: 5,
+                visual_label: "violin".into(),
+                audio_index: 1,
+                audio_label: "Violin, fiddle".into(),
+                audio_score: 0.9,
+                c3im_score: 0.3,
+            },
+            audio_rms: 0.1,
+        }
+    }
+
+    fn kinds(ev: &[Event]) -> Vec<(EventType, String)> {
+        ev.iter().map(|e| (e.kind, e.after.id.clone())).collect()
+    }
+
+    #[test]
+    fn new_after_min_frames_then_update_then_end_after_timeout() {
+        let mut tr = Tracker::new(EventConfig::default()); // min 2 frames, 3 s timeout
+        assert!(tr.update(&det(0, vec![region(10)])).is_empty());
+        let ev = tr.update(&det(1000, vec![region(12)]));
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].kind, EventType::New);
+        assert_eq!(ev[0].before, ev[0].after);
+        let id = ev[0].after.id.clone();
+        assert!(id.starts_with("0.000-") && id.len() == 12, "{id}");
+        assert_eq!(ev[0].after.frames, 2);
+        assert_eq!(ev[0].after.area, 1600);
+        let ev = tr.update(&det(2000, vec![region(14)]));
+        assert_eq!(kinds(&ev), vec![(EventType::Update, id.clone())]);
+        assert_eq!(ev[0].before.bbox[0], 12);
+        assert_eq!(ev[0].after.bbox[0], 14);
+        assert!(tr.update(&det(3000, vec![])).is_empty());
+        assert!(tr.update(&det(4000, vec![])).is_empty());
+        let ev = tr.update(&det(5000, vec![]));
+        assert_eq!(kinds(&ev), vec![(EventType::End, id)]);
+        assert!(!ev[0].after.active);
+        assert_eq!(ev[0].after.end_time, Some(2.0));
+        assert_eq!(tr.live(), 0);
+    }
+
+    #[test]
+    fn one_frame_blips_never_announce_and_separate_objects_get_separate_ids() {
+        let mut tr = Tracker::new(EventConfig::default());
+        tr.update(&det(0, vec![region(10), region(150)]));
+        let ev = tr.update(&det(1000, vec![region(11), region(151)]));
+        assert_eq!(ev.len(), 2);
+        assert_ne!(ev[0].after.id, ev[1].after.id);
+        let mut tr = Tracker::new(EventConfig::default());
+        tr.update(&det(0, vec![region(10)]));
+        assert!(tr.finish().is_empty());
+    }
+
+    #[test]
+    fn silence_counts_as_absence_and_finish_ends_everything() {
+        let cfg = EventConfig {
+            min_frames: 1,
+            end_timeout_ms: 1000,
+            ..Default::default()
+        };
+        let mut tr = Tracker::new(cfg);
+        assert_eq!(tr.update(&det(0, vec![region(10)]))[0].kind, EventType::New);
+        let mut quiet = det(1000, vec![region(10)]);
+        quiet.audio_rms = 1e-5; // -100 dBFS
+        assert_eq!(tr.update(&quiet)[0].kind, EventType::End);
+        tr.update(&det(2000, vec![region(10)]));
+        let ev = tr.finish();
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].kind, EventType::End);
+    }
+
+    #[test]
+    fn box_iou_basics() {
+        assert_eq!(box_iou([0, 0, 10, 10], [0, 0, 10, 10]), 1.0);
+        assert_eq!(box_iou([0, 0, 10, 10], [10, 0, 20, 10]), 0.0);
+        assert!((box_iou([0, 0, 10, 10], [5, 0, 15, 10]) - 1.0 / 3.0).abs() < 1e-6);
+        assert!((dbfs(1.0)).abs() < 1e-6 && dbfs(0.0) == -200.0);
+    }
+}

@@ -1,0 +1,23 @@
+//! c3n-edge: runtime for the C3N audio-visual segmentation network (finds the *sounding object*
+//! in a camera view) from an exported ONNX file.
+//!
+//! Layout (see `shared/reference/architecture-sketch.md`):
+//! [`engine`] (model contract + backends), [`frontend`] (log-mel, frame normalisation),
+//! [`audio`] (WAV reading, resampling), [`dataset`] (AVSBench S4/MS3 reader),
+//! [`metrics`] (AVSBench mIoU / F-score), [`eval`] (dataset evaluation), [`config`].
+
+pub mod audio;
+pub mod bench;
+pub mod config;
+pub mod dataset;
+pub mod engine;
+pub mod events;
+pub mod eval;
+pub mod frontend;
+pub mod metrics;
+pub mod pipeline;
+pub mod post;
+pub mod sink;
+pub mod source;
+pub mod sync;
+pub mod uri;

@@ -1,0 +1,321 @@
+//! `c3n-edge` command line: thin layer over the library; errors are reported once, here.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use c3n_edge::config::{Config, DEFAULT_MODEL_PATH};
+use c3n_edge::dataset::SubsetFilter;
+use c3n_edge::engine::{self, Backend, EngineOptions, ModelContract};
+use c3n_edge::eval::{self, EvalOptions};
+use c3n_edge::bench;
+use c3n_edge::pipeline::{self, Input, RunOptions};
+use c3n_edge::sink::jsonl::JsonlSink;
+use c3n_edge::sink::overlay::{OverlayFormat, OverlaySink};
+use c3n_edge::sink::Sink;
+use c3n_edge::source::VideoOptions;
+use c3n_edge::uri::InputUri;
+
+/// Runtime for the C3N audio-visual segmentation network.
+#[derive(Debug, Parser)]
+#[command(name = "c3n-edge", version, about)]
+struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax), overrides RUST_LOG.
+    #[arg(long, global = true)]
+    log: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Evaluate a model on AVSBench (S4 / MS3): mIoU and F-score per subset.
+    Eval {
+        /// AVSBench root holding Single-source/ and/or Multi-sources/.
+        dataset_dir: PathBuf,
+        /// Split to evaluate.
+        #[arg(long, default_value = "test", value_parser = ["train", "val", "test"])]
+        split: String,
+        /// ONNX model with the c3n contract.
+        #[arg(long, default_value = DEFAULT_MODEL_PATH)]
+        model: PathBuf,
+        /// Subset(s): s4, ms3 or all (all = every subset present).
+        #[arg(long, default_value = "all")]
+        subset: SubsetFilter,
+        /// Print one JSON object per subset instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Inference threads.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: u16,
+        /// Inference backend.
+        #[arg(long, default_value = "tract")]
+        backend: String,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Print the effective configuration (defaults merged with FILE), after validating it.
+    Config {
+        /// TOML file; without it the defaults are printed.
+        file: Option<PathBuf>,
+    },
+    /// Print the model contract read from an ONNX file's metadata (validates it).
+    ModelInfo {
+        /// ONNX model.
+        path: PathBuf,
+    },
+    /// Find the sounding object in an input: events as JSON lines, optional overlay images.
+    Run(RunArgs),
+    /// Per-stage latency, throughput and peak memory of `run` (synthetic input by default).
+    Bench(BenchArgs),
+}
+
+/// Model and backend options shared by `run` and `bench`.
+#[derive(Debug, clap::Args)]
+struct ModelArgs {
+    /// ONNX model with the c3n contract.
+    #[arg(long, default_value = DEFAULT_MODEL_PATH)]
+    model: PathBuf,
+    /// Inference threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
+    /// Inference backend.
+    #[arg(long, default_value = "tract")]
+    backend: String,
+}
+
+/// Input options shared by `run` and `bench`.
+#[derive(Debug, clap::Args)]
+struct InputArgs {
+    /// Audio input (file://clip.wav, alsa://…); default: the video file's own audio track.
+    #[arg(long)]
+    audio: Option<String>,
+    /// Frame rate of an image-sequence input, in fps.
+    #[arg(long = "input-rate", default_value_t = 1.0)]
+    input_rate: f64,
+    /// Extra passes over a file input (0 = once, -1 = forever).
+    #[arg(long = "input-loop", default_value_t = 0, allow_negative_numbers = true)]
+    input_loop: i64,
+    /// Stop after N model windows (clips).
+    #[arg(long = "max-clips")]
+    max_clips: Option<u64>,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Video input: file://DIR/%05d.png, file://clip.mp4 (feature ffmpeg), v4l2:///dev/video0.
+    input: String,
+    #[command(flatten)]
+    inputs: InputArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// TOML config file ([post] and [events] sections; command-line flags override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Events as JSON lines: a file, or - for stdout.
+    #[arg(long, default_value = "-")]
+    events: PathBuf,
+    /// Write annotated frames into this directory.
+    #[arg(long)]
+    overlay: Option<PathBuf>,
+    /// Overlay image format: png or jpg.
+    #[arg(long = "overlay-format", default_value = "png")]
+    overlay_format: String,
+    /// Overlay mask opacity, 0-1.
+    #[arg(long, default_value_t = 0.59)]
+    alpha: f32,
+    /// Mask probability threshold (overrides [post] threshold).
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Minimum region area, fraction of the frame (overrides [post] min_area_fraction).
+    #[arg(long = "min-area")]
+    min_area: Option<f32>,
+    /// Frames an object must be seen in before `new` (overrides [events] min_frames).
+    #[arg(long = "min-frames")]
+    min_frames: Option<u32>,
+    /// End an object unseen for this many ms (overrides [events] end_timeout_ms).
+    #[arg(long = "end-timeout-ms")]
+    end_timeout_ms: Option<u64>,
+    /// Input name in the events (overrides [events] camera).
+    #[arg(long)]
+    camera: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Video input (as for `run`); default: synthetic 640x480 frames at 25 fps with a tone.
+    input: Option<String>,
+    #[command(flatten)]
+    inputs: InputArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Seconds of synthetic input.
+    #[arg(long, default_value_t = 20.0)]
+    seconds: f64,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn init_logging(filter: Option<&str>) {
+    let filter = match filter {
+        Some(f) => tracing_subscriber::EnvFilter::new(f),
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log.as_deref());
+    match cli.command {
+        Command::Eval {
+            dataset_dir,
+            split,
+            model,
+            subset,
+            json,
+            threads,
+            backend,
+            quiet,
+        } => {
+            let backend: Backend = backend.parse()?;
+            let options = EngineOptions {
+                threads: Some(usize::from(threads)),
+            };
+            let mut engine = engine::open_engine(backend, &model, &options)
+                .with_context(|| format!("loading model {}", model.display()))?;
+            let opts = EvalOptions {
+                dataset_dir: dataset_dir.clone(),
+                split,
+                subset,
+                progress: !quiet,
+            };
+            let reports = eval::evaluate(engine.as_mut(), &opts)
+                .with_context(|| format!("evaluating {}", dataset_dir.display()))?;
+            for r in &reports {
+                if json {
+                    println!("{}", serde_json::to_string(r)?);
+                } else {
+                    let s = &r.summary;
+                    println!(
+                        "{:<4} mIoU {:.4}  F-score {:.4} (4-clip batches)  F-score/frame {:.4}  ({} clips, {} frames)",
+                        r.subset, s.miou, s.fscore, s.fscore_per_frame, s.clips, s.frames
+                    );
+                }
+            }
+        }
+        Command::Config { file } => {
+            let cfg = match &file {
+                Some(p) => Config::load(p)?,
+                None => {
+                    let c = Config::default();
+                    c.validate(std::path::Path::new("<defaults>"))?;
+                    c
+                }
+            };
+            print!("{}", cfg.to_toml()?);
+        }
+        Command::ModelInfo { path } => {
+            let contract = ModelContract::from_file(&path)?;
+            println!("{contract}");
+        }
+        Command::Run(args) => cmd_run(args)?,
+        Command::Bench(args) => cmd_bench(args)?,
+    }
+    Ok(())
+}
+
+fn load_engine(m: &ModelArgs) -> Result<Box<dyn engine::Engine>> {
+    let backend: Backend = m.backend.parse()?;
+    let options = EngineOptions {
+        threads: Some(usize::from(m.threads)),
+    };
+    engine::open_engine(backend, &m.model, &options)
+        .with_context(|| format!("loading model {}", m.model.display()))
+}
+
+fn input_of(video: &str, i: &InputArgs) -> Result<Input> {
+    Ok(Input::Uris {
+        video: InputUri::parse(video)?,
+        audio: i.audio.as_deref().map(InputUri::parse).transpose()?,
+        options: VideoOptions {
+            rate_hz: i.input_rate,
+        },
+    })
+}
+
+fn cmd_run(a: RunArgs) -> Result<()> {
+    let cfg = match &a.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let mut post = cfg.post;
+    let mut events = cfg.events;
+    post.threshold = a.threshold.unwrap_or(post.threshold);
+    post.min_area_fraction = a.min_area.unwrap_or(post.min_area_fraction);
+    events.min_frames = a.min_frames.unwrap_or(events.min_frames);
+    events.end_timeout_ms = a.end_timeout_ms.unwrap_or(events.end_timeout_ms);
+    if let Some(c) = a.camera {
+        events.camera = c;
+    }
+    let opts = RunOptions {
+        input: input_of(&a.input, &a.inputs)?,
+        input_loop: a.inputs.input_loop,
+        max_clips: a.inputs.max_clips,
+        post,
+        events,
+        ..Default::default()
+    };
+    let overlay_format: OverlayFormat = a.overlay_format.parse()?;
+    let engine = load_engine(&a.model)?;
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(JsonlSink::open(&a.events)?)];
+    if let Some(dir) = &a.overlay {
+        sinks.push(Box::new(OverlaySink::open(dir, overlay_format, a.alpha)?));
+    }
+    let summary = pipeline::run(engine, &opts, &mut sinks).with_context(|| format!("running {}", a.input))?;
+    tracing::info!(
+        clips = summary.clips,
+        frames = summary.frames,
+        events = summary.events,
+        "run finished in {:.1} s",
+        summary.wall.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn cmd_bench(a: BenchArgs) -> Result<()> {
+    let input = match &a.input {
+        Some(v) => input_of(v, &a.inputs)?,
+        None => Input::Synthetic {
+            width: 640,
+            height: 480,
+            fps: 25.0,
+            seconds: a.seconds,
+        },
+    };
+    let label = a.input.clone().unwrap_or_else(|| format!("synthetic 640x480 @25 fps, {} s", a.seconds));
+    let engine = load_engine(&a.model)?;
+    let t = engine.contract().clip_frames;
+    let opts = RunOptions {
+        input,
+        input_loop: a.inputs.input_loop,
+        max_clips: a.inputs.max_clips,
+        ..Default::default()
+    };
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(JsonlSink::new(Box::new(std::io::sink()), std::path::Path::new("<discarded>")))];
+    let summary = pipeline::run(engine, &opts, &mut sinks).context("benchmark run")?;
+    let report = bench::report(&a.model.model.display().to_string(), &label, t, usize::from(a.model.threads), &summary);
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{report}");
+    }
+    Ok(())
+}

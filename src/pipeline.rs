@@ -1,0 +1,409 @@
+//! The `run` pipeline, top to bottom:
+//!
+//! ```text
+//! video reader ─(frames)─┐                       (bounded channels; one thread per box)
+//!                         ├─ sync: slots → windows → front end ─(Window)─ engine ─(Inference)─┐
+//! audio reader ─(blocks)─┘                                                                    │
+//!            sinks ◀─(frames + events)─ events (lifecycle) ◀─ post (regions, labels) ◀────────┘
+//! ```
+//!
+//! The readers, the sync/front-end stage and the engine each run on their own thread; post,
+//! events and sinks run on the calling thread. Every channel is bounded ([`RunOptions::queue`]),
+//! so a slow engine slows the readers down (recorded input loses nothing; a live source will need
+//! a leaky queue here). The first error of any stage stops the run and is returned.
+//!
+//! Looping (`--input-loop`): each pass reopens the input and continues the timeline where the
+//! previous pass's last window ended, so windows, events and timestamps stay consistent.
+
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::time::{Duration, Instant};
+
+use crate::engine::{Engine, EngineError, Inference};
+use crate::events::{Event, EventConfig, FrameDetections, Tracker};
+use crate::post::{self, PostConfig};
+use crate::sink::{AnalysedFrame, Sink, SinkError};
+use crate::source::synthetic::{SyntheticAudio, SyntheticVideo};
+use crate::source::{self, AudioSource, SourceError, VideoOptions, VideoSource};
+use crate::sync::{AudioBuffer, FrameSlotter, Window, WindowBuilder};
+use crate::uri::InputUri;
+
+/// Where the frames and audio come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// URIs: the video (image sequence or container) and the audio (WAV or container; `None`
+    /// = the video container's own audio track).
+    Uris {
+        /// Video input.
+        video: InputUri,
+        /// Audio input.
+        audio: Option<InputUri>,
+        /// Video options (image-sequence rate).
+        options: VideoOptions,
+    },
+    /// Generated frames and a tone ([`crate::source::synthetic`]).
+    Synthetic {
+        /// Frame width in pixels.
+        width: u32,
+        /// Frame height in pixels.
+        height: u32,
+        /// Frame rate in fps.
+        fps: f64,
+        /// Length in seconds.
+        seconds: f64,
+    },
+}
+
+impl Input {
+    /// Opens the video and audio sources (audio resampled to `sample_rate` Hz).
+    pub fn open(
+        &self,
+        sample_rate: u32,
+    ) -> Result<(Box<dyn VideoSource>, Box<dyn AudioSource>), SourceError> {
+        match self {
+            Input::Uris {
+                video,
+                audio,
+                options,
+            } => {
+                let audio_uri = match (audio, video) {
+                    (Some(a), _) => a,
+                    (None, InputUri::Container { .. }) => video,
+                    (None, v) => {
+                        return Err(SourceError::Unusable {
+                            uri: v.to_string(),
+                            reason: "this input has no audio track; pass --audio file://clip.wav".into(),
+                        })
+                    }
+                };
+                let v = source::open_video(video, options)?;
+                let a = source::open_audio(audio_uri, sample_rate)?;
+                Ok((v, a))
+            }
+            Input::Synthetic {
+                width,
+                height,
+                fps,
+                seconds,
+            } => Ok((
+                Box::new(SyntheticVideo::new(*width, *height, *fps, (seconds * fps).ceil() as u64)),
+                Box::new(SyntheticAudio::new(sample_rate, *seconds)),
+            )),
+        }
+    }
+}
+
+/// Options of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOptions {
+    /// Input.
+    pub input: Input,
+    /// Extra passes over a file input: 0 = play once, N = N more times, −1 = forever.
+    pub input_loop: i64,
+    /// Stop after this many model windows (clips).
+    pub max_clips: Option<u64>,
+    /// Post-processing settings.
+    pub post: PostConfig,
+    /// Event lifecycle settings.
+    pub events: EventConfig,
+    /// Capacity of each inter-stage channel (≥ 1).
+    pub queue: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            input: Input::Synthetic {
+                width: 320,
+                height: 240,
+                fps: 1.0,
+                seconds: 5.0,
+            },
+            input_loop: 0,
+            max_clips: None,
+            post: PostConfig::default(),
+            events: EventConfig::default(),
+            queue: 2,
+        }
+    }
+}
+
+/// Errors of a run; each wraps the failing stage's error.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Opening or reading the input.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Inference.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Writing an output.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// Invalid options or a model whose front-end parameters are unusable.
+    #[error("invalid run options: {0}")]
+    Options(String),
+    /// A stage thread panicked (a bug).
+    #[error("internal error: the {0} thread panicked")]
+    Panicked(&'static str),
+}
+
+/// Per-window time spent in each stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    /// Video decoding of the window's frames (audio files are decoded when opened).
+    pub decode: Duration,
+    /// Log-mel front end.
+    pub frontend: Duration,
+    /// Frame resize + normalisation.
+    pub preprocess: Duration,
+    /// Model call.
+    pub inference: Duration,
+    /// Regions, labels and event lifecycle.
+    pub postprocess: Duration,
+    /// Sinks.
+    pub output: Duration,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunSummary {
+    /// Model windows (clips) processed.
+    pub clips: u64,
+    /// Frames analysed (real slots, padding excluded).
+    pub frames: u64,
+    /// Events emitted.
+    pub events: u64,
+    /// Stage times, one entry per window.
+    pub times: Vec<StageTimes>,
+    /// Wall time of the whole run.
+    pub wall: Duration,
+}
+
+type Analysed = (Window, Inference, Duration);
+
+/// Runs `engine` over the input to its end (or `max_clips`), writing to `sinks`.
+pub fn run(
+    engine: Box<dyn Engine>,
+    opts: &RunOptions,
+    sinks: &mut [Box<dyn Sink>],
+) -> Result<RunSummary, PipelineError> {
+    opts.post.validate().map_err(PipelineError::Options)?;
+    opts.events.validate().map_err(PipelineError::Options)?;
+    if opts.queue == 0 {
+        return Err(PipelineError::Options("queue must be >= 1".into()));
+    }
+    let contract = engine.contract().clone();
+    let builder = WindowBuilder::new(&contract)
+        .map_err(|e| PipelineError::Options(format!("model front-end parameters: {e}")))?;
+    // Open the first pass here so that a missing or broken input fails before any thread starts.
+    let first = opts.input.open(builder.sample_rate())?;
+    let started = Instant::now();
+
+    let (win_tx, win_rx) = sync_channel::<Window>(opts.queue);
+    let (inf_tx, inf_rx) = sync_channel::<Analysed>(opts.queue);
+    let mut summary = std::thread::scope(|s| {
+        let sync = s.spawn(move || sync_stage(opts, builder, first, win_tx));
+        let infer = s.spawn(move || engine_stage(engine, win_rx, inf_tx));
+        let out = output_stage(opts, &contract, inf_rx, sinks);
+        let sync = sync.join().map_err(|_| PipelineError::Panicked("sync"))?;
+        let infer = infer.join().map_err(|_| PipelineError::Panicked("engine"))?;
+        // Upstream errors first: a sink error after an input error is a consequence.
+        sync?;
+        infer?;
+        out
+    })?;
+    summary.wall = started.elapsed();
+    Ok(summary)
+}
+
+/// Reads a source on its own thread into a bounded channel; ends when the receiver is gone.
+fn spawn_reader<'s, T: Send + 's>(
+    s: &'s std::thread::Scope<'s, '_>,
+    cap: usize,
+    mut next: impl FnMut() -> Result<Option<T>, SourceError> + Send + 's,
+) -> Receiver<Result<(T, Duration), SourceError>> {
+    let (tx, rx) = sync_channel(cap);
+    s.spawn(move || loop {
+        let t = Instant::now();
+        let item = match next() {
+            Ok(Some(x)) => Ok((x, t.elapsed())),
+            Ok(None) => return,
+            Err(e) => Err(e),
+        };
+        let stop = item.is_err();
+        if tx.send(item).is_err() || stop {
+            return;
+        }
+    });
+    rx
+}
+
+/// Sync + front end: slots, windows, model input. Runs the passes of `--input-loop`.
+fn sync_stage(
+    opts: &RunOptions,
+    mut builder: WindowBuilder,
+    first: (Box<dyn VideoSource>, Box<dyn AudioSource>),
+    out: SyncSender<Window>,
+) -> Result<(), PipelineError> {
+    let mut sources = Some(first);
+    let mut offset_ms = 0i64;
+    let mut emitted = 0u64;
+    let mut pass = 0i64;
+    loop {
+        let (mut video, mut audio) = match sources.take() {
+            Some(s) => s,
+            None => opts.input.open(builder.sample_rate())?,
+        };
+        let sr = audio.sample_rate();
+        let result = std::thread::scope(|s| {
+            let frames = spawn_reader(s, 4, move || video.next_frame());
+            let blocks = spawn_reader(s, 16, move || audio.next_block());
+            let mut abuf = AudioBuffer::new(sr);
+            let mut slotter = FrameSlotter::new(builder.slot_ms());
+            let mut decode = Duration::ZERO;
+            let mut pass_end = offset_ms;
+            let mut emit = |builder: &mut WindowBuilder, abuf: &mut AudioBuffer, decode: &mut Duration| -> Result<bool, PipelineError> {
+                if let Some(until) = builder.audio_needed_until() {
+                    fill_audio(abuf, &blocks, offset_ms, until)?;
+                }
+                let Some(w) = builder.build(abuf, std::mem::take(decode)) else {
+                    return Ok(true);
+                };
+                pass_end = w.start_ms + (w.slots.len() as f64 * w.slot_ms).round() as i64;
+                emitted += 1;
+                let more = out.send(w).is_ok() && opts.max_clips.is_none_or(|m| emitted < m);
+                Ok(more)
+            };
+            loop {
+                match frames.recv() {
+                    Ok(Ok((mut f, dt))) => {
+                        decode += dt;
+                        f.pts_ms += offset_ms;
+                        for slot in slotter.push(f) {
+                            if builder.push(slot) && !emit(&mut builder, &mut abuf, &mut decode)? {
+                                return Ok((false, pass_end));
+                            }
+                        }
+                    }
+                    Ok(Err(e)) => return Err(e.into()),
+                    Err(_) => break,
+                }
+            }
+            if let Some(slot) = slotter.finish() {
+                builder.push(slot);
+            }
+            let more = !builder.has_pending() || emit(&mut builder, &mut abuf, &mut decode)?;
+            Ok::<_, PipelineError>((more, pass_end))
+        });
+        let (more, end) = match result {
+            Ok(x) => x,
+            Err(e) => return Err(e),
+        };
+        if !more {
+            return Ok(());
+        }
+        if end == offset_ms {
+            return Ok(()); // an empty pass: nothing to loop over
+        }
+        offset_ms = end;
+        pass += 1;
+        if opts.input_loop >= 0 && pass > opts.input_loop {
+            return Ok(());
+        }
+    }
+}
+
+/// Pulls audio blocks until the buffer covers `until_ms` (or the audio ends).
+fn fill_audio(
+    abuf: &mut AudioBuffer,
+    blocks: &Receiver<Result<(crate::source::AudioBlock, Duration), SourceError>>,
+    offset_ms: i64,
+    until_ms: f64,
+) -> Result<(), PipelineError> {
+    while !abuf.covers(until_ms) {
+        match blocks.recv() {
+            Ok(Ok((b, _))) => abuf.push(b.pts_ms + offset_ms, &b.samples),
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => abuf.ended = true,
+        }
+    }
+    Ok(())
+}
+
+/// Inference on its own thread.
+fn engine_stage(
+    mut engine: Box<dyn Engine>,
+    windows: Receiver<Window>,
+    out: SyncSender<Analysed>,
+) -> Result<(), PipelineError> {
+    for w in windows {
+        let t = Instant::now();
+        let inf = engine.infer(&w.input)?;
+        if out.send((w, inf, t.elapsed())).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Post-processing, events and sinks (calling thread).
+fn output_stage(
+    opts: &RunOptions,
+    contract: &crate::engine::ModelContract,
+    analysed: Receiver<Analysed>,
+    sinks: &mut [Box<dyn Sink>],
+) -> Result<RunSummary, PipelineError> {
+    let mut tracker = Tracker::new(opts.events.clone());
+    let mut summary = RunSummary::default();
+    for (w, inf, inference) in analysed {
+        let mut times = StageTimes {
+            decode: w.times.decode,
+            frontend: w.times.frontend,
+            preprocess: w.times.preprocess,
+            inference,
+            ..Default::default()
+        };
+        for (i, slot) in w.slots.iter().enumerate().take(w.valid) {
+            let t = Instant::now();
+            let (sw, sh) = slot.frame.image.dimensions();
+            let prob = post::probabilities(inf.mask_logits.slice(ndarray::s![i, 0, .., ..]));
+            let regions = post::regions(prob.view(), sw, sh, &opts.post);
+            let labels = post::frame_labels(
+                inf.unified_label[i],
+                inf.c3im_score[i],
+                inf.audio_logits.row(i),
+                &contract.imagenet_labels,
+                &contract.audioset_labels,
+            );
+            let detections = FrameDetections {
+                // a slot that repeats an earlier frame is reported at its own start time
+                pts_ms: slot.frame.pts_ms.max(slot.slot_start_ms),
+                regions,
+                labels,
+                audio_rms: w.audio_rms.get(i).copied().unwrap_or(0.0),
+            };
+            let events = tracker.update(&detections);
+            let frame = AnalysedFrame {
+                number: summary.frames,
+                image: slot.frame.image.clone(),
+                detections,
+            };
+            times.postprocess += t.elapsed();
+            let t = Instant::now();
+            for s in sinks.iter_mut() {
+                s.frame(&frame, &events)?;
+            }
+            times.output += t.elapsed();
+            summary.frames += 1;
+            summary.events += events.len() as u64;
+        }
+        summary.clips += 1;
+        summary.times.push(times);
+    }
+    let events: Vec<Event> = tracker.finish();
+    for s in sinks.iter_mut() {
+        s.finish(&events)?;
+    }
+    summary.events += events.len() as u64;
+    Ok(summary)
+}

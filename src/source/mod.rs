@@ -1,0 +1,238 @@
+//! Input sources: a [`VideoSource`] yields RGB frames and an [`AudioSource`] yields mono sample
+//! blocks, both stamped with presentation timestamps in milliseconds on the source timeline
+//! (0 = start of a file). Implementations:
+//!
+//! * [`frames::ImageSequence`]: `file://DIR/%05d.png` at `--input-rate` fps;
+//! * [`wav::WavSource`]: `file://clip.wav`;
+//! * `ffmpeg::ContainerVideo` / `ffmpeg::ContainerAudio`: `file://clip.mp4|mkv|webm` (cargo
+//!   feature `ffmpeg`);
+//! * [`synthetic`]: generated frames and tones for `bench` and tests;
+//! * `v4l2://` / `alsa://`: parsed, but live capture is a separate feature and not in this build
+//!   ([`SourceError::LiveCaptureUnavailable`]).
+//!
+//! A source is pulled from one thread (`Send`); `Ok(None)` means end of stream.
+
+pub mod frames;
+#[cfg(feature = "ffmpeg")]
+pub mod ffmpeg;
+pub mod synthetic;
+pub mod wav;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use image::RgbImage;
+
+use crate::audio::AudioError;
+use crate::frontend::image::ImageError;
+use crate::uri::InputUri;
+
+/// One decoded video frame.
+#[derive(Debug, Clone)]
+pub struct VideoFrame {
+    /// Presentation timestamp in ms on the source timeline.
+    pub pts_ms: i64,
+    /// RGB8 pixels at the source resolution (shared: the overlay sink draws on a copy).
+    pub image: Arc<RgbImage>,
+}
+
+/// A block of mono audio samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioBlock {
+    /// Timestamp of the first sample in ms on the source timeline.
+    pub pts_ms: i64,
+    /// Samples at [`AudioSource::sample_rate`], full scale ±1.
+    pub samples: Vec<f64>,
+}
+
+/// A stream of video frames in presentation order.
+pub trait VideoSource: Send {
+    /// The next frame, `Ok(None)` at end of stream.
+    fn next_frame(&mut self) -> Result<Option<VideoFrame>, SourceError>;
+    /// Human-readable name of the input (its URI).
+    fn name(&self) -> String;
+}
+
+/// A stream of mono audio blocks in time order, contiguous.
+pub trait AudioSource: Send {
+    /// Sample rate of the blocks in Hz (the model's rate: sources resample).
+    fn sample_rate(&self) -> u32;
+    /// The next block, `Ok(None)` at end of stream.
+    fn next_block(&mut self) -> Result<Option<AudioBlock>, SourceError>;
+}
+
+/// Errors opening or reading an input. Each names the input.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A path in the URI does not exist.
+    #[error("input {uri}: {path} does not exist")]
+    NotFound {
+        /// The input URI.
+        uri: String,
+        /// The missing path.
+        path: PathBuf,
+    },
+    /// An image of a sequence could not be decoded.
+    #[error("input {uri}: {source}")]
+    Image {
+        /// The input URI.
+        uri: String,
+        /// Decoder error (names the file).
+        #[source]
+        source: ImageError,
+    },
+    /// The WAV file could not be read, has a bad header or cannot be resampled.
+    #[error("audio input {uri}: {source}")]
+    Audio {
+        /// The input URI.
+        uri: String,
+        /// Reader error (names the file).
+        #[source]
+        source: AudioError,
+    },
+    /// A container could not be opened or decoded.
+    #[error("input {uri}: cannot decode: {message}")]
+    Decode {
+        /// The input URI.
+        uri: String,
+        /// Decoder message.
+        message: String,
+    },
+    /// The URI is valid but unusable in this role (e.g. a WAV file as the video input).
+    #[error("input {uri}: {reason}")]
+    Unusable {
+        /// The input URI.
+        uri: String,
+        /// Why.
+        reason: String,
+    },
+    /// `v4l2://` or `alsa://` in a build without live capture.
+    #[error("input {uri}: this build has no V4L2/ALSA input yet (live capture is a separate feature)")]
+    LiveCaptureUnavailable {
+        /// The input URI.
+        uri: String,
+    },
+    /// A container input in a build without the `ffmpeg` cargo feature.
+    #[error("input {uri}: video files need the `ffmpeg` cargo feature (cargo build --features ffmpeg); use an image sequence file://DIR/%05d.png with --audio file://clip.wav instead")]
+    NoFfmpeg {
+        /// The input URI.
+        uri: String,
+    },
+}
+
+/// Options for opening the video input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoOptions {
+    /// Frame rate of an image sequence in fps (`--input-rate`); ignored for containers.
+    pub rate_hz: f64,
+}
+
+impl Default for VideoOptions {
+    fn default() -> Self {
+        Self { rate_hz: 1.0 }
+    }
+}
+
+/// Opens the video input named by `uri`.
+pub fn open_video(
+    uri: &InputUri,
+    options: &VideoOptions,
+) -> Result<Box<dyn VideoSource>, SourceError> {
+    match uri {
+        InputUri::ImageSequence { pattern } => Ok(Box::new(frames::ImageSequence::open(
+            pattern,
+            options.rate_hz,
+        )?)),
+        InputUri::Container { path } => open_container_video(uri, path),
+        InputUri::Wav { .. } => Err(SourceError::Unusable {
+            uri: uri.to_string(),
+            reason: "a WAV file is audio; give it with --audio and a video or image sequence as input".into(),
+        }),
+        InputUri::V4l2 { .. } | InputUri::Alsa { .. } => {
+            Err(SourceError::LiveCaptureUnavailable {
+                uri: uri.to_string(),
+            })
+        }
+    }
+}
+
+/// Opens the audio input named by `uri`, resampled to `sample_rate` Hz mono.
+pub fn open_audio(uri: &InputUri, sample_rate: u32) -> Result<Box<dyn AudioSource>, SourceError> {
+    match uri {
+        InputUri::Wav { path } => Ok(Box::new(wav::WavSource::open(path, sample_rate)?)),
+        InputUri::Container { path } => open_container_audio(uri, path, sample_rate),
+        InputUri::ImageSequence { .. } => Err(SourceError::Unusable {
+            uri: uri.to_string(),
+            reason: "an image sequence has no audio; pass --audio file://clip.wav".into(),
+        }),
+        InputUri::V4l2 { .. } | InputUri::Alsa { .. } => {
+            Err(SourceError::LiveCaptureUnavailable {
+                uri: uri.to_string(),
+            })
+        }
+    }
+}
+
+#[cfg(feature = "ffmpeg")]
+fn open_container_video(
+    _uri: &InputUri,
+    path: &std::path::Path,
+) -> Result<Box<dyn VideoSource>, SourceError> {
+    Ok(Box::new(ffmpeg::ContainerVideo::open(path)?))
+}
+
+#[cfg(not(feature = "ffmpeg"))]
+fn open_container_video(
+    uri: &InputUri,
+    path: &std::path::Path,
+) -> Result<Box<dyn VideoSource>, SourceError> {
+    check_exists(uri, path)?;
+    Err(SourceError::NoFfmpeg {
+        uri: uri.to_string(),
+    })
+}
+
+#[cfg(feature = "ffmpeg")]
+fn open_container_audio(
+    _uri: &InputUri,
+    path: &std::path::Path,
+    sample_rate: u32,
+) -> Result<Box<dyn AudioSource>, SourceError> {
+    Ok(Box::new(ffmpeg::ContainerAudio::open(path, sample_rate)?))
+}
+
+#[cfg(not(feature = "ffmpeg"))]
+fn open_container_audio(
+    uri: &InputUri,
+    path: &std::path::Path,
+    _sample_rate: u32,
+) -> Result<Box<dyn AudioSource>, SourceError> {
+    check_exists(uri, path)?;
+    Err(SourceError::NoFfmpeg {
+        uri: uri.to_string(),
+    })
+}
+
+/// [`SourceError::NotFound`] unless `path` exists.
+pub(crate) fn check_exists(uri: &InputUri, path: &std::path::Path) -> Result<(), SourceError> {
+    if path.exists() {
+        Ok(())
+    } else {
+        Err(SourceError::NotFound {
+            uri: uri.to_string(),
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// The block of up to `block` samples starting at sample `pos` (timestamp from sample 0 = 0 ms).
+pub(crate) fn block_at(samples: &[f64], sample_rate: u32, pos: usize, block: usize) -> Option<AudioBlock> {
+    if pos >= samples.len() {
+        return None;
+    }
+    let end = (pos + block).min(samples.len());
+    Some(AudioBlock {
+        pts_ms: (pos as f64 * 1000.0 / f64::from(sample_rate)).round() as i64,
+        samples: samples[pos..end].to_vec(),
+    })
+}

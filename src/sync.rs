@@ -1,0 +1,408 @@
+//! A/V windowing: turns timestamped frames and audio into model windows of `T` frame slots.
+//!
+//! **Slots.** The source timeline is cut into slots of `1 / clip_rate_hz` seconds (1 s for
+//! C3N), starting at the first frame's timestamp `t0`: slot `k` covers
+//! `[t0 + k·D, t0 + (k+1)·D)`. Like AVSBench's frame extraction (avsbench.md §3:
+//! frame `int(l·fps + 15/16·fps)` of second `l`), each slot keeps the frame whose timestamp is
+//! nearest to `slot start + 15/16·D`, i.e. near the end of the slot; a 1 fps image sequence
+//! therefore keeps every frame, a 25 fps video the 24th frame of each second. A slot without a
+//! frame (source slower than the clip rate) repeats the previous slot's frame.
+//!
+//! **Windows.** `T` consecutive slots form one window (windows do not overlap). Its audio is
+//! the mono waveform from the window's start; [`crate::frontend::LogMel::clip_patches`] cuts one
+//! 0.975 s patch per slot starting at the slot start. At the end of the stream an incomplete
+//! window is padded by repeating its last frame; [`Window::valid`] says how many slots are real.
+//!
+//! [`FrameSlotter`], [`AudioBuffer`] and [`WindowBuilder`] are plain state machines (tested
+//! without threads); `crate::pipeline` drives them on a thread between bounded channels.
+
+use std::time::{Duration, Instant};
+
+use ndarray::{s, Array4};
+
+use crate::engine::{ModelContract, ModelInput};
+use crate::frontend::{ImageNorm, LogMel};
+use crate::source::VideoFrame;
+
+/// Where in its slot the kept frame should be, as a fraction of the slot (AVSBench: 15/16).
+pub const SLOT_TARGET_FRACTION: f64 = 15.0 / 16.0;
+
+/// A frame chosen for one slot.
+#[derive(Debug, Clone)]
+pub struct SlotFrame {
+    /// Slot index from the start of the stream.
+    pub slot: u64,
+    /// Slot start in ms on the source timeline.
+    pub slot_start_ms: i64,
+    /// The chosen frame (its own `pts_ms` is kept for the events).
+    pub frame: VideoFrame,
+}
+
+/// Picks one frame per slot from frames arriving in timestamp order.
+#[derive(Debug)]
+pub struct FrameSlotter {
+    slot_ms: f64,
+    t0: Option<i64>,
+    current: u64,
+    best: Option<VideoFrame>,
+    last: Option<VideoFrame>,
+}
+
+impl FrameSlotter {
+    /// Slots of `slot_ms` ms (> 0).
+    pub fn new(slot_ms: f64) -> Self {
+        Self {
+            slot_ms,
+            t0: None,
+            current: 0,
+            best: None,
+            last: None,
+        }
+    }
+
+    fn slot_start(&self, k: u64) -> i64 {
+        self.t0.unwrap_or(0) + (k as f64 * self.slot_ms).round() as i64
+    }
+
+    fn target(&self, k: u64) -> f64 {
+        self.slot_start(k) as f64 + SLOT_TARGET_FRACTION * self.slot_ms
+    }
+
+    /// Offers the next frame; returns the slots completed by it (usually 0 or 1).
+    /// Frames with a timestamp before the current slot are ignored.
+    pub fn push(&mut self, frame: VideoFrame) -> Vec<SlotFrame> {
+        let t0 = *self.t0.get_or_insert(frame.pts_ms);
+        let rel = (frame.pts_ms - t0) as f64;
+        if rel < 0.0 {
+            return vec![];
+        }
+        let k = (rel / self.slot_ms).floor() as u64;
+        let mut done = vec![];
+        while k > self.current {
+            done.extend(self.close_current());
+            self.current += 1;
+        }
+        if k == self.current {
+            let target = self.target(k);
+            let better = self
+                .best
+                .as_ref()
+                .is_none_or(|b| (frame.pts_ms as f64 - target).abs() < (b.pts_ms as f64 - target).abs());
+            if better {
+                self.best = Some(frame);
+            }
+        }
+        done
+    }
+
+    fn close_current(&mut self) -> Option<SlotFrame> {
+        let frame = self.best.take().or_else(|| self.last.clone())?;
+        self.last = Some(frame.clone());
+        Some(SlotFrame {
+            slot: self.current,
+            slot_start_ms: self.slot_start(self.current),
+            frame,
+        })
+    }
+
+    /// End of stream: the last, partly filled slot (if it has a frame).
+    pub fn finish(&mut self) -> Option<SlotFrame> {
+        let s = self.best.take().map(|frame| SlotFrame {
+            slot: self.current,
+            slot_start_ms: self.slot_start(self.current),
+            frame,
+        });
+        self.current += 1;
+        s
+    }
+}
+
+/// Contiguous mono audio keyed by source time; old samples are dropped as windows complete.
+#[derive(Debug)]
+pub struct AudioBuffer {
+    sample_rate: u32,
+    /// Timestamp of `samples[0]`.
+    start_ms: Option<f64>,
+    samples: Vec<f64>,
+    /// The source has ended.
+    pub ended: bool,
+}
+
+impl AudioBuffer {
+    /// An empty buffer for audio at `sample_rate` Hz.
+    pub fn new(sample_rate: u32) -> Self {
+        Self {
+            sample_rate,
+            start_ms: None,
+            samples: Vec::new(),
+            ended: false,
+        }
+    }
+
+    /// Appends a block (blocks are contiguous; the first one sets the buffer's start time).
+    pub fn push(&mut self, pts_ms: i64, samples: &[f64]) {
+        self.start_ms.get_or_insert(pts_ms as f64);
+        self.samples.extend_from_slice(samples);
+    }
+
+    /// Timestamp (ms) just after the last buffered sample; `None` before any audio.
+    pub fn end_ms(&self) -> Option<f64> {
+        self.start_ms
+            .map(|s| s + self.samples.len() as f64 * 1000.0 / f64::from(self.sample_rate))
+    }
+
+    /// True when audio up to `t_ms` is buffered or no more will come.
+    pub fn covers(&self, t_ms: f64) -> bool {
+        self.ended || self.end_ms().is_some_and(|e| e >= t_ms)
+    }
+
+    /// `n` samples starting at `t_ms`; zeros where there is no audio.
+    pub fn extract(&self, t_ms: f64, n: usize) -> Vec<f64> {
+        let mut out = vec![0.0; n];
+        let Some(start) = self.start_ms else {
+            return out;
+        };
+        let first = ((t_ms - start) * f64::from(self.sample_rate) / 1000.0).round() as i64;
+        for (i, o) in out.iter_mut().enumerate() {
+            let j = first + i as i64;
+            if j >= 0 {
+                if let Some(&x) = self.samples.get(j as usize) {
+                    *o = x;
+                }
+            }
+        }
+        out
+    }
+
+    /// Drops samples before `t_ms`.
+    pub fn discard_before(&mut self, t_ms: f64) {
+        let Some(start) = self.start_ms else { return };
+        let n = ((t_ms - start) * f64::from(self.sample_rate) / 1000.0).floor();
+        if n > 0.0 {
+            let n = (n as usize).min(self.samples.len());
+            self.samples.drain(..n);
+            self.start_ms = Some(start + n as f64 * 1000.0 / f64::from(self.sample_rate));
+        }
+    }
+}
+
+/// Per-window processing time of the front-end stages.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FrontTimes {
+    /// Time spent decoding the window's frames and audio (source threads).
+    pub decode: Duration,
+    /// Log-mel front end.
+    pub frontend: Duration,
+    /// Frame resize + normalisation.
+    pub preprocess: Duration,
+}
+
+/// One model call's worth of input with its source-timeline bookkeeping.
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// Window number from the start of the run (0-based).
+    pub index: u64,
+    /// Start of the first slot in ms.
+    pub start_ms: i64,
+    /// Slot length in ms.
+    pub slot_ms: f64,
+    /// `T` slots (padded slots repeat the last real frame).
+    pub slots: Vec<SlotFrame>,
+    /// Number of real (non-padded) slots, `1..=T`.
+    pub valid: usize,
+    /// Audio RMS per slot (full scale 1.0) over the slot's span.
+    pub audio_rms: Vec<f32>,
+    /// Model input (`frames [T,3,224,224]`, `audio_logmel [T,1,96,64]`).
+    pub input: ModelInput,
+    /// Front-end timings.
+    pub times: FrontTimes,
+}
+
+/// Builds [`Window`]s: groups slots by `T`, computes the model input.
+#[derive(Debug)]
+pub struct WindowBuilder {
+    t: usize,
+    slot_ms: f64,
+    sample_rate: u32,
+    norm: ImageNorm,
+    logmel: LogMel,
+    pending: Vec<SlotFrame>,
+    next_index: u64,
+}
+
+impl WindowBuilder {
+    /// From the model contract (T, clip rate, image norm, log-mel parameters).
+    pub fn new(contract: &ModelContract) -> Result<Self, String> {
+        let logmel = LogMel::new(contract.frontend.clone())?;
+        if !(contract.clip_rate_hz.is_finite() && contract.clip_rate_hz > 0.0) {
+            return Err(format!("clip rate {} Hz", contract.clip_rate_hz));
+        }
+        Ok(Self {
+            t: contract.clip_frames,
+            slot_ms: 1000.0 / contract.clip_rate_hz,
+            sample_rate: contract.frontend.sample_rate,
+            norm: contract.image.clone(),
+            logmel,
+            pending: Vec::new(),
+            next_index: 0,
+        })
+    }
+
+    /// Slot length in ms.
+    pub fn slot_ms(&self) -> f64 {
+        self.slot_ms
+    }
+
+    /// Audio sample rate the builder expects (the model's).
+    pub fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// Adds a slot; returns true when `T` slots are pending (call [`WindowBuilder::audio_needed_until`]
+    /// and [`WindowBuilder::build`]).
+    pub fn push(&mut self, slot: SlotFrame) -> bool {
+        self.pending.push(slot);
+        self.pending.len() >= self.t
+    }
+
+    /// True if some slots are pending (an incomplete window at end of stream).
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Source time (ms) up to which audio must be buffered for the pending window.
+    pub fn audio_needed_until(&self) -> Option<f64> {
+        self.pending
+            .first()
+            .map(|s| s.slot_start_ms as f64 + self.t as f64 * self.slot_ms + 20.0)
+    }
+
+    /// Builds the window from the pending slots (padding to `T`) and the buffered audio.
+    /// Returns `None` if nothing is pending.
+    pub fn build(&mut self, audio: &mut AudioBuffer, decode: Duration) -> Option<Window> {
+        let first = self.pending.first()?.clone();
+        let mut slots: Vec<SlotFrame> = self.pending.drain(..self.pending.len().min(self.t)).collect();
+        let valid = slots.len();
+        while slots.len() < self.t {
+            let mut pad = slots[slots.len() - 1].clone();
+            pad.slot += 1;
+            pad.slot_start_ms = first.slot_start_ms + (slots.len() as f64 * self.slot_ms).round() as i64;
+            slots.push(pad);
+        }
+        let start_ms = first.slot_start_ms;
+
+        let t0 = Instant::now();
+        let n = self.norm.size as usize;
+        let mut frames = Array4::<f32>::zeros((self.t, 3, n, n));
+        for (i, s) in slots.iter().enumerate() {
+            self.norm
+                .write_chw(&s.frame.image, frames.slice_mut(s![i, .., .., ..]));
+        }
+        let preprocess = t0.elapsed();
+
+        let t1 = Instant::now();
+        let sr = f64::from(self.sample_rate);
+        let span_s = self.t as f64 * self.slot_ms / 1000.0 + 1.0;
+        let wave = audio.extract(start_ms as f64, (span_s * sr).ceil() as usize);
+        let audio_logmel = self.logmel.clip_patches(&wave, self.t, self.slot_ms / 1000.0);
+        let slot_samples = (self.slot_ms / 1000.0 * sr).round() as usize;
+        let audio_rms = (0..self.t)
+            .map(|i| rms(wave.get(i * slot_samples..((i + 1) * slot_samples).min(wave.len())).unwrap_or(&[])))
+            .collect();
+        let frontend = t1.elapsed();
+        audio.discard_before(start_ms as f64 + self.t as f64 * self.slot_ms - 100.0);
+
+        let index = self.next_index;
+        self.next_index += 1;
+        Some(Window {
+            index,
+            start_ms,
+            slot_ms: self.slot_ms,
+            slots,
+            valid,
+            audio_rms,
+            input: ModelInput {
+                frames,
+                audio_logmel,
+            },
+            times: FrontTimes {
+                decode,
+                frontend,
+                preprocess,
+            },
+        })
+    }
+}
+
+/// Root mean square of `x` (0 for an empty slice).
+pub fn rms(x: &[f64]) -> f32 {
+    if x.is_empty() {
+        return 0.0;
+    }
+    (x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64).sqrt() as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn frame(pts_ms: i64) -> VideoFrame {
+        VideoFrame {
+            pts_ms,
+            image: Arc::new(image::RgbImage::new(4, 4)),
+        }
+    }
+
+    fn run(slotter: &mut FrameSlotter, pts: impl IntoIterator<Item = i64>) -> Vec<(u64, i64, i64)> {
+        let mut out = vec![];
+        for p in pts {
+            out.extend(slotter.push(frame(p)));
+        }
+        out.extend(slotter.finish());
+        out.into_iter()
+            .map(|s| (s.slot, s.slot_start_ms, s.frame.pts_ms))
+            .collect()
+    }
+
+    #[test]
+    fn one_fps_keeps_every_frame() {
+        let got = run(&mut FrameSlotter::new(1000.0), (0..5).map(|k| k * 1000));
+        assert_eq!(
+            got,
+            vec![(0, 0, 0), (1, 1000, 1000), (2, 2000, 2000), (3, 3000, 3000), (4, 4000, 4000)]
+        );
+    }
+
+    #[test]
+    fn twenty_five_fps_keeps_the_frame_near_the_slot_end() {
+        // frames every 40 ms; target 937.5 ms into each second -> the frame at 920 or 960:
+        // |920-937.5| = 17.5 > |960-937.5| = 22.5? no: 17.5 < 22.5, so 920.
+        let got = run(&mut FrameSlotter::new(1000.0), (0..75).map(|k| k * 40));
+        assert_eq!(got, vec![(0, 0, 920), (1, 1000, 1920), (2, 2000, 2920)]);
+        // AVSBench picks frame int(l*25 + 15/16*25) = 23 + 25 l, at 920 + 1000 l ms.
+    }
+
+    #[test]
+    fn gaps_repeat_the_previous_frame_and_offsets_are_kept() {
+        let got = run(&mut FrameSlotter::new(1000.0), [500, 1500, 3600]);
+        assert_eq!(
+            got,
+            vec![(0, 500, 500), (1, 1500, 1500), (2, 2500, 1500), (3, 3500, 3600)]
+        );
+    }
+
+    #[test]
+    fn audio_buffer_extracts_by_time() {
+        let mut a = AudioBuffer::new(1000);
+        a.push(0, &(0..2000).map(f64::from).collect::<Vec<_>>());
+        assert!(a.covers(2000.0) && !a.covers(2001.0));
+        assert_eq!(a.extract(1000.0, 3), vec![1000.0, 1001.0, 1002.0]);
+        assert_eq!(a.extract(1999.0, 3), vec![1999.0, 0.0, 0.0]);
+        a.discard_before(1500.0);
+        assert_eq!(a.extract(1500.0, 1), vec![1500.0]);
+        assert_eq!(a.extract(1000.0, 1), vec![0.0]);
+        a.ended = true;
+        assert!(a.covers(1e9));
+    }
+}

@@ -1,0 +1,55 @@
+//! Shared helpers for the integration tests: locating the Python-generated artefacts.
+//!
+//! Artefacts are produced by `tests/fixtures/make_contract_model.py` and
+//! `tests/fixtures/make_frontend_ref.py` into a directory named by `C3N_TEST_ARTIFACTS`
+//! (conventionally `models/build/test-fixtures`). Rules:
+//! * variable unset, `CI` not `true`: the test prints `SKIPPED: …` to stderr and passes;
+//! * variable unset and `CI=true`: the test fails (CI must generate the artefacts);
+//! * variable set but the file missing: the test fails (the setup is wrong).
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Path of artefact `rel`, or `None` (after a loud skip message) when artefacts are not configured.
+pub fn artifact(test: &str, rel: &str) -> Option<PathBuf> {
+    let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
+    match std::env::var_os("C3N_TEST_ARTIFACTS") {
+        None if ci => panic!(
+            "{test}: CI=true but C3N_TEST_ARTIFACTS is not set; run tests/fixtures/make_contract_model.py \
+             and make_frontend_ref.py and point C3N_TEST_ARTIFACTS at their output"
+        ),
+        None => {
+            // Written to the stderr handle directly (not eprintln!) so libtest does not capture it.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED: {test} because C3N_TEST_ARTIFACTS is not set (generate the fixtures with \
+                 tests/fixtures/make_contract_model.py and make_frontend_ref.py, then set \
+                 C3N_TEST_ARTIFACTS=models/build/test-fixtures) ***\n"
+            );
+            None
+        }
+        Some(dir) => {
+            let p = Path::new(&dir).join(rel);
+            assert!(p.is_file(), "{test}: artefact {} is missing (C3N_TEST_ARTIFACTS={dir:?})", p.display());
+            Some(p)
+        }
+    }
+}
+
+/// A fresh, empty temporary directory unique to this process and `name`.
+pub fn tmp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("c3n-edge-it-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create temp dir");
+    d
+}
+
+/// Max absolute difference of two equally long slices (panics on length mismatch).
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}

@@ -1,0 +1,239 @@
+//! tract backend vs reference outputs: onnxruntime on the contract stand-in models from
+//! `tests/fixtures/make_contract_model.py`, and PyTorch eager on the real exported C3N graphs
+//! (`python -m c3n.export --reference-dir`, CCAM backward in-graph); plus the model-contract
+//! error paths.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use c3n_edge::engine::model::ModelError;
+use c3n_edge::engine::{
+    open_engine, Backend, EngineError, EngineOptions, Inference, ModelContract, ModelInput,
+};
+use ndarray::{Array1, Array4};
+use ndarray_npy::read_npy;
+
+/// Inputs and onnxruntime's outputs of one fixture case.
+fn load_case(dir: &Path) -> (ModelInput, Inference) {
+    let r = |name: &str| dir.join(format!("{name}.npy"));
+    let input = ModelInput {
+        frames: read_npy(r("frames")).expect("frames.npy"),
+        audio_logmel: read_npy(r("audio_logmel")).expect("audio_logmel.npy"),
+    };
+    let label: Array1<i64> = read_npy(r("unified_label")).expect("unified_label.npy");
+    let score: Array1<f32> = read_npy(r("c3im_score")).expect("c3im_score.npy");
+    let expected = Inference {
+        mask_logits: read_npy(r("mask_logits")).expect("mask_logits.npy"),
+        visual_logits: read_npy(r("visual_logits")).expect("visual_logits.npy"),
+        audio_logits: read_npy(r("audio_logits")).expect("audio_logits.npy"),
+        unified_label: label.to_vec(),
+        c3im_score: score.to_vec(),
+    };
+    (input, expected)
+}
+
+fn s<D: ndarray::Dimension>(a: &ndarray::Array<f32, D>) -> &[f32] {
+    a.as_slice().expect("standard layout")
+}
+
+fn check_parity(case: &str, threads: Option<usize>) {
+    let test = format!("engine_tract::{case} (threads {threads:?})");
+    let Some(model) = common::artifact(&test, &format!("{case}/model.onnx")) else {
+        return;
+    };
+    let dir = model.parent().expect("model dir").to_path_buf();
+    let (input, want) = load_case(&dir);
+    let mut engine =
+        open_engine(Backend::Tract, &model, &EngineOptions { threads }).expect("load model");
+    assert_eq!(engine.name(), "tract");
+    let out = engine.infer(&input).expect("infer");
+    let diffs = [
+        (
+            "mask_logits",
+            common::max_abs_diff(s(&out.mask_logits), s(&want.mask_logits)),
+        ),
+        (
+            "visual_logits",
+            common::max_abs_diff(s(&out.visual_logits), s(&want.visual_logits)),
+        ),
+        (
+            "audio_logits",
+            common::max_abs_diff(s(&out.audio_logits), s(&want.audio_logits)),
+        ),
+        (
+            "c3im_score",
+            common::max_abs_diff(&out.c3im_score, &want.c3im_score),
+        ),
+    ];
+    for (name, d) in diffs {
+        eprintln!("{test}: {name} max abs diff tract vs reference = {d:e}");
+        assert!(d <= 1e-3, "{name} differs by {d}");
+    }
+    assert_eq!(out.unified_label, want.unified_label, "unified_label");
+    // a second call on the same engine gives the same result
+    assert_eq!(engine.infer(&input).expect("second infer"), out);
+}
+
+/// The real C3N export (untrained decoder; the graph and its CCAM backward are what is tested):
+/// tract vs the PyTorch outputs saved by `c3n.export --reference-dir` for a fixed real input.
+#[test]
+fn tract_matches_pytorch_c3n_edge_t5() {
+    check_parity("c3n-edge-untrained-t5", None);
+}
+
+#[test]
+fn tract_matches_pytorch_c3n_edge_t1() {
+    check_parity("c3n-edge-untrained-t1", Some(2));
+}
+
+#[test]
+fn tract_matches_onnxruntime_t5() {
+    check_parity("contract_t5", None);
+}
+
+#[test]
+fn tract_matches_onnxruntime_t1_multithreaded() {
+    check_parity("contract_t1", Some(2));
+}
+
+#[test]
+fn contract_is_read_from_metadata() {
+    let Some(model) = common::artifact(
+        "engine_tract::contract_is_read_from_metadata",
+        "contract_t5/model.onnx",
+    ) else {
+        return;
+    };
+    let c = ModelContract::from_file(&model).expect("contract");
+    assert_eq!(c.clip_frames, 5);
+    assert_eq!(c.config, "edge");
+    assert!(!c.trained);
+    assert_eq!(c.clip_rate_hz, 1.0);
+    assert_eq!(c.image, c3n_edge::frontend::ImageNorm::default());
+    assert_eq!(c.frontend, c3n_edge::frontend::FrontendParams::default());
+    assert_eq!(c.imagenet_labels.len(), 1000);
+    assert_eq!(c.audioset_labels[520], "audioset_520");
+    assert!(c.to_string().contains("frames float32 [5, 3, 224, 224]"));
+}
+
+fn expect_model_error(path: &Path) -> ModelError {
+    match open_engine(Backend::Tract, path, &EngineOptions::default()) {
+        Err(EngineError::Model(e)) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&path.display().to_string()),
+                "error does not name the file: {msg}"
+            );
+            e
+        }
+        Err(e) => panic!("expected a ModelError, got {e:?}"),
+        Ok(_) => panic!("{} loaded but should not", path.display()),
+    }
+}
+
+#[test]
+fn missing_model_file() {
+    let e = expect_model_error(Path::new("/nonexistent/dir/model.onnx"));
+    assert!(matches!(e, ModelError::Io { .. }), "{e:?}");
+}
+
+#[test]
+fn non_onnx_and_empty_files() {
+    let dir = common::tmp_dir("non-onnx");
+    let text = dir.join("readme.onnx");
+    std::fs::write(&text, "this is not a protobuf, just some text\n").unwrap();
+    assert!(matches!(
+        expect_model_error(&text),
+        ModelError::NotOnnx { .. }
+    ));
+    let empty = dir.join("empty.onnx");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(matches!(
+        expect_model_error(&empty),
+        ModelError::NotOnnx { .. }
+    ));
+}
+
+#[test]
+fn truncated_onnx() {
+    let Some(model) = common::artifact("engine_tract::truncated_onnx", "contract_t5/model.onnx")
+    else {
+        return;
+    };
+    let bytes = std::fs::read(&model).unwrap();
+    let dir = common::tmp_dir("truncated");
+    for frac in [2usize, 10] {
+        let p: PathBuf = dir.join(format!("truncated_{frac}.onnx"));
+        std::fs::write(&p, &bytes[..bytes.len() / frac]).unwrap();
+        let e = expect_model_error(&p);
+        assert!(matches!(e, ModelError::NotOnnx { .. }), "1/{frac}: {e:?}");
+    }
+}
+
+#[test]
+fn wrong_input_shape_in_graph() {
+    let Some(model) = common::artifact(
+        "engine_tract::wrong_input_shape_in_graph",
+        "bad/wrong_input_shape.onnx",
+    ) else {
+        return;
+    };
+    match expect_model_error(&model) {
+        ModelError::Signature { kind, problem, .. } => {
+            assert_eq!(kind, "input");
+            assert!(
+                problem.contains("frames") && problem.contains("[5,3,112,112]"),
+                "{problem}"
+            );
+        }
+        e => panic!("expected a signature error, got {e:?}"),
+    }
+}
+
+#[test]
+fn missing_metadata_key() {
+    let Some(model) = common::artifact(
+        "engine_tract::missing_metadata_key",
+        "bad/missing_metadata.onnx",
+    ) else {
+        return;
+    };
+    match expect_model_error(&model) {
+        ModelError::MissingKey { key, .. } => assert_eq!(key, "c3n.frontend.fft_size"),
+        e => panic!("expected MissingKey, got {e:?}"),
+    }
+}
+
+#[test]
+fn wrong_window_shape_and_bad_options() {
+    let Some(model) = common::artifact(
+        "engine_tract::wrong_window_shape_and_bad_options",
+        "contract_t1/model.onnx",
+    ) else {
+        return;
+    };
+    let mut engine = open_engine(Backend::Tract, &model, &EngineOptions::default()).expect("load");
+    let bad = ModelInput {
+        frames: Array4::zeros((5, 3, 224, 224)),
+        audio_logmel: Array4::zeros((1, 1, 96, 64)),
+    };
+    match engine.infer(&bad) {
+        Err(EngineError::InputShape {
+            name,
+            expected,
+            got,
+        }) => {
+            assert_eq!(name, "frames");
+            assert_eq!(expected, vec![1, 3, 224, 224]);
+            assert_eq!(got, vec![5, 3, 224, 224]);
+        }
+        other => panic!("expected InputShape, got {other:?}"),
+    }
+    let e = open_engine(Backend::Tract, &model, &EngineOptions { threads: Some(0) }).err();
+    assert!(matches!(e, Some(EngineError::Option(_))), "{e:?}");
+    assert!(matches!(
+        "onnxruntime".parse::<Backend>(),
+        Err(EngineError::UnknownBackend(_))
+    ));
+}
