@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 step() { printf '\n==> %s  [%s]\n' "$*" "$(date +%T)"; }
 
-APT_PKGS="python3-venv"
+# Debian packages needed only when the tool they provide is missing (python3 from pyenv or
+# Debian both work if they can create a venv with pip).
 missing=""
-for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing="$missing python3-venv"
 if [ -n "$missing" ]; then
   step "apt-get install$missing"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
