@@ -88,7 +88,13 @@ pub fn peak_rss_mib() -> Option<f64> {
 }
 
 /// Builds the report of a finished run.
-pub fn report(model: &str, input: &str, clip_frames: usize, threads: usize, run: &RunSummary) -> BenchReport {
+pub fn report(
+    model: &str,
+    input: &str,
+    clip_frames: usize,
+    threads: usize,
+    run: &RunSummary,
+) -> BenchReport {
     let wall = run.wall.as_secs_f64().max(1e-9);
     BenchReport {
         model: model.to_string(),
@@ -106,11 +112,19 @@ pub fn report(model: &str, input: &str, clip_frames: usize, threads: usize, run:
 
 impl std::fmt::Display for BenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "model  {}  (T={}, {} thread(s))", self.model, self.clip_frames, self.threads)?;
+        writeln!(
+            f,
+            "model  {}  (T={}, {} thread(s))",
+            self.model, self.clip_frames, self.threads
+        )?;
         writeln!(f, "input  {}", self.input)?;
         writeln!(f, "{:<12} {:>12} {:>12}", "stage", "median ms", "p95 ms")?;
         for s in &self.stages {
-            writeln!(f, "{:<12} {:>12.2} {:>12.2}", s.stage, s.median_ms, s.p95_ms)?;
+            writeln!(
+                f,
+                "{:<12} {:>12.2} {:>12.2}",
+                s.stage, s.median_ms, s.p95_ms
+            )?;
         }
         writeln!(
             f,

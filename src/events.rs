@@ -54,7 +54,10 @@ impl EventConfig {
             return Err("events.min_frames must be >= 1".into());
         }
         if !(0.0..=1.0).contains(&self.iou_threshold) {
-            return Err(format!("events.iou_threshold = {}: expected 0..=1", self.iou_threshold));
+            return Err(format!(
+                "events.iou_threshold = {}: expected 0..=1",
+                self.iou_threshold
+            ));
         }
         if self.camera.is_empty() {
             return Err("events.camera must not be empty".into());
@@ -194,7 +197,8 @@ pub struct Tracker {
 pub fn box_iou(a: [u32; 4], b: [u32; 4]) -> f32 {
     let iw = a[2].min(b[2]).saturating_sub(a[0].max(b[0])) as f32;
     let ih = a[3].min(b[3]).saturating_sub(a[1].max(b[1])) as f32;
-    let area = |r: [u32; 4]| (r[2].saturating_sub(r[0]) as f32) * (r[3].saturating_sub(r[1]) as f32);
+    let area =
+        |r: [u32; 4]| (r[2].saturating_sub(r[0]) as f32) * (r[3].saturating_sub(r[1]) as f32);
     let inter = iw * ih;
     let union = area(a) + area(b) - inter;
     if union > 0.0 {

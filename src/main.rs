@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use c3n_edge::bench;
 use c3n_edge::config::{Config, DEFAULT_MODEL_PATH};
 use c3n_edge::dataset::SubsetFilter;
 use c3n_edge::engine::{self, Backend, EngineOptions, ModelContract};
 use c3n_edge::eval::{self, EvalOptions};
-use c3n_edge::bench;
 use c3n_edge::pipeline::{self, Input, RunOptions};
 use c3n_edge::sink::jsonl::JsonlSink;
 use c3n_edge::sink::overlay::{OverlayFormat, OverlaySink};
@@ -96,7 +96,11 @@ struct InputArgs {
     #[arg(long = "input-rate", default_value_t = 1.0)]
     input_rate: f64,
     /// Extra passes over a file input (0 = once, -1 = forever).
-    #[arg(long = "input-loop", default_value_t = 0, allow_negative_numbers = true)]
+    #[arg(
+        long = "input-loop",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
     input_loop: i64,
     /// Stop after N model windows (clips).
     #[arg(long = "max-clips")]
@@ -279,7 +283,8 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     if let Some(dir) = &a.overlay {
         sinks.push(Box::new(OverlaySink::open(dir, overlay_format, a.alpha)?));
     }
-    let summary = pipeline::run(engine, &opts, &mut sinks).with_context(|| format!("running {}", a.input))?;
+    let summary =
+        pipeline::run(engine, &opts, &mut sinks).with_context(|| format!("running {}", a.input))?;
     tracing::info!(
         clips = summary.clips,
         frames = summary.frames,
@@ -300,7 +305,10 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
             seconds: a.seconds,
         },
     };
-    let label = a.input.clone().unwrap_or_else(|| format!("synthetic 640x480 @25 fps, {} s", a.seconds));
+    let label = a
+        .input
+        .clone()
+        .unwrap_or_else(|| format!("synthetic 640x480 @25 fps, {} s", a.seconds));
     let engine = load_engine(&a.model)?;
     let t = engine.contract().clip_frames;
     let opts = RunOptions {
@@ -309,9 +317,18 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         max_clips: a.inputs.max_clips,
         ..Default::default()
     };
-    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(JsonlSink::new(Box::new(std::io::sink()), std::path::Path::new("<discarded>")))];
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(JsonlSink::new(
+        Box::new(std::io::sink()),
+        std::path::Path::new("<discarded>"),
+    ))];
     let summary = pipeline::run(engine, &opts, &mut sinks).context("benchmark run")?;
-    let report = bench::report(&a.model.model.display().to_string(), &label, t, usize::from(a.model.threads), &summary);
+    let report = bench::report(
+        &a.model.model.display().to_string(),
+        &label,
+        t,
+        usize::from(a.model.threads),
+        &summary,
+    );
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

@@ -71,7 +71,8 @@ impl Input {
                     (None, v) => {
                         return Err(SourceError::Unusable {
                             uri: v.to_string(),
-                            reason: "this input has no audio track; pass --audio file://clip.wav".into(),
+                            reason: "this input has no audio track; pass --audio file://clip.wav"
+                                .into(),
                         })
                     }
                 };
@@ -85,7 +86,12 @@ impl Input {
                 fps,
                 seconds,
             } => Ok((
-                Box::new(SyntheticVideo::new(*width, *height, *fps, (seconds * fps).ceil() as u64)),
+                Box::new(SyntheticVideo::new(
+                    *width,
+                    *height,
+                    *fps,
+                    (seconds * fps).ceil() as u64,
+                )),
                 Box::new(SyntheticAudio::new(sample_rate, *seconds)),
             )),
         }
@@ -206,7 +212,9 @@ pub fn run(
         let infer = s.spawn(move || engine_stage(engine, win_rx, inf_tx));
         let out = output_stage(opts, &contract, inf_rx, sinks);
         let sync = sync.join().map_err(|_| PipelineError::Panicked("sync"))?;
-        let infer = infer.join().map_err(|_| PipelineError::Panicked("engine"))?;
+        let infer = infer
+            .join()
+            .map_err(|_| PipelineError::Panicked("engine"))?;
         // Upstream errors first: a sink error after an input error is a consequence.
         sync?;
         infer?;
@@ -262,7 +270,10 @@ fn sync_stage(
             let mut slotter = FrameSlotter::new(builder.slot_ms());
             let mut decode = Duration::ZERO;
             let mut pass_end = offset_ms;
-            let mut emit = |builder: &mut WindowBuilder, abuf: &mut AudioBuffer, decode: &mut Duration| -> Result<bool, PipelineError> {
+            let mut emit = |builder: &mut WindowBuilder,
+                            abuf: &mut AudioBuffer,
+                            decode: &mut Duration|
+             -> Result<bool, PipelineError> {
                 if let Some(until) = builder.audio_needed_until() {
                     fill_audio(abuf, &blocks, offset_ms, until)?;
                 }

@@ -49,7 +49,10 @@ impl PostConfig {
     /// Checks value ranges; returns a description of the first problem.
     pub fn validate(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.threshold) {
-            return Err(format!("post.threshold = {}: expected 0..=1", self.threshold));
+            return Err(format!(
+                "post.threshold = {}: expected 0..=1",
+                self.threshold
+            ));
         }
         if !(0.0..=1.0).contains(&self.min_area_fraction) {
             return Err(format!(
@@ -200,11 +203,15 @@ pub fn frame_labels(
     imagenet: &[String],
     audioset: &[String],
 ) -> FrameLabels {
-    let (audio_index, logit) = audio_logits
-        .iter()
-        .copied()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |b, (i, x)| if x > b.1 { (i, x) } else { b });
+    let (audio_index, logit) =
+        audio_logits
+            .iter()
+            .copied()
+            .enumerate()
+            .fold(
+                (0, f32::NEG_INFINITY),
+                |b, (i, x)| if x > b.1 { (i, x) } else { b },
+            );
     let name = |v: &[String], i: usize| v.get(i).cloned().unwrap_or_else(|| "?".into());
     FrameLabels {
         visual_index: unified_label,
@@ -225,14 +232,23 @@ pub fn probabilities(logits: ArrayView2<'_, f32>) -> ndarray::Array2<f32> {
 
 /// Sounding regions of one frame from its probability map `prob [S,S]` (model resolution), with
 /// boxes and outlines scaled to a `source_w × source_h` frame. Largest region first.
-pub fn regions(prob: ArrayView2<'_, f32>, source_w: u32, source_h: u32, cfg: &PostConfig) -> Vec<Region> {
+pub fn regions(
+    prob: ArrayView2<'_, f32>,
+    source_w: u32,
+    source_h: u32,
+    cfg: &PostConfig,
+) -> Vec<Region> {
     let (h, w) = prob.dim();
     let (h32, w32) = (h as u32, w as u32);
     if h == 0 || w == 0 {
         return vec![];
     }
     let binary = GrayImage::from_fn(w32, h32, |x, y| {
-        Luma([if prob[[y as usize, x as usize]] > cfg.threshold { 255 } else { 0 }])
+        Luma([if prob[[y as usize, x as usize]] > cfg.threshold {
+            255
+        } else {
+            0
+        }])
     });
     let labels = connected_components(&binary, Connectivity::Eight, Luma([0u8]));
     // per label: count, prob sum, bbox
@@ -248,14 +264,24 @@ pub fn regions(prob: ArrayView2<'_, f32>, source_w: u32, source_h: u32, cfg: &Po
         let s = &mut stats[l - 1];
         s.0 += 1;
         s.1 += f64::from(prob[[y as usize, x as usize]]);
-        s.2 = [s.2[0].min(x), s.2[1].min(y), s.2[2].max(x + 1), s.2[3].max(y + 1)];
+        s.2 = [
+            s.2[0].min(x),
+            s.2[1].min(y),
+            s.2[2].max(x + 1),
+            s.2[3].max(y + 1),
+        ];
     }
     let total = (h * w) as f32;
     let min_px = (cfg.min_area_fraction * total).ceil() as usize;
-    let mut order: Vec<usize> = (0..stats.len()).filter(|&i| stats[i].0 >= min_px.max(1)).collect();
+    let mut order: Vec<usize> = (0..stats.len())
+        .filter(|&i| stats[i].0 >= min_px.max(1))
+        .collect();
     order.sort_by(|&a, &b| stats[b].0.cmp(&stats[a].0));
     order.truncate(cfg.max_regions);
-    let (sx, sy) = (f64::from(source_w) / w as f64, f64::from(source_h) / h as f64);
+    let (sx, sy) = (
+        f64::from(source_w) / w as f64,
+        f64::from(source_h) / h as f64,
+    );
     order
         .into_iter()
         .map(|i| {
@@ -401,8 +427,14 @@ mod tests {
         let audioset: Vec<String> = (0..3).map(|i| format!("a{i}")).collect();
         let logits = ndarray::arr1(&[0.0f32, 2.0, -1.0]);
         let l = frame_labels(2, 0.4, logits.view(), &imagenet, &audioset);
-        assert_eq!((l.visual_label.as_str(), l.audio_label.as_str()), ("v2", "a1"));
+        assert_eq!(
+            (l.visual_label.as_str(), l.audio_label.as_str()),
+            ("v2", "a1")
+        );
         assert!((l.audio_score - sigmoid(2.0)).abs() < 1e-6);
-        assert_eq!(frame_labels(7, 0.0, logits.view(), &imagenet, &audioset).visual_label, "?");
+        assert_eq!(
+            frame_labels(7, 0.0, logits.view(), &imagenet, &audioset).visual_label,
+            "?"
+        );
     }
 }

@@ -84,10 +84,9 @@ impl FrameSlotter {
         }
         if k == self.current {
             let target = self.target(k);
-            let better = self
-                .best
-                .as_ref()
-                .is_none_or(|b| (frame.pts_ms as f64 - target).abs() < (b.pts_ms as f64 - target).abs());
+            let better = self.best.as_ref().is_none_or(|b| {
+                (frame.pts_ms as f64 - target).abs() < (b.pts_ms as f64 - target).abs()
+            });
             if better {
                 self.best = Some(frame);
             }
@@ -281,12 +280,16 @@ impl WindowBuilder {
     /// Returns `None` if nothing is pending.
     pub fn build(&mut self, audio: &mut AudioBuffer, decode: Duration) -> Option<Window> {
         let first = self.pending.first()?.clone();
-        let mut slots: Vec<SlotFrame> = self.pending.drain(..self.pending.len().min(self.t)).collect();
+        let mut slots: Vec<SlotFrame> = self
+            .pending
+            .drain(..self.pending.len().min(self.t))
+            .collect();
         let valid = slots.len();
         while slots.len() < self.t {
             let mut pad = slots[slots.len() - 1].clone();
             pad.slot += 1;
-            pad.slot_start_ms = first.slot_start_ms + (slots.len() as f64 * self.slot_ms).round() as i64;
+            pad.slot_start_ms =
+                first.slot_start_ms + (slots.len() as f64 * self.slot_ms).round() as i64;
             slots.push(pad);
         }
         let start_ms = first.slot_start_ms;
@@ -304,10 +307,16 @@ impl WindowBuilder {
         let sr = f64::from(self.sample_rate);
         let span_s = self.t as f64 * self.slot_ms / 1000.0 + 1.0;
         let wave = audio.extract(start_ms as f64, (span_s * sr).ceil() as usize);
-        let audio_logmel = self.logmel.clip_patches(&wave, self.t, self.slot_ms / 1000.0);
+        let audio_logmel = self
+            .logmel
+            .clip_patches(&wave, self.t, self.slot_ms / 1000.0);
         let slot_samples = (self.slot_ms / 1000.0 * sr).round() as usize;
         let audio_rms = (0..self.t)
-            .map(|i| rms(wave.get(i * slot_samples..((i + 1) * slot_samples).min(wave.len())).unwrap_or(&[])))
+            .map(|i| {
+                rms(wave
+                    .get(i * slot_samples..((i + 1) * slot_samples).min(wave.len()))
+                    .unwrap_or(&[]))
+            })
             .collect();
         let frontend = t1.elapsed();
         audio.discard_before(start_ms as f64 + self.t as f64 * self.slot_ms - 100.0);
@@ -370,7 +379,13 @@ mod tests {
         let got = run(&mut FrameSlotter::new(1000.0), (0..5).map(|k| k * 1000));
         assert_eq!(
             got,
-            vec![(0, 0, 0), (1, 1000, 1000), (2, 2000, 2000), (3, 3000, 3000), (4, 4000, 4000)]
+            vec![
+                (0, 0, 0),
+                (1, 1000, 1000),
+                (2, 2000, 2000),
+                (3, 3000, 3000),
+                (4, 4000, 4000)
+            ]
         );
     }
 
@@ -388,7 +403,12 @@ mod tests {
         let got = run(&mut FrameSlotter::new(1000.0), [500, 1500, 3600]);
         assert_eq!(
             got,
-            vec![(0, 500, 500), (1, 1500, 1500), (2, 2500, 1500), (3, 3500, 3600)]
+            vec![
+                (0, 500, 500),
+                (1, 1500, 1500),
+                (2, 2500, 1500),
+                (3, 3500, 3600)
+            ]
         );
     }
 

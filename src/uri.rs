@@ -158,7 +158,9 @@ pub fn printf_field(pattern: &str) -> Result<Option<PrintfField>, String> {
             j += 1;
         }
         if b.get(j) != Some(&b'd') {
-            return Err(format!("unsupported printf field at byte {i} (only %d and %0Nd)"));
+            return Err(format!(
+                "unsupported printf field at byte {i} (only %d and %0Nd)"
+            ));
         }
         if found.is_some() {
             return Err("more than one %d field".into());

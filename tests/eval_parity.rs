@@ -8,7 +8,9 @@ mod common;
 use std::process::Command;
 
 fn field(v: &serde_json::Value, k: &str) -> f64 {
-    v.get(k).and_then(|x| x.as_f64()).unwrap_or_else(|| panic!("key {k} missing in {v}"))
+    v.get(k)
+        .and_then(|x| x.as_f64())
+        .unwrap_or_else(|| panic!("key {k} missing in {v}"))
 }
 
 #[test]
@@ -21,10 +23,23 @@ fn rust_eval_equals_python_eval() {
     let dataset = std::fs::read_to_string(dir.join("dataset.txt")).expect("dataset.txt");
     let model = std::fs::read_to_string(dir.join("model.txt")).expect("model.txt");
     let out = Command::new(env!("CARGO_BIN_EXE_c3n-edge"))
-        .args(["eval", dataset.trim(), "--split", "test", "--model", model.trim(), "--json", "--quiet"])
+        .args([
+            "eval",
+            dataset.trim(),
+            "--split",
+            "test",
+            "--model",
+            model.trim(),
+            "--json",
+            "--quiet",
+        ])
         .output()
         .expect("run c3n-edge eval");
-    assert!(out.status.success(), "c3n-edge eval failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "c3n-edge eval failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rust: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.trim_start().starts_with('{'))
@@ -47,8 +62,14 @@ fn rust_eval_equals_python_eval() {
         assert_eq!(r["frames"], p["frames"], "{subset} frames");
         for k in ["miou", "fscore", "fscore_per_frame"] {
             let (a, b) = (field(r, k), field(p, k));
-            eprintln!("{subset} {k}: rust {a:.6} python {b:.6} diff {:.2e}", (a - b).abs());
-            assert!((a - b).abs() <= 1e-4, "{subset} {k}: rust {a} vs python {b}");
+            eprintln!(
+                "{subset} {k}: rust {a:.6} python {b:.6} diff {:.2e}",
+                (a - b).abs()
+            );
+            assert!(
+                (a - b).abs() <= 1e-4,
+                "{subset} {k}: rust {a} vs python {b}"
+            );
         }
     }
 }

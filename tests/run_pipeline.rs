@@ -37,7 +37,8 @@ fn write_clip(dir: &Path) -> (String, String) {
                 image::Rgb([40, 90, (x / 2) as u8])
             }
         });
-        img.save(dir.join(format!("{:05}.png", i + 1))).expect("write png");
+        img.save(dir.join(format!("{:05}.png", i + 1)))
+            .expect("write png");
     }
     let wav = dir.join("tone.wav");
     let spec = hound::WavSpec {
@@ -48,7 +49,8 @@ fn write_clip(dir: &Path) -> (String, String) {
     };
     let mut w = hound::WavWriter::create(&wav, spec).expect("wav");
     for n in 0..80_000 {
-        let v = (0.3 * (2.0 * std::f64::consts::PI * 440.0 * n as f64 / 16_000.0).sin() * 32767.0) as i16;
+        let v = (0.3 * (2.0 * std::f64::consts::PI * 440.0 * n as f64 / 16_000.0).sin() * 32767.0)
+            as i16;
         w.write_sample(v).expect("sample");
     }
     w.finalize().expect("finalize");
@@ -59,17 +61,27 @@ fn write_clip(dir: &Path) -> (String, String) {
 }
 
 fn schema() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/event.schema.json"))
-        .expect("read schema");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/event.schema.json"),
+    )
+    .expect("read schema");
     let v: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
-    assert!(v["$id"].as_str().is_some_and(|id| id.ends_with(c3n_edge::events::SCHEMA_VERSION)));
+    assert!(v["$id"]
+        .as_str()
+        .is_some_and(|id| id.ends_with(c3n_edge::events::SCHEMA_VERSION)));
     jsonschema::validator_for(&v).expect("valid JSON Schema")
 }
 
 fn assert_valid(validator: &jsonschema::Validator, line: &str) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(line).expect("event line is JSON");
-    let errors: Vec<String> = validator.iter_errors(&v).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "event does not match the schema: {errors:?}\n{line}");
+    let errors: Vec<String> = validator
+        .iter_errors(&v)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "event does not match the schema: {errors:?}\n{line}"
+    );
     v
 }
 
@@ -102,7 +114,10 @@ fn lifecycle_events_match_the_schema() {
         .iter()
         .map(|e| {
             let s = serde_json::to_string(e).expect("serialise");
-            assert_valid(&validator, &s)["type"].as_str().unwrap_or("").to_string()
+            assert_valid(&validator, &s)["type"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
         })
         .collect();
     assert_eq!(kinds, ["new", "update", "end"]);
@@ -122,12 +137,28 @@ fn run_on_an_image_sequence_writes_valid_events_and_overlays() {
     let events = dir.join("events.jsonl");
     let overlay = dir.join("overlay");
     let o = run_bin(&[
-        "run", &frames, "--audio", &audio, "--model", model.to_str().unwrap_or_default(),
-        "--events", events.to_str().unwrap_or_default(), "--overlay", overlay.to_str().unwrap_or_default(),
-        "--overlay-format", "jpg", "--min-frames", "1", "--threshold", "0.5",
+        "run",
+        &frames,
+        "--audio",
+        &audio,
+        "--model",
+        model.to_str().unwrap_or_default(),
+        "--events",
+        events.to_str().unwrap_or_default(),
+        "--overlay",
+        overlay.to_str().unwrap_or_default(),
+        "--overlay-format",
+        "jpg",
+        "--min-frames",
+        "1",
+        "--threshold",
+        "0.5",
     ]);
     assert!(o.status.success(), "run failed: {}", stderr(&o));
-    let mut shots: Vec<PathBuf> = std::fs::read_dir(&overlay).expect("overlay dir").map(|e| e.expect("entry").path()).collect();
+    let mut shots: Vec<PathBuf> = std::fs::read_dir(&overlay)
+        .expect("overlay dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
     shots.sort();
     assert_eq!(shots.len(), 5, "{shots:?}");
     assert!(shots[0].ends_with("000000.jpg"));
@@ -138,7 +169,10 @@ fn run_on_an_image_sequence_writes_valid_events_and_overlays() {
     for line in text.lines() {
         let v = assert_valid(&validator, line);
         let b = &v["after"]["box"];
-        assert!(b[2].as_u64().unwrap_or(0) <= 320 && b[3].as_u64().unwrap_or(0) <= 240, "{line}");
+        assert!(
+            b[2].as_u64().unwrap_or(0) <= 320 && b[3].as_u64().unwrap_or(0) <= 240,
+            "{line}"
+        );
     }
     eprintln!("{} event lines", text.lines().count());
 }
@@ -153,9 +187,20 @@ fn max_clips_and_loop_bound_the_run() {
     let (frames, audio) = write_clip(&dir);
     let overlay = dir.join("overlay");
     let o = run_bin(&[
-        "run", &frames, "--audio", &audio, "--model", model.to_str().unwrap_or_default(),
-        "--events", "-", "--overlay", overlay.to_str().unwrap_or_default(),
-        "--input-loop", "-1", "--max-clips", "7",
+        "run",
+        &frames,
+        "--audio",
+        &audio,
+        "--model",
+        model.to_str().unwrap_or_default(),
+        "--events",
+        "-",
+        "--overlay",
+        overlay.to_str().unwrap_or_default(),
+        "--input-loop",
+        "-1",
+        "--max-clips",
+        "7",
     ]);
     assert!(o.status.success(), "run failed: {}", stderr(&o));
     // T = 1: one frame per clip; looping forever is cut at 7 clips
@@ -165,11 +210,19 @@ fn max_clips_and_loop_bound_the_run() {
 /// Runs the binary with `args` (a model is added) and checks the failure.
 fn expect_failure(args: &[&str], model: &Path, needle: &str) {
     let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--model", model.to_str().unwrap_or_default(), "--events", "-"]);
+    all.extend([
+        "--model",
+        model.to_str().unwrap_or_default(),
+        "--events",
+        "-",
+    ]);
     let o = run_bin(&all);
     let err = stderr(&o);
     assert!(!o.status.success(), "{args:?} should fail");
-    assert!(err.contains(needle), "{args:?}: expected {needle:?} in stderr:\n{err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: expected {needle:?} in stderr:\n{err}"
+    );
     assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
 }
 
@@ -192,18 +245,58 @@ fn bad_inputs_fail_with_specific_messages() {
     let bad_mp4 = format!("file://{}", bad_mp4.display());
     let missing = format!("file://{}/missing/%05d.png", dir.display());
 
-    expect_failure(&["run", &missing, "--audio", &audio], &model, "does not exist");
-    expect_failure(&["run", &frames, "--audio", "file:///nonexistent/a.wav"], &model, "does not exist");
-    expect_failure(&["run", &frames, "--audio", &bad_wav], &model, "cannot read WAV");
+    expect_failure(
+        &["run", &missing, "--audio", &audio],
+        &model,
+        "does not exist",
+    );
+    expect_failure(
+        &["run", &frames, "--audio", "file:///nonexistent/a.wav"],
+        &model,
+        "does not exist",
+    );
+    expect_failure(
+        &["run", &frames, "--audio", &bad_wav],
+        &model,
+        "cannot read WAV",
+    );
     expect_failure(&["run", &frames], &model, "pass --audio");
-    expect_failure(&["run", "rtsp://host/x", "--audio", &audio], &model, "unsupported scheme");
-    expect_failure(&["run", "v4l2:///dev/video0", "--audio", &audio], &model, "no V4L2/ALSA input yet");
-    expect_failure(&["run", &frames, "--audio", "alsa://default"], &model, "no V4L2/ALSA input yet");
-    let mp4_msg = if cfg!(feature = "ffmpeg") { "cannot decode" } else { "ffmpeg` cargo feature" };
+    expect_failure(
+        &["run", "rtsp://host/x", "--audio", &audio],
+        &model,
+        "unsupported scheme",
+    );
+    expect_failure(
+        &["run", "v4l2:///dev/video0", "--audio", &audio],
+        &model,
+        "no V4L2/ALSA input yet",
+    );
+    expect_failure(
+        &["run", &frames, "--audio", "alsa://default"],
+        &model,
+        "no V4L2/ALSA input yet",
+    );
+    let mp4_msg = if cfg!(feature = "ffmpeg") {
+        "cannot decode"
+    } else {
+        "ffmpeg` cargo feature"
+    };
     expect_failure(&["run", &bad_mp4], &model, mp4_msg);
-    expect_failure(&["run", &frames, "--audio", &audio], &wrong_shape, "signature does not match");
-    expect_failure(&["run", &frames, "--audio", &audio], &dir.join("nope.onnx"), "cannot read model");
-    expect_failure(&["run", &frames, "--audio", &audio, "--threshold", "2"], &model, "post.threshold");
+    expect_failure(
+        &["run", &frames, "--audio", &audio],
+        &wrong_shape,
+        "signature does not match",
+    );
+    expect_failure(
+        &["run", &frames, "--audio", &audio],
+        &dir.join("nope.onnx"),
+        "cannot read model",
+    );
+    expect_failure(
+        &["run", &frames, "--audio", &audio, "--threshold", "2"],
+        &model,
+        "post.threshold",
+    );
 }
 
 #[cfg(feature = "ffmpeg")]
@@ -218,8 +311,14 @@ fn run_on_a_video_file_samples_one_frame_per_second() {
     };
     let overlay = common::tmp_dir("mp4");
     let o = run_bin(&[
-        "run", &format!("file://{}", clip.display()), "--model", model.to_str().unwrap_or_default(),
-        "--events", "-", "--overlay", overlay.to_str().unwrap_or_default(),
+        "run",
+        &format!("file://{}", clip.display()),
+        "--model",
+        model.to_str().unwrap_or_default(),
+        "--events",
+        "-",
+        "--overlay",
+        overlay.to_str().unwrap_or_default(),
     ]);
     assert!(o.status.success(), "run failed: {}", stderr(&o));
     assert_eq!(std::fs::read_dir(&overlay).expect("overlay").count(), 5);
@@ -239,7 +338,11 @@ fn composite_clip_finds_the_sounding_object() {
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/c3n-edge-t5.onnx");
     if !model.is_file() {
         let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
-        assert!(!ci, "{test}: CI=true but the trained model {} is missing", model.display());
+        assert!(
+            !ci,
+            "{test}: CI=true but the trained model {} is missing",
+            model.display()
+        );
         use std::io::Write;
         let _ = writeln!(
             std::io::stderr(),
@@ -253,7 +356,8 @@ fn composite_clip_finds_the_sounding_object() {
         return;
     };
     let clip = meta.parent().expect("clip dir");
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meta).expect("meta")).expect("meta json");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta).expect("meta")).expect("meta json");
     let labels: Vec<String> = meta["imagenet_labels"]
         .as_array()
         .expect("imagenet_labels")
@@ -261,9 +365,14 @@ fn composite_clip_finds_the_sounding_object() {
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect();
     let o = run_bin(&[
-        "run", &format!("file://{}/frames/%05d.png", clip.display()),
-        "--audio", &format!("file://{}", clip.join("audio.wav").display()),
-        "--model", model.to_str().unwrap_or_default(), "--events", "-",
+        "run",
+        &format!("file://{}/frames/%05d.png", clip.display()),
+        "--audio",
+        &format!("file://{}", clip.join("audio.wav").display()),
+        "--model",
+        model.to_str().unwrap_or_default(),
+        "--events",
+        "-",
     ]);
     assert!(o.status.success(), "run failed: {}", stderr(&o));
     let validator = schema();
@@ -275,7 +384,9 @@ fn composite_clip_finds_the_sounding_object() {
         // frame k (1 fps from 0 s) is masks/0000{k+1}.png
         let k = after["frame_time"].as_f64().unwrap_or(-1.0).round() as i64 + 1;
         let gt_path = clip.join(format!("masks/{k:05}.png"));
-        let Ok(gt) = image::open(&gt_path) else { continue };
+        let Ok(gt) = image::open(&gt_path) else {
+            continue;
+        };
         let gt = gt.to_luma8();
         let mask = rle.to_mask();
         let gt_mask = post::BitMask {

@@ -16,7 +16,9 @@ pub struct JsonlSink {
 
 impl std::fmt::Debug for JsonlSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JsonlSink").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("JsonlSink")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use ab_glyph::{FontRef, PxScale};
 use image::{Rgb, RgbImage};
-use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_polygon_mut, draw_hollow_rect_mut, draw_text_mut, text_size};
+use imageproc::drawing::{
+    draw_filled_rect_mut, draw_hollow_polygon_mut, draw_hollow_rect_mut, draw_text_mut, text_size,
+};
 use imageproc::point::Point;
 use imageproc::rect::Rect;
 
@@ -101,12 +103,23 @@ impl OverlaySink {
             }
             let [x1, y1, x2, y2] = r.bbox;
             if x2 > x1 && y2 > y1 {
-                draw_hollow_rect_mut(&mut img, Rect::at(x1 as i32, y1 as i32).of_size(x2 - x1, y2 - y1), Rgb(c));
+                draw_hollow_rect_mut(
+                    &mut img,
+                    Rect::at(x1 as i32, y1 as i32).of_size(x2 - x1, y2 - y1),
+                    Rgb(c),
+                );
             }
-            let text = format!("{} {:.2} | {}", d.labels.visual_label, r.score, d.labels.audio_label);
+            let text = format!(
+                "{} {:.2} | {}",
+                d.labels.visual_label, r.score, d.labels.audio_label
+            );
             self.label(&mut img, &text, x1 as i32, y1 as i32, c);
         }
-        let status = format!("t={:.1}s  audio {:.0} dBFS", d.pts_ms as f64 / 1000.0, crate::events::dbfs(d.audio_rms));
+        let status = format!(
+            "t={:.1}s  audio {:.0} dBFS",
+            d.pts_ms as f64 / 1000.0,
+            crate::events::dbfs(d.audio_rms)
+        );
         let bottom = img.height() as i32;
         self.label(&mut img, &status, 0, bottom, [200, 200, 200]);
         img
@@ -139,7 +152,8 @@ fn tint(img: &mut RgbImage, r: &Region, colour: [u8; 3], alpha: f32) {
             if r.mask.get(mx, my) {
                 let p = img.get_pixel_mut(x, y);
                 for c in 0..3 {
-                    p[c] = (f32::from(p[c]) * (1.0 - alpha) + f32::from(colour[c]) * alpha).round() as u8;
+                    p[c] = (f32::from(p[c]) * (1.0 - alpha) + f32::from(colour[c]) * alpha).round()
+                        as u8;
                 }
             }
         }
@@ -158,7 +172,8 @@ impl Sink for OverlaySink {
                 .map_err(image::ImageError::IoError)
                 .and_then(|f| {
                     let mut w = std::io::BufWriter::new(f);
-                    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut w, 90).encode_image(&img)
+                    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut w, 90)
+                        .encode_image(&img)
                 }),
         };
         res.map_err(|source| SinkError::Image { path, source })

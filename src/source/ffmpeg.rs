@@ -10,9 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ffmpeg_next as ff;
 use ff::format::{context::Input, Pixel, Sample};
 use ff::software::{resampling, scaling};
+use ffmpeg_next as ff;
 use image::RgbImage;
 
 use super::{block_at, AudioBlock, AudioSource, SourceError, VideoFrame, VideoSource};
@@ -42,10 +42,13 @@ fn open_stream(
     }
     ff::init().map_err(|e| decode_err(path, "initialising FFmpeg", e))?;
     let input = ff::format::input(&path).map_err(|e| decode_err(path, "opening container", e))?;
-    let stream = input.streams().best(kind).ok_or_else(|| SourceError::Unusable {
-        uri: uri(path),
-        reason: format!("no {kind:?} stream in the file"),
-    })?;
+    let stream = input
+        .streams()
+        .best(kind)
+        .ok_or_else(|| SourceError::Unusable {
+            uri: uri(path),
+            reason: format!("no {kind:?} stream in the file"),
+        })?;
     let tb = stream.time_base();
     let tb = if tb.denominator() != 0 {
         f64::from(tb.numerator()) / f64::from(tb.denominator())
@@ -73,7 +76,9 @@ pub struct ContainerVideo {
 
 impl std::fmt::Debug for ContainerVideo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ContainerVideo").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("ContainerVideo")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -100,8 +105,16 @@ impl ContainerVideo {
     fn to_rgb(&mut self, frame: &ff::frame::Video) -> Result<RgbImage, SourceError> {
         let (w, h) = (frame.width(), frame.height());
         if self.scaler.is_none() {
-            let s = scaling::Context::get(frame.format(), w, h, Pixel::RGB24, w, h, scaling::Flags::BILINEAR)
-                .map_err(|e| decode_err(&self.path, "creating the RGB converter", e))?;
+            let s = scaling::Context::get(
+                frame.format(),
+                w,
+                h,
+                Pixel::RGB24,
+                w,
+                h,
+                scaling::Flags::BILINEAR,
+            )
+            .map_err(|e| decode_err(&self.path, "creating the RGB converter", e))?;
             self.scaler = Some(s);
         }
         let mut rgb = ff::frame::Video::empty();
@@ -114,10 +127,12 @@ impl ContainerVideo {
         let row = w as usize * 3;
         let mut buf = Vec::with_capacity(row * h as usize);
         for y in 0..h as usize {
-            let line = data.get(y * stride..y * stride + row).ok_or_else(|| SourceError::Decode {
-                uri: uri(&self.path),
-                message: "converted frame is smaller than its size".into(),
-            })?;
+            let line =
+                data.get(y * stride..y * stride + row)
+                    .ok_or_else(|| SourceError::Decode {
+                        uri: uri(&self.path),
+                        message: "converted frame is smaller than its size".into(),
+                    })?;
             buf.extend_from_slice(line);
         }
         RgbImage::from_raw(w, h, buf).ok_or_else(|| SourceError::Decode {
@@ -134,7 +149,9 @@ impl VideoSource for ContainerVideo {
             match self.decoder.receive_frame(&mut frame) {
                 Ok(()) => {
                     let pts_ms = match frame.timestamp() {
-                        Some(ts) => ((ts - self.start) as f64 * self.time_base * 1000.0).round() as i64,
+                        Some(ts) => {
+                            ((ts - self.start) as f64 * self.time_base * 1000.0).round() as i64
+                        }
                         None => self.last_pts_ms + 1,
                     };
                     let pts_ms = pts_ms.max(self.last_pts_ms + 1);
@@ -186,7 +203,8 @@ pub struct ContainerAudio {
 impl ContainerAudio {
     /// Decodes the best audio stream of `path` to mono f32 at `sample_rate` Hz.
     pub fn open(path: &Path, sample_rate: u32) -> Result<Self, SourceError> {
-        let (mut input, stream, time_base, start, params) = open_stream(path, ff::media::Type::Audio)?;
+        let (mut input, stream, time_base, start, params) =
+            open_stream(path, ff::media::Type::Audio)?;
         let err = |what: &str, e: ff::Error| decode_err(path, what, e);
         let mut decoder = ff::codec::context::Context::from_parameters(params)
             .and_then(|c| c.decoder().audio())
@@ -223,12 +241,20 @@ impl ContainerAudio {
                     *resampler = Some(r);
                 }
                 if decoded.channel_layout().is_empty() {
-                    decoded.set_channel_layout(ff::ChannelLayout::default(i32::from(decoded.channels())));
+                    decoded.set_channel_layout(ff::ChannelLayout::default(i32::from(
+                        decoded.channels(),
+                    )));
                 }
                 let mut out = ff::frame::Audio::empty();
                 if let Some(r) = resampler.as_mut() {
-                    r.run(&decoded, &mut out).map_err(|e| err("resampling audio", e))?;
-                    samples.extend(out.plane::<f32>(0).iter().take(out.samples()).map(|&x| f64::from(x)));
+                    r.run(&decoded, &mut out)
+                        .map_err(|e| err("resampling audio", e))?;
+                    samples.extend(
+                        out.plane::<f32>(0)
+                            .iter()
+                            .take(out.samples())
+                            .map(|&x| f64::from(x)),
+                    );
                 }
             }
             Ok(())
@@ -237,7 +263,9 @@ impl ContainerAudio {
         loop {
             match packet.read(&mut input) {
                 Ok(()) if packet.stream() == stream => {
-                    decoder.send_packet(&packet).map_err(|e| err("decoding audio", e))?;
+                    decoder
+                        .send_packet(&packet)
+                        .map_err(|e| err("decoding audio", e))?;
                     drain(&mut decoder, &mut resampler, &mut samples, &mut first_pts)?;
                 }
                 Ok(()) => {}
@@ -245,12 +273,19 @@ impl ContainerAudio {
                 Err(e) => return Err(err("reading the container", e)),
             }
         }
-        decoder.send_eof().map_err(|e| err("flushing the audio decoder", e))?;
+        decoder
+            .send_eof()
+            .map_err(|e| err("flushing the audio decoder", e))?;
         drain(&mut decoder, &mut resampler, &mut samples, &mut first_pts)?;
         if let Some(r) = resampler.as_mut() {
             let mut out = ff::frame::Audio::empty();
             if r.flush(&mut out).is_ok() && out.samples() > 0 {
-                samples.extend(out.plane::<f32>(0).iter().take(out.samples()).map(|&x| f64::from(x)));
+                samples.extend(
+                    out.plane::<f32>(0)
+                        .iter()
+                        .take(out.samples())
+                        .map(|&x| f64::from(x)),
+                );
             }
         }
         let lead_s = first_pts.map_or(0.0, |p| ((p - start) as f64 * time_base).max(0.0));

@@ -40,12 +40,12 @@ impl ImageSequence {
             });
         }
         let path = |n| PathBuf::from(expand_pattern(pattern, field, n));
-        let first = (0..=1).find(|&n| path(n).is_file()).ok_or_else(|| {
-            SourceError::NotFound {
+        let first = (0..=1)
+            .find(|&n| path(n).is_file())
+            .ok_or_else(|| SourceError::NotFound {
                 uri: uri.clone(),
                 path: path(0),
-            }
-        })?;
+            })?;
         Ok(Self {
             pattern: pattern.to_string(),
             field,

@@ -12,9 +12,9 @@
 //!
 //! A source is pulled from one thread (`Send`); `Ok(None)` means end of stream.
 
-pub mod frames;
 #[cfg(feature = "ffmpeg")]
 pub mod ffmpeg;
+pub mod frames;
 pub mod synthetic;
 pub mod wav;
 
@@ -107,7 +107,9 @@ pub enum SourceError {
         reason: String,
     },
     /// `v4l2://` or `alsa://` in a build without live capture.
-    #[error("input {uri}: this build has no V4L2/ALSA input yet (live capture is a separate feature)")]
+    #[error(
+        "input {uri}: this build has no V4L2/ALSA input yet (live capture is a separate feature)"
+    )]
     LiveCaptureUnavailable {
         /// The input URI.
         uri: String,
@@ -146,13 +148,13 @@ pub fn open_video(
         InputUri::Container { path } => open_container_video(uri, path),
         InputUri::Wav { .. } => Err(SourceError::Unusable {
             uri: uri.to_string(),
-            reason: "a WAV file is audio; give it with --audio and a video or image sequence as input".into(),
+            reason:
+                "a WAV file is audio; give it with --audio and a video or image sequence as input"
+                    .into(),
         }),
-        InputUri::V4l2 { .. } | InputUri::Alsa { .. } => {
-            Err(SourceError::LiveCaptureUnavailable {
-                uri: uri.to_string(),
-            })
-        }
+        InputUri::V4l2 { .. } | InputUri::Alsa { .. } => Err(SourceError::LiveCaptureUnavailable {
+            uri: uri.to_string(),
+        }),
     }
 }
 
@@ -165,11 +167,9 @@ pub fn open_audio(uri: &InputUri, sample_rate: u32) -> Result<Box<dyn AudioSourc
             uri: uri.to_string(),
             reason: "an image sequence has no audio; pass --audio file://clip.wav".into(),
         }),
-        InputUri::V4l2 { .. } | InputUri::Alsa { .. } => {
-            Err(SourceError::LiveCaptureUnavailable {
-                uri: uri.to_string(),
-            })
-        }
+        InputUri::V4l2 { .. } | InputUri::Alsa { .. } => Err(SourceError::LiveCaptureUnavailable {
+            uri: uri.to_string(),
+        }),
     }
 }
 
@@ -226,7 +226,12 @@ pub(crate) fn check_exists(uri: &InputUri, path: &std::path::Path) -> Result<(),
 }
 
 /// The block of up to `block` samples starting at sample `pos` (timestamp from sample 0 = 0 ms).
-pub(crate) fn block_at(samples: &[f64], sample_rate: u32, pos: usize, block: usize) -> Option<AudioBlock> {
+pub(crate) fn block_at(
+    samples: &[f64],
+    sample_rate: u32,
+    pos: usize,
+    block: usize,
+) -> Option<AudioBlock> {
     if pos >= samples.len() {
         return None;
     }

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use image::{Rgb, RgbImage};
 
-use super::{AudioSource, SourceError, VideoFrame, VideoSource};
 use super::wav::WavSource;
 use super::AudioBlock;
+use super::{AudioSource, SourceError, VideoFrame, VideoSource};
 
 /// `n_frames` frames of `width × height` at `rate_hz` fps: a gradient with a white disc that
 /// moves left to right.
@@ -58,7 +58,10 @@ impl VideoSource for SyntheticVideo {
     }
 
     fn name(&self) -> String {
-        format!("synthetic://{}x{}@{}", self.width, self.height, self.rate_hz)
+        format!(
+            "synthetic://{}x{}@{}",
+            self.width, self.height, self.rate_hz
+        )
     }
 }
 
