@@ -169,6 +169,25 @@ pub struct FrameDetections {
     pub audio_rms: f32,
 }
 
+impl FrameDetections {
+    /// A frame without detections (detection paused): no regions, empty labels (index −1).
+    pub fn empty(pts_ms: i64, audio_rms: f32) -> Self {
+        Self {
+            pts_ms,
+            regions: Vec::new(),
+            labels: FrameLabels {
+                visual_index: -1,
+                visual_label: String::new(),
+                audio_index: 0,
+                audio_label: String::new(),
+                audio_score: 0.0,
+                c3im_score: 0.0,
+            },
+            audio_rms,
+        }
+    }
+}
+
 /// `20·log10(rms)`, floored at −200 dBFS.
 pub fn dbfs(rms: f32) -> f32 {
     if rms > 0.0 {

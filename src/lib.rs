@@ -9,6 +9,7 @@
 pub mod audio;
 pub mod bench;
 pub mod config;
+pub mod control;
 pub mod dataset;
 pub mod engine;
 pub mod eval;

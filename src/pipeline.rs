@@ -12,14 +12,20 @@
 //! so a slow engine slows the readers down (recorded input loses nothing; a live source will need
 //! a leaky queue here). The first error of any stage stops the run and is returned.
 //!
+//! Control ([`RunControl`], shared with sources and outputs): `detect` off skips inference (the
+//! frames still reach the sinks, without detections), a stop request ends the run at the next
+//! window; after every window each sink gets a [`RunState`] snapshot.
+//!
 //! Looping (`--input-loop`): each pass reopens the input and continues the timeline where the
 //! previous pass's last window ended, so windows, events and timestamps stay consistent.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::control::{DeviceStatus, RunControl, RunState};
 use crate::engine::{Engine, EngineError, Inference};
-use crate::events::{Event, EventConfig, FrameDetections, Tracker};
+use crate::events::{dbfs, Event, EventConfig, FrameDetections, Tracker};
 use crate::post::{self, PostConfig};
 use crate::sink::{AnalysedFrame, Sink, SinkError};
 use crate::source::synthetic::{SyntheticAudio, SyntheticVideo};
@@ -185,13 +191,26 @@ pub struct RunSummary {
     pub wall: Duration,
 }
 
-type Analysed = (Window, Inference, Duration);
+/// A window with its inference (`None`: detection was paused) and the model call's time.
+type Analysed = (Window, Option<Inference>, Duration);
 
-/// Runs `engine` over the input to its end (or `max_clips`), writing to `sinks`.
+/// Runs `engine` over the input to its end (or `max_clips`), writing to `sinks`, with a private
+/// [`RunControl`].
 pub fn run(
     engine: Box<dyn Engine>,
     opts: &RunOptions,
     sinks: &mut [Box<dyn Sink>],
+) -> Result<RunSummary, PipelineError> {
+    run_with(engine, opts, sinks, Arc::new(RunControl::default()))
+}
+
+/// Runs `engine` over the input to its end (or `max_clips`, or until `control` asks to stop),
+/// writing to `sinks`. `control` is shared with whoever pauses detection or watches the state.
+pub fn run_with(
+    engine: Box<dyn Engine>,
+    opts: &RunOptions,
+    sinks: &mut [Box<dyn Sink>],
+    control: Arc<RunControl>,
 ) -> Result<RunSummary, PipelineError> {
     opts.post.validate().map_err(PipelineError::Options)?;
     opts.events.validate().map_err(PipelineError::Options)?;
@@ -199,18 +218,20 @@ pub fn run(
         return Err(PipelineError::Options("queue must be >= 1".into()));
     }
     let contract = engine.contract().clone();
+    let engine_name = engine.name().to_string();
     let builder = WindowBuilder::new(&contract)
         .map_err(|e| PipelineError::Options(format!("model front-end parameters: {e}")))?;
     // Open the first pass here so that a missing or broken input fails before any thread starts.
     let first = opts.input.open(builder.sample_rate())?;
     let started = Instant::now();
+    let ctl = &*control;
 
     let (win_tx, win_rx) = sync_channel::<Window>(opts.queue);
     let (inf_tx, inf_rx) = sync_channel::<Analysed>(opts.queue);
     let mut summary = std::thread::scope(|s| {
-        let sync = s.spawn(move || sync_stage(opts, builder, first, win_tx));
-        let infer = s.spawn(move || engine_stage(engine, win_rx, inf_tx));
-        let out = output_stage(opts, &contract, inf_rx, sinks);
+        let sync = s.spawn(move || sync_stage(opts, ctl, builder, first, win_tx));
+        let infer = s.spawn(move || engine_stage(engine, ctl, win_rx, inf_tx));
+        let out = output_stage(opts, ctl, &engine_name, &contract, inf_rx, sinks);
         let sync = sync.join().map_err(|_| PipelineError::Panicked("sync"))?;
         let infer = infer
             .join()
@@ -249,6 +270,7 @@ fn spawn_reader<'s, T: Send + 's>(
 /// Sync + front end: slots, windows, model input. Runs the passes of `--input-loop`.
 fn sync_stage(
     opts: &RunOptions,
+    control: &RunControl,
     mut builder: WindowBuilder,
     first: (Box<dyn VideoSource>, Box<dyn AudioSource>),
     out: SyncSender<Window>,
@@ -262,6 +284,8 @@ fn sync_stage(
             Some(s) => s,
             None => opts.input.open(builder.sample_rate())?,
         };
+        control.set_video_status(DeviceStatus::Streaming);
+        control.set_audio_status(DeviceStatus::Streaming);
         let sr = audio.sample_rate();
         let result = std::thread::scope(|s| {
             let frames = spawn_reader(s, 4, move || video.next_frame());
@@ -282,7 +306,9 @@ fn sync_stage(
                 };
                 pass_end = w.start_ms + (w.slots.len() as f64 * w.slot_ms).round() as i64;
                 emitted += 1;
-                let more = out.send(w).is_ok() && opts.max_clips.is_none_or(|m| emitted < m);
+                let more = out.send(w).is_ok()
+                    && opts.max_clips.is_none_or(|m| emitted < m)
+                    && !control.stop_requested();
                 Ok(more)
             };
             loop {
@@ -310,7 +336,9 @@ fn sync_stage(
             Ok(x) => x,
             Err(e) => return Err(e),
         };
-        if !more {
+        control.set_video_status(DeviceStatus::Ended);
+        control.set_audio_status(DeviceStatus::Ended);
+        if !more || control.stop_requested() {
             return Ok(());
         }
         if end == offset_ms {
@@ -344,12 +372,17 @@ fn fill_audio(
 /// Inference on its own thread.
 fn engine_stage(
     mut engine: Box<dyn Engine>,
+    control: &RunControl,
     windows: Receiver<Window>,
     out: SyncSender<Analysed>,
 ) -> Result<(), PipelineError> {
     for w in windows {
         let t = Instant::now();
-        let inf = engine.infer(&w.input)?;
+        let inf = if control.detect() {
+            Some(engine.infer(&w.input)?)
+        } else {
+            None
+        };
         if out.send((w, inf, t.elapsed())).is_err() {
             break;
         }
@@ -360,12 +393,21 @@ fn engine_stage(
 /// Post-processing, events and sinks (calling thread).
 fn output_stage(
     opts: &RunOptions,
+    control: &RunControl,
+    engine_name: &str,
     contract: &crate::engine::ModelContract,
     analysed: Receiver<Analysed>,
     sinks: &mut [Box<dyn Sink>],
 ) -> Result<RunSummary, PipelineError> {
     let mut tracker = Tracker::new(opts.events.clone());
     let mut summary = RunSummary::default();
+    let mut fps = 0.0f64;
+    let mut last = Instant::now();
+    let mut audio_dbfs = -200.0f64;
+    let state = RunState::snapshot(control, engine_name, 0.0, 0.0, 0, 0, audio_dbfs);
+    for s in sinks.iter_mut() {
+        s.state(&state)?;
+    }
     for (w, inf, inference) in analysed {
         let mut times = StageTimes {
             decode: w.times.decode,
@@ -376,24 +418,33 @@ fn output_stage(
         };
         for (i, slot) in w.slots.iter().enumerate().take(w.valid) {
             let t = Instant::now();
-            let (sw, sh) = slot.frame.image.dimensions();
-            let prob = post::probabilities(inf.mask_logits.slice(ndarray::s![i, 0, .., ..]));
-            let regions = post::regions(prob.view(), sw, sh, &opts.post);
-            let labels = post::frame_labels(
-                inf.unified_label[i],
-                inf.c3im_score[i],
-                inf.audio_logits.row(i),
-                &contract.imagenet_labels,
-                &contract.audioset_labels,
-            );
-            let detections = FrameDetections {
-                // a slot that repeats an earlier frame is reported at its own start time
-                pts_ms: slot.frame.pts_ms.max(slot.slot_start_ms),
-                regions,
-                labels,
-                audio_rms: w.audio_rms.get(i).copied().unwrap_or(0.0),
+            let audio_rms = w.audio_rms.get(i).copied().unwrap_or(0.0);
+            audio_dbfs = f64::from(dbfs(audio_rms));
+            // a slot that repeats an earlier frame is reported at its own start time
+            let pts_ms = slot.frame.pts_ms.max(slot.slot_start_ms);
+            let (detections, events) = match &inf {
+                Some(inf) => {
+                    let (sw, sh) = slot.frame.image.dimensions();
+                    let prob =
+                        post::probabilities(inf.mask_logits.slice(ndarray::s![i, 0, .., ..]));
+                    let detections = FrameDetections {
+                        pts_ms,
+                        regions: post::regions(prob.view(), sw, sh, &opts.post),
+                        labels: post::frame_labels(
+                            inf.unified_label[i],
+                            inf.c3im_score[i],
+                            inf.audio_logits.row(i),
+                            &contract.imagenet_labels,
+                            &contract.audioset_labels,
+                        ),
+                        audio_rms,
+                    };
+                    let events = tracker.update(&detections);
+                    (detections, events)
+                }
+                // detection paused: the frame is shown without detections, tracks age out
+                None => (FrameDetections::empty(pts_ms, audio_rms), Vec::new()),
             };
-            let events = tracker.update(&detections);
             let frame = AnalysedFrame {
                 number: summary.frames,
                 image: slot.frame.image.clone(),
@@ -410,6 +461,28 @@ fn output_stage(
         }
         summary.clips += 1;
         summary.times.push(times);
+        let dt = last.elapsed().as_secs_f64();
+        last = Instant::now();
+        if dt > 0.0 {
+            let inst = w.valid as f64 / dt;
+            fps = if summary.clips == 1 {
+                inst
+            } else {
+                0.7 * fps + 0.3 * inst
+            };
+        }
+        let state = RunState::snapshot(
+            control,
+            engine_name,
+            fps,
+            inference.as_secs_f64() * 1e3,
+            summary.clips,
+            summary.frames,
+            audio_dbfs,
+        );
+        for s in sinks.iter_mut() {
+            s.state(&state)?;
+        }
     }
     let events: Vec<Event> = tracker.finish();
     for s in sinks.iter_mut() {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use image::RgbImage;
 
+use crate::control::RunState;
 use crate::events::{Event, FrameDetections};
 
 /// One frame after post-processing.
@@ -56,4 +57,9 @@ pub trait Sink: Send {
     fn frame(&mut self, frame: &AnalysedFrame, events: &[Event]) -> Result<(), SinkError>;
     /// End of input, with the final `end` events.
     fn finish(&mut self, events: &[Event]) -> Result<(), SinkError>;
+    /// The run's live status: once at the start and after every model window
+    /// ([`crate::control`]). Default: ignored.
+    fn state(&mut self, _state: &RunState) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
