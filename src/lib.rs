@@ -18,6 +18,7 @@ pub mod frontend;
 pub mod metrics;
 pub mod pipeline;
 pub mod post;
+pub mod service;
 pub mod sink;
 pub mod source;
 pub mod sync;

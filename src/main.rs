@@ -283,8 +283,14 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     if let Some(dir) = &a.overlay {
         sinks.push(Box::new(OverlaySink::open(dir, overlay_format, a.alpha)?));
     }
-    let summary =
-        pipeline::run(engine, &opts, &mut sinks).with_context(|| format!("running {}", a.input))?;
+    // systemd: READY/WATCHDOG from the pipeline's state updates, STOPPING + clean stop on SIGTERM
+    let control = std::sync::Arc::new(c3n_edge::control::RunControl::default());
+    c3n_edge::service::stop_on_sigterm(control.clone())?;
+    if let Some(n) = c3n_edge::sink::systemd::SystemdNotifier::from_env() {
+        sinks.push(Box::new(n));
+    }
+    let summary = pipeline::run_with(engine, &opts, &mut sinks, control)
+        .with_context(|| format!("running {}", a.input))?;
     tracing::info!(
         clips = summary.clips,
         frames = summary.frames,

@@ -377,6 +377,9 @@ fn engine_stage(
     out: SyncSender<Analysed>,
 ) -> Result<(), PipelineError> {
     for w in windows {
+        if control.stop_requested() {
+            break; // stop promptly: queued windows are dropped, not analysed
+        }
         let t = Instant::now();
         let inf = if control.detect() {
             Some(engine.infer(&w.input)?)

@@ -39,4 +39,6 @@ step "pytest (models/tests)"
 
 step "cargo test"
 cargo test --locked 2>&1
+step "systemd unit: systemd-analyze verify + security (tests/systemd.sh)"
+bash tests/systemd.sh
 step "all tests passed"

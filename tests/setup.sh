@@ -11,6 +11,8 @@ step() { printf '\n==> %s  [%s]\n' "$*" "$(date +%T)"; }
 # Debian both work if they can create a venv with pip).
 missing=""
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing="$missing python3-venv"
+# systemd-analyze (verify/security of systemd/c3n-edge.service, tests/systemd.sh)
+command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 if [ -n "$missing" ]; then
   step "apt-get install$missing"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

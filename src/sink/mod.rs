@@ -5,6 +5,7 @@
 
 pub mod jsonl;
 pub mod overlay;
+pub mod systemd;
 
 use std::path::PathBuf;
 use std::sync::Arc;
