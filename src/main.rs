@@ -70,6 +70,26 @@ enum Command {
     Run(RunArgs),
     /// Per-stage latency, throughput and peak memory of `run` (synthetic input by default).
     Bench(BenchArgs),
+    /// Build (or find) the TensorRT engine in the engine cache ahead of time (a no-op for
+    /// backends without an engine, and for `auto` when TensorRT is unavailable).
+    BuildEngine {
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Time several backends on the same model and input in one process (model call only).
+    BenchEngines {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Backends to compare, comma-separated; the first is the reference for the diffs.
+        #[arg(long, default_value = "tract,cpu", value_delimiter = ',')]
+        backends: Vec<String>,
+        /// Timed calls per backend after the first.
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Model and backend options shared by `run` and `bench`.
@@ -81,9 +101,20 @@ struct ModelArgs {
     /// Inference threads.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,
-    /// Inference backend.
-    #[arg(long, default_value = "tract")]
+    /// Inference backend: auto (TensorRT, then CUDA, then tract), tensorrt, cuda, cpu (ONNX
+    /// Runtime CPU), tract.
+    #[arg(long, alias = "engine", default_value = "tract")]
     backend: String,
+    /// libonnxruntime.so for tensorrt/cuda/cpu (default: $ORT_DYLIB_PATH, then the loader path).
+    #[arg(long = "ort-lib")]
+    ort_lib: Option<PathBuf>,
+    /// TensorRT engine cache directory (default: $C3N_ENGINE_CACHE, $CACHE_DIRECTORY/engines,
+    /// ~/.cache/c3n-edge/engines).
+    #[arg(long = "engine-cache")]
+    engine_cache: Option<PathBuf>,
+    /// TensorRT precision: fp16, int8 (needs a QDQ model), fp32 (default: $C3N_TRT_PRECISION, fp16).
+    #[arg(long)]
+    precision: Option<String>,
 }
 
 /// Input options shared by `run` and `bench`.
@@ -232,8 +263,29 @@ fn main() -> Result<()> {
         }
         Command::Run(args) => cmd_run(args)?,
         Command::Bench(args) => cmd_bench(args)?,
+        Command::BuildEngine { model } => cmd_build_engine(&model)?,
+        Command::BenchEngines {
+            model,
+            backends,
+            iters,
+            json,
+        } => cmd_bench_engines(&model, &backends, iters, json)?,
     }
     Ok(())
+}
+
+fn engine_settings(m: &ModelArgs) -> Result<engine::EngineSettings> {
+    let mut s = engine::EngineSettings::from_env()?;
+    if let Some(p) = &m.ort_lib {
+        s.ort_library = Some(p.clone());
+    }
+    if let Some(p) = &m.engine_cache {
+        s.engine_cache = Some(p.clone());
+    }
+    if let Some(p) = &m.precision {
+        s.precision = p.parse()?;
+    }
+    Ok(s)
 }
 
 fn load_engine(m: &ModelArgs) -> Result<Box<dyn engine::Engine>> {
@@ -241,8 +293,77 @@ fn load_engine(m: &ModelArgs) -> Result<Box<dyn engine::Engine>> {
     let options = EngineOptions {
         threads: Some(usize::from(m.threads)),
     };
-    engine::open_engine(backend, &m.model, &options)
+    engine::open_engine_with(backend, &m.model, &options, &engine_settings(m)?)
         .with_context(|| format!("loading model {}", m.model.display()))
+}
+
+fn cmd_build_engine(m: &ModelArgs) -> Result<()> {
+    use c3n_edge::engine::prebuild::{prebuild, Prebuild};
+    let backend: Backend = m.backend.parse()?;
+    let options = EngineOptions {
+        threads: Some(usize::from(m.threads)),
+    };
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    match prebuild(backend, &m.model, &options, &engine_settings(m)?, progress)
+        .with_context(|| format!("building the engine for {}", m.model.display()))?
+    {
+        Prebuild::NotNeeded(why) => println!("{why}"),
+        Prebuild::Ready { dir, cached, load } => println!(
+            "TensorRT engine {} in {:.1} s: {}",
+            if cached {
+                "loaded from the cache"
+            } else {
+                "built"
+            },
+            load.as_secs_f64(),
+            dir.map_or_else(|| "(not cached)".to_string(), |d| d.display().to_string())
+        ),
+    }
+    Ok(())
+}
+
+fn cmd_bench_engines(m: &ModelArgs, backends: &[String], iters: usize, json: bool) -> Result<()> {
+    let backends = backends
+        .iter()
+        .map(|b| b.parse::<Backend>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = EngineOptions {
+        threads: Some(usize::from(m.threads)),
+    };
+    let rows = c3n_edge::engine::prebuild::compare(
+        &backends,
+        &m.model,
+        &options,
+        &engine_settings(m)?,
+        iters,
+    )
+    .with_context(|| format!("benchmarking {}", m.model.display()))?;
+    if !json {
+        println!(
+            "model {}, {} thread(s), {iters} timed calls after the first",
+            m.model.display(),
+            m.threads
+        );
+        println!("| engine | load s | first call ms | mean ms | min ms | max abs diff mask_logits | max abs diff c3im_score |");
+        println!("|---|---|---|---|---|---|---|");
+    }
+    for r in rows {
+        if json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "| {} | {:.2} | {:.0} | {:.0} | {:.0} | {:.2e} | {:.2e} |",
+                r.engine,
+                r.load_s,
+                r.first_ms,
+                r.mean_ms,
+                r.min_ms,
+                r.mask_max_abs_diff,
+                r.score_max_abs_diff
+            );
+        }
+    }
+    Ok(())
 }
 
 fn input_of(video: &str, i: &InputArgs) -> Result<Input> {

@@ -37,16 +37,41 @@ fn s<D: ndarray::Dimension>(a: &ndarray::Array<f32, D>) -> &[f32] {
     a.as_slice().expect("standard layout")
 }
 
-fn check_parity(case: &str, threads: Option<usize>) {
-    let test = format!("engine_tract::{case} (threads {threads:?})");
+/// `libonnxruntime.so` for the ort backends: `$ORT_DYLIB_PATH`, or `None` after a loud skip
+/// (a failure when `CI=true`).
+#[cfg(feature = "ort")]
+fn ort_library(test: &str) -> Option<()> {
+    if std::env::var_os("ORT_DYLIB_PATH").is_some() {
+        return Some(());
+    }
+    let why = "ORT_DYLIB_PATH is not set (point it at libonnxruntime.so.1.31+, e.g. \
+               .venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1)";
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: CI=true but {why}");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n*** SKIP {test}: {why} ***\n");
+    None
+}
+
+/// One test body per backend (candle style): the backend's outputs vs the reference outputs.
+fn check_parity(backend: Backend, case: &str, threads: Option<usize>) {
+    let test = format!("engine_tract::{case} ({backend}, threads {threads:?})");
     let Some(model) = common::artifact(&test, &format!("{case}/model.onnx")) else {
         return;
     };
+    #[cfg(feature = "ort")]
+    if backend != Backend::Tract && ort_library(&test).is_none() {
+        return;
+    }
     let dir = model.parent().expect("model dir").to_path_buf();
     let (input, want) = load_case(&dir);
-    let mut engine =
-        open_engine(Backend::Tract, &model, &EngineOptions { threads }).expect("load model");
-    assert_eq!(engine.name(), "tract");
+    let mut engine = open_engine(backend, &model, &EngineOptions { threads }).expect("load model");
+    let expected_name = match backend {
+        Backend::Cpu => "ort-cpu",
+        _ => "tract",
+    };
+    assert_eq!(engine.name(), expected_name);
     let out = engine.infer(&input).expect("infer");
     let diffs = [
         (
@@ -67,7 +92,7 @@ fn check_parity(case: &str, threads: Option<usize>) {
         ),
     ];
     for (name, d) in diffs {
-        eprintln!("{test}: {name} max abs diff tract vs reference = {d:e}");
+        eprintln!("{test}: {name} max abs diff {expected_name} vs reference = {d:e}");
         assert!(d <= 1e-3, "{name} differs by {d}");
     }
     assert_eq!(out.unified_label, want.unified_label, "unified_label");
@@ -79,22 +104,73 @@ fn check_parity(case: &str, threads: Option<usize>) {
 /// tract vs the PyTorch outputs saved by `c3n.export --reference-dir` for a fixed real input.
 #[test]
 fn tract_matches_pytorch_c3n_edge_t5() {
-    check_parity("c3n-edge-untrained-t5", None);
+    check_parity(Backend::Tract, "c3n-edge-untrained-t5", None);
 }
 
 #[test]
 fn tract_matches_pytorch_c3n_edge_t1() {
-    check_parity("c3n-edge-untrained-t1", Some(2));
+    check_parity(Backend::Tract, "c3n-edge-untrained-t1", Some(2));
 }
 
 #[test]
 fn tract_matches_onnxruntime_t5() {
-    check_parity("contract_t5", None);
+    check_parity(Backend::Tract, "contract_t5", None);
 }
 
 #[test]
 fn tract_matches_onnxruntime_t1_multithreaded() {
-    check_parity("contract_t1", Some(2));
+    check_parity(Backend::Tract, "contract_t1", Some(2));
+}
+
+/// The same bodies on ONNX Runtime's CPU provider (`--features ort`, `ORT_DYLIB_PATH`).
+#[cfg(feature = "ort")]
+mod ort_cpu {
+    use super::*;
+
+    #[test]
+    fn ort_cpu_matches_pytorch_c3n_edge_t5() {
+        check_parity(Backend::Cpu, "c3n-edge-untrained-t5", None);
+    }
+
+    #[test]
+    fn ort_cpu_matches_pytorch_c3n_edge_t1() {
+        check_parity(Backend::Cpu, "c3n-edge-untrained-t1", Some(2));
+    }
+
+    #[test]
+    fn ort_cpu_matches_onnxruntime_t5() {
+        check_parity(Backend::Cpu, "contract_t5", None);
+    }
+
+    #[test]
+    fn ort_cpu_matches_onnxruntime_t1_multithreaded() {
+        check_parity(Backend::Cpu, "contract_t1", Some(2));
+    }
+
+    /// Errors of the ort backend name the library / the provider, and `auto` falls back.
+    #[test]
+    fn ort_errors_and_auto_fallback() {
+        let test = "engine_tract::ort_errors_and_auto_fallback";
+        let Some(model) = common::artifact(test, "contract_t1/model.onnx") else {
+            return;
+        };
+        if ort_library(test).is_none() {
+            return;
+        }
+        // the CPU-only onnxruntime has no TensorRT provider; auto must fall back to tract
+        let e = open_engine(Backend::Auto, &model, &EngineOptions::default()).expect("auto");
+        assert_eq!(e.name(), "tract");
+        match open_engine(Backend::TensorRt, &model, &EngineOptions::default()) {
+            Err(EngineError::Unavailable { backend, reason }) => {
+                assert_eq!(backend, "ort-tensorrt");
+                assert!(!reason.is_empty());
+            }
+            Err(e) => panic!("expected Unavailable, got {e}"),
+            Ok(_) => panic!("TensorRT loaded on a machine without it"),
+        }
+        let e = open_engine(Backend::Cpu, &model, &EngineOptions { threads: Some(0) }).err();
+        assert!(matches!(e, Some(EngineError::Option(_))), "{e:?}");
+    }
 }
 
 #[test]

@@ -39,6 +39,9 @@ step "pytest (models/tests)"
 
 step "cargo test"
 cargo test --locked 2>&1
+step "ONNX Runtime CPU backend: parity tests (cargo test --features ort, the onnxruntime wheel's library)"
+ORT_DYLIB_PATH="$(python -c 'import onnxruntime, pathlib; print(next((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so.*")))')" \
+  cargo test --locked --features ort --test engine_tract 2>&1
 step "systemd unit: systemd-analyze verify + security (tests/systemd.sh)"
 bash tests/systemd.sh
 step "all tests passed"

@@ -4,10 +4,18 @@
 //! C3N network. Backends are chosen by name through [`open_engine`]:
 //!
 //! * `tract` ([`tract::TractEngine`]): pure-Rust CPU inference, always built.
-//! * `ort` (ONNX Runtime / TensorRT) is planned behind a cargo feature; it will be one more
-//!   module here, one more [`Backend`] variant and one more arm in [`open_engine`].
+//! * `cpu`, `cuda`, `tensorrt` (`ort::OrtEngine`, cargo feature `ort`; `tensorrt` adds the
+//!   CUDA/TensorRT execution providers): ONNX Runtime loaded at run time.
+//! * `auto`: TensorRT, then CUDA, then tract, logging why each was skipped ([`open_engine_with`]).
 
+#[cfg(feature = "ort")]
+pub mod cache;
+#[cfg(feature = "ort")]
+pub mod gpu;
 pub mod model;
+#[cfg(feature = "ort")]
+pub mod ort;
+pub mod prebuild;
 pub mod tract;
 
 use std::path::Path;
@@ -82,6 +90,14 @@ pub enum EngineError {
     /// Invalid engine option (e.g. thread count).
     #[error("invalid engine option: {0}")]
     Option(String),
+    /// The backend cannot run here (not built in, library or GPU missing); `auto` moves on.
+    #[error("{backend} is unavailable: {reason}")]
+    Unavailable {
+        /// Backend name.
+        backend: &'static str,
+        /// Why (names the missing library, feature or directory).
+        reason: String,
+    },
 }
 
 /// A loaded model that runs windows of `T` frames.
@@ -101,35 +117,207 @@ pub struct EngineOptions {
     pub threads: Option<usize>,
 }
 
-/// Built-in backends.
+/// Built-in backends (`--backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// [`tract::TractEngine`].
     Tract,
+    /// TensorRT, then CUDA, then tract: the first that loads.
+    Auto,
+    /// ONNX Runtime's TensorRT execution provider (feature `tensorrt`).
+    TensorRt,
+    /// ONNX Runtime's CUDA execution provider (feature `tensorrt`).
+    Cuda,
+    /// ONNX Runtime's CPU provider (feature `ort`).
+    Cpu,
 }
 
 /// Names accepted by [`Backend::from_str`].
-pub const BACKENDS: &[&str] = &["tract"];
+pub const BACKENDS: &[&str] = &["auto", "tensorrt", "cuda", "cpu", "tract"];
 
 impl FromStr for Backend {
     type Err = EngineError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "tract" => Ok(Backend::Tract),
+            "auto" => Ok(Backend::Auto),
+            "tensorrt" => Ok(Backend::TensorRt),
+            "cuda" => Ok(Backend::Cuda),
+            "cpu" | "ort-cpu" => Ok(Backend::Cpu),
             other => Err(EngineError::UnknownBackend(other.to_string())),
         }
     }
 }
 
-/// Loads `model_path` with the named backend.
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Tract => "tract",
+            Backend::Auto => "auto",
+            Backend::TensorRt => "tensorrt",
+            Backend::Cuda => "cuda",
+            Backend::Cpu => "cpu",
+        })
+    }
+}
+
+/// Numeric precision TensorRT may use (`--precision`, `$C3N_TRT_PRECISION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// FP32 only.
+    Fp32,
+    /// FP16 kernels allowed (the default; TensorRT `trt_fp16_enable`).
+    #[default]
+    Fp16,
+    /// INT8 (with FP16) on an explicitly quantised QDQ model (`models/c3n/quantize.py`).
+    Int8,
+}
+
+impl FromStr for Precision {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "fp32" => Ok(Precision::Fp32),
+            "fp16" => Ok(Precision::Fp16),
+            "int8" => Ok(Precision::Int8),
+            o => Err(EngineError::Option(format!(
+                "precision must be fp32, fp16 or int8, got `{o}`"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+            Precision::Int8 => "int8",
+        })
+    }
+}
+
+/// Settings of the ONNX Runtime / TensorRT backends (ignored by tract).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EngineSettings {
+    /// `libonnxruntime.so` to load (`--ort-lib`, `$ORT_DYLIB_PATH`); `None` = the loader's
+    /// search path.
+    pub ort_library: Option<std::path::PathBuf>,
+    /// TensorRT engine-cache root (`--engine-cache`); `None` = `cache::default_root`
+    /// (`$C3N_ENGINE_CACHE`, `$CACHE_DIRECTORY/engines`, `~/.cache/c3n-edge/engines`).
+    pub engine_cache: Option<std::path::PathBuf>,
+    /// TensorRT precision.
+    pub precision: Precision,
+}
+
+impl EngineSettings {
+    /// From `$ORT_DYLIB_PATH`, `$C3N_ENGINE_CACHE` and `$C3N_TRT_PRECISION` (unset = defaults).
+    /// Errors: [`EngineError::Option`] for an unknown precision.
+    pub fn from_env() -> Result<Self, EngineError> {
+        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        Ok(Self {
+            ort_library: var("ORT_DYLIB_PATH").map(Into::into),
+            engine_cache: var("C3N_ENGINE_CACHE").map(Into::into),
+            precision: match var("C3N_TRT_PRECISION") {
+                Some(p) => p.to_string_lossy().parse()?,
+                None => Precision::default(),
+            },
+        })
+    }
+}
+
+/// Loads `model_path` with the named backend, ONNX Runtime settings from the environment
+/// ([`EngineSettings::from_env`]).
 pub fn open_engine(
     backend: Backend,
     model_path: &Path,
     options: &EngineOptions,
 ) -> Result<Box<dyn Engine>, EngineError> {
+    open_engine_with(backend, model_path, options, &EngineSettings::from_env()?)
+}
+
+/// Loads `model_path` with the named backend. `auto` tries TensorRT, then CUDA, then tract; each
+/// skipped backend is logged at `warn` with the reason ([`EngineError::Unavailable`] or a load
+/// error), and the engine chosen at `info`.
+pub fn open_engine_with(
+    backend: Backend,
+    model_path: &Path,
+    options: &EngineOptions,
+    settings: &EngineSettings,
+) -> Result<Box<dyn Engine>, EngineError> {
     match backend {
         Backend::Tract => Ok(Box::new(tract::TractEngine::load(model_path, options)?)),
+        Backend::TensorRt | Backend::Cuda | Backend::Cpu => {
+            open_ort(backend, model_path, options, settings)
+        }
+        Backend::Auto => {
+            for b in [Backend::TensorRt, Backend::Cuda] {
+                match open_ort(b, model_path, options, settings) {
+                    Ok(e) => {
+                        tracing::info!("engine auto: using {}", e.name());
+                        return Ok(e);
+                    }
+                    // a broken model fails every backend: report it once, here
+                    Err(e @ EngineError::Model(_)) => return Err(e),
+                    Err(e) => tracing::warn!("engine auto: {b} skipped: {e}"),
+                }
+            }
+            tracing::warn!("engine auto: falling back to tract (CPU)");
+            Ok(Box::new(tract::TractEngine::load(model_path, options)?))
+        }
     }
+}
+
+#[cfg(feature = "ort")]
+fn open_ort(
+    backend: Backend,
+    model_path: &Path,
+    options: &EngineOptions,
+    settings: &EngineSettings,
+) -> Result<Box<dyn Engine>, EngineError> {
+    let provider = match backend {
+        Backend::TensorRt => ort::Provider::TensorRt,
+        Backend::Cuda => ort::Provider::Cuda,
+        _ => ort::Provider::Cpu,
+    };
+    Ok(Box::new(ort::OrtEngine::load(
+        model_path, provider, options, settings,
+    )?))
+}
+
+#[cfg(not(feature = "ort"))]
+fn open_ort(
+    backend: Backend,
+    _model_path: &Path,
+    _options: &EngineOptions,
+    _settings: &EngineSettings,
+) -> Result<Box<dyn Engine>, EngineError> {
+    let (name, feature) = match backend {
+        Backend::Cpu => ("ort-cpu", "ort"),
+        Backend::Cuda => ("ort-cuda", "tensorrt"),
+        _ => ("ort-tensorrt", "tensorrt"),
+    };
+    Err(EngineError::Unavailable {
+        backend: name,
+        reason: format!(
+            "c3n-edge was built without the `{feature}` cargo feature (cargo build --features {feature})"
+        ),
+    })
+}
+
+/// Checks that an inference has the contract's output shapes (`what` describes the mismatch).
+pub fn check_output(contract: &ModelContract, inf: &Inference) -> Result<(), String> {
+    let t = contract.clip_frames;
+    let s = contract.image.size as usize;
+    if inf.mask_logits.dim() != (t, 1, s, s)
+        || inf.visual_logits.dim() != (t, model::N_IMAGENET)
+        || inf.audio_logits.dim() != (t, model::N_AUDIOSET)
+        || inf.unified_label.len() != t
+        || inf.c3im_score.len() != t
+    {
+        return Err("outputs do not have the contract shapes".into());
+    }
+    Ok(())
 }
 
 /// Checks that `window` has the shapes `contract` requires.

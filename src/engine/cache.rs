@@ -1,0 +1,282 @@
+//! TensorRT engine cache layout (integration-conventions.md §1.7, recommendation): one directory
+//! per key under a writable cache root (default `$CACHE_DIRECTORY/engines`, i.e.
+//! `/var/cache/c3n-edge/engines` under the systemd unit), named
+//!
+//! ```text
+//! <sha256 of the model, 16 hex>_trt<major.minor.patch>_sm<major><minor>_<precision>_f<T>x3x<S>x<S>_a<T>x1x96x64
+//! ```
+//!
+//! holding ONNX Runtime's TensorRT engine and profile files (`trt_engine_cache_path`) and a
+//! `key.txt` with the full key. The timing cache (`trt_timing_cache_path`) is shared per TensorRT
+//! version and GPU (`timing_trt<ver>_sm<cc>/`), since tactic timings do not depend on the model.
+//!
+//! Atomicity: a missing entry is built into `<entry>.tmp-<pid>` and renamed to `<entry>` once the
+//! session (and so the engine) has been created — a crash mid-build leaves only a temp directory,
+//! never a half-written entry. A concurrent builder that loses the rename race keeps its temp
+//! directory's engine for its own session and removes nothing else.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::gpu::GpuInfo;
+use super::{ModelContract, Precision};
+
+/// Everything the engine depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheKey {
+    /// sha256 of the ONNX file, lowercase hex (64 characters).
+    pub model_sha256: String,
+    /// TensorRT version.
+    pub tensorrt: (u32, u32, u32),
+    /// GPU compute capability.
+    pub compute_capability: (i32, i32),
+    /// Precision flags given to TensorRT.
+    pub precision: Precision,
+    /// Static input shapes, contract order (`frames`, `audio_logmel`).
+    pub input_shapes: [Vec<usize>; 2],
+}
+
+/// sha256 of a file, lowercase hex. Errors name the file.
+pub fn sha256_file(path: &Path) -> Result<String, String> {
+    let mut f =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn dims(s: &[usize]) -> String {
+    s.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("x")
+}
+
+impl CacheKey {
+    /// The key of `contract`'s model file on this GPU at `precision`.
+    pub fn new(
+        contract: &ModelContract,
+        gpu: &GpuInfo,
+        precision: Precision,
+    ) -> Result<Self, String> {
+        let [(_, f), (_, a)] = contract.input_shapes();
+        Ok(Self {
+            model_sha256: sha256_file(&contract.path)?,
+            tensorrt: gpu.tensorrt,
+            compute_capability: gpu.compute_capability,
+            precision,
+            input_shapes: [f, a],
+        })
+    }
+
+    fn trt(&self) -> String {
+        let (a, b, c) = self.tensorrt;
+        format!(
+            "trt{a}.{b}.{c}_sm{}{}",
+            self.compute_capability.0, self.compute_capability.1
+        )
+    }
+
+    /// Directory name of the entry.
+    pub fn dir_name(&self) -> String {
+        format!(
+            "{}_{}_{}_f{}_a{}",
+            &self.model_sha256[..16.min(self.model_sha256.len())],
+            self.trt(),
+            self.precision,
+            dims(&self.input_shapes[0]),
+            dims(&self.input_shapes[1])
+        )
+    }
+
+    /// `key.txt` contents.
+    pub fn describe(&self) -> String {
+        let (a, b, c) = self.tensorrt;
+        format!(
+            "model_sha256={}\ntensorrt={a}.{b}.{c}\ncompute_capability={}.{}\nprecision={}\nframes={}\naudio_logmel={}\n",
+            self.model_sha256,
+            self.compute_capability.0,
+            self.compute_capability.1,
+            self.precision,
+            dims(&self.input_shapes[0]),
+            dims(&self.input_shapes[1])
+        )
+    }
+}
+
+/// Where one key's engine lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    /// Final directory of the entry.
+    pub dir: PathBuf,
+    /// Shared timing-cache directory.
+    pub timing_dir: PathBuf,
+    /// Whether `dir` already holds an engine (`*.engine`).
+    pub hit: bool,
+    /// Directory ONNX Runtime writes to: `dir` on a hit, a temp sibling otherwise.
+    pub work_dir: PathBuf,
+}
+
+/// Prepares the entry of `key` under `root` (creating directories). Errors name the directory.
+pub fn prepare(root: &Path, key: &CacheKey) -> Result<CacheEntry, String> {
+    let dir = root.join(key.dir_name());
+    let timing_dir = root.join(format!("timing_{}", key.trt()));
+    let mkdir = |d: &Path| {
+        std::fs::create_dir_all(d).map_err(|e| {
+            format!(
+                "engine cache directory {} is not writable: {e}",
+                d.display()
+            )
+        })
+    };
+    mkdir(&timing_dir)?;
+    let hit = has_engine(&dir);
+    let work_dir = if hit {
+        dir.clone()
+    } else {
+        let tmp = root.join(format!("{}.tmp-{}", key.dir_name(), std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        mkdir(&tmp)?;
+        std::fs::write(tmp.join("key.txt"), key.describe())
+            .map_err(|e| format!("cannot write {}: {e}", tmp.join("key.txt").display()))?;
+        tmp
+    };
+    Ok(CacheEntry {
+        dir,
+        timing_dir,
+        hit,
+        work_dir,
+    })
+}
+
+/// Whether `dir` holds a built engine.
+pub fn has_engine(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "engine"))
+        })
+        .unwrap_or(false)
+}
+
+/// Publishes a freshly built entry (`work_dir` → `dir`, one `rename`). Returns `false` when the
+/// temp directory holds no engine (nothing to publish) or another process published first.
+pub fn publish(entry: &CacheEntry) -> Result<bool, String> {
+    if entry.hit || !has_engine(&entry.work_dir) {
+        return Ok(false);
+    }
+    match std::fs::rename(&entry.work_dir, &entry.dir) {
+        Ok(()) => Ok(true),
+        Err(_) if has_engine(&entry.dir) => Ok(false),
+        Err(e) => Err(format!(
+            "cannot move the engine {} to {}: {e}",
+            entry.work_dir.display(),
+            entry.dir.display()
+        )),
+    }
+}
+
+/// The default cache root: `$C3N_ENGINE_CACHE`, else `$CACHE_DIRECTORY/engines` (systemd
+/// `CacheDirectory=`), else `$XDG_CACHE_HOME/c3n-edge/engines`, else `~/.cache/c3n-edge/engines`.
+pub fn default_root() -> PathBuf {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(p) = var("C3N_ENGINE_CACHE") {
+        return p;
+    }
+    if let Some(p) = var("CACHE_DIRECTORY") {
+        // systemd may list several directories separated by ':'; the first is ours
+        let first = p
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        return PathBuf::from(first).join("engines");
+    }
+    if let Some(p) = var("XDG_CACHE_HOME") {
+        return p.join("c3n-edge/engines");
+    }
+    match var("HOME") {
+        Some(h) => h.join(".cache/c3n-edge/engines"),
+        None => PathBuf::from("c3n-edge-engines"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(prec: Precision) -> CacheKey {
+        CacheKey {
+            model_sha256: "ab".repeat(32),
+            tensorrt: (10, 3, 0),
+            compute_capability: (8, 7),
+            precision: prec,
+            input_shapes: [vec![5, 3, 224, 224], vec![5, 1, 96, 64]],
+        }
+    }
+
+    #[test]
+    fn key_names_every_component() {
+        let k = key(Precision::Fp16);
+        assert_eq!(
+            k.dir_name(),
+            "abababababababab_trt10.3.0_sm87_fp16_f5x3x224x224_a5x1x96x64"
+        );
+        assert_ne!(k.dir_name(), key(Precision::Int8).dir_name());
+        assert!(k
+            .describe()
+            .contains(&format!("model_sha256={}", "ab".repeat(32))));
+    }
+
+    #[test]
+    fn build_then_publish_atomically_then_hit() {
+        let root = std::env::temp_dir().join(format!("c3n-cache-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let k = key(Precision::Fp16);
+        let e = prepare(&root, &k).unwrap();
+        assert!(!e.hit && e.work_dir != e.dir && e.work_dir.join("key.txt").is_file());
+        // no engine written (e.g. the build failed): nothing is published
+        assert!(!publish(&e).unwrap());
+        assert!(!e.dir.exists());
+        std::fs::write(
+            e.work_dir.join("TensorrtExecutionProvider_x_sm87.engine"),
+            b"x",
+        )
+        .unwrap();
+        assert!(publish(&e).unwrap());
+        assert!(has_engine(&e.dir) && !e.work_dir.exists());
+        let again = prepare(&root, &k).unwrap();
+        assert!(again.hit && again.work_dir == again.dir);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn sha256_of_a_file() {
+        let p = std::env::temp_dir().join(format!("c3n-sha-{}", std::process::id()));
+        std::fs::write(&p, b"abc").unwrap();
+        assert_eq!(
+            sha256_file(&p).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        std::fs::remove_file(&p).unwrap();
+        assert!(sha256_file(&p)
+            .unwrap_err()
+            .contains(&p.display().to_string()));
+    }
+}

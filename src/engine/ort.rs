@@ -1,0 +1,317 @@
+//! ONNX Runtime backend (`ort` 2.0.0-rc.15, feature `ort`): the same ONNX file on ONNX Runtime's
+//! CPU provider, or — with feature `tensorrt` — on its TensorRT or CUDA execution provider.
+//!
+//! `libonnxruntime.so` is loaded at run time (`ort` feature `load-dynamic`; nothing is linked):
+//! from [`EngineSettings::ort_library`] (`--ort-lib`, `$ORT_DYLIB_PATH`), else the dynamic
+//! loader's search path. ort rc.15 targets ONNX Runtime 1.31 and refuses older libraries
+//! (toolchain-and-test-infra.md §4; the `onnxruntime` 1.31.1 wheel's library works). One library
+//! per process: the first engine loads it.
+//!
+//! TensorRT (frigate's ONNX detector and integration-conventions.md §1.7 / §3.6): FP16 unless
+//! [`super::Precision::Fp32`]; INT8 only through an explicitly quantised (QDQ) model — TensorRT 10
+//! deprecates implicit calibration, so no calibration table is used; engine cache and timing
+//! cache in [`super::cache`] directories keyed by model sha256, TensorRT version, compute
+//! capability, precision and input shapes, published atomically. Unsupported nodes fall back to
+//! CUDA, then CPU (ONNX Runtime's partitioning).
+//!
+//! Engine names (the `state` topic's `engine`): `ort-tensorrt`, `ort-cuda`, `ort-cpu`.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ndarray::{Ix1, Ix2, Ix4};
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::value::Tensor;
+
+use super::{
+    cache, check_input, check_output, Engine, EngineError, EngineOptions, EngineSettings,
+    Inference, ModelContract, ModelInput,
+};
+
+/// Upper bound for `--threads`.
+pub const MAX_THREADS: usize = 256;
+
+/// An ONNX Runtime execution provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// `TensorrtExecutionProvider` (feature `tensorrt`).
+    TensorRt,
+    /// `CUDAExecutionProvider` (feature `tensorrt`).
+    Cuda,
+    /// ONNX Runtime's own CPU kernels.
+    Cpu,
+}
+
+impl Provider {
+    /// Engine name reported in the state (`ort-tensorrt`, `ort-cuda`, `ort-cpu`).
+    pub fn engine_name(self) -> &'static str {
+        match self {
+            Provider::TensorRt => "ort-tensorrt",
+            Provider::Cuda => "ort-cuda",
+            Provider::Cpu => "ort-cpu",
+        }
+    }
+}
+
+static ENV: OnceLock<Result<(Environment, String), String>> = OnceLock::new();
+
+/// Loads `libonnxruntime` once per process and returns the ONNX Runtime environment.
+fn environment(
+    settings: &EngineSettings,
+    backend: &'static str,
+) -> Result<&'static Environment, EngineError> {
+    let lib = settings
+        .ort_library
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"));
+    let lib_s = lib.display().to_string();
+    let got = ENV.get_or_init(|| {
+        let builder = ort::init_from(&lib).map_err(|e| {
+            format!("cannot load ONNX Runtime from {lib_s} (set --ort-lib or ORT_DYLIB_PATH to libonnxruntime.so.1.31+): {e}")
+        })?;
+        let env = builder
+            .with_name("c3n-edge")
+            .build()
+            .map_err(|e| format!("cannot create the ONNX Runtime environment ({lib_s}): {e}"))?;
+        Ok((env, lib_s.clone()))
+    });
+    match got {
+        Ok((env, loaded)) if *loaded == lib_s => Ok(env),
+        Ok((_, loaded)) => Err(EngineError::Option(format!(
+            "ONNX Runtime is already loaded from {loaded}; cannot load {lib_s} in the same process"
+        ))),
+        Err(e) => Err(EngineError::Unavailable {
+            backend,
+            reason: e.clone(),
+        }),
+    }
+}
+
+/// A C3N model in an ONNX Runtime session.
+pub struct OrtEngine {
+    contract: ModelContract,
+    session: Session,
+    provider: Provider,
+    cache: Option<cache::CacheEntry>,
+}
+
+impl std::fmt::Debug for OrtEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrtEngine")
+            .field("model", &self.contract.path)
+            .field("provider", &self.provider)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OrtEngine {
+    /// Loads `path` on `provider`.
+    ///
+    /// Errors: [`EngineError::Model`] (contract), [`EngineError::Option`] (threads),
+    /// [`EngineError::Unavailable`] (library missing or too old, provider not in this build of
+    /// ONNX Runtime or of c3n-edge, no GPU/TensorRT, cache directory not writable),
+    /// [`EngineError::Load`] (ONNX Runtime rejects the model).
+    pub fn load(
+        path: &Path,
+        provider: Provider,
+        options: &EngineOptions,
+        settings: &EngineSettings,
+    ) -> Result<Self, EngineError> {
+        let name = provider.engine_name();
+        let threads = match options.threads {
+            None => 1,
+            Some(n @ 1..=MAX_THREADS) => n,
+            Some(n) => {
+                return Err(EngineError::Option(format!(
+                    "threads must be 1..={MAX_THREADS}, got {n}"
+                )))
+            }
+        };
+        let contract = ModelContract::from_file(path)?;
+        let env = environment(settings, name)?;
+        let unavailable = |reason: String| EngineError::Unavailable {
+            backend: name,
+            reason,
+        };
+        let load_err = |stage: &str, e: String| EngineError::Load {
+            backend: name,
+            path: path.to_path_buf(),
+            message: format!("{stage}: {e}"),
+        };
+        let (eps, cache) = providers(provider, &contract, settings).map_err(unavailable)?;
+        let builder = Session::builder(env)
+            .map_err(|e| load_err("session builder", e.to_string()))?
+            .with_intra_threads(threads)
+            .map_err(|e| load_err("threads", e.to_string()))?;
+        let mut builder = builder
+            .with_execution_providers(eps)
+            .map_err(|e| unavailable(format!("execution provider registration failed: {e}")))?;
+        let session = builder
+            .commit_from_file(path)
+            .map_err(|e| load_err("session", e.to_string()))?;
+        if let Some(entry) = &cache {
+            match cache::publish(entry) {
+                Ok(true) => tracing::info!("TensorRT engine cached in {}", entry.dir.display()),
+                Ok(false) => {}
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        Ok(Self {
+            contract,
+            session,
+            provider,
+            cache,
+        })
+    }
+
+    /// The execution provider.
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// The TensorRT engine-cache entry (TensorRT only).
+    pub fn cache_entry(&self) -> Option<&cache::CacheEntry> {
+        self.cache.as_ref()
+    }
+}
+
+type Eps = Vec<ort::ep::ExecutionProviderDispatch>;
+
+#[cfg(not(feature = "tensorrt"))]
+fn providers(
+    provider: Provider,
+    _contract: &ModelContract,
+    _settings: &EngineSettings,
+) -> Result<(Eps, Option<cache::CacheEntry>), String> {
+    match provider {
+        Provider::Cpu => Ok((Vec::new(), None)),
+        Provider::TensorRt | Provider::Cuda => Err(
+            "c3n-edge was built without the `tensorrt` cargo feature (TensorRT and CUDA execution providers)"
+                .into(),
+        ),
+    }
+}
+
+#[cfg(feature = "tensorrt")]
+fn providers(
+    provider: Provider,
+    contract: &ModelContract,
+    settings: &EngineSettings,
+) -> Result<(Eps, Option<cache::CacheEntry>), String> {
+    use ort::ep::{ExecutionProvider, TensorRT, CUDA};
+    let in_build = |avail: ort::Result<bool>, ep: &str| {
+        match avail {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "the loaded ONNX Runtime library was built without the {ep} execution provider (use the onnxruntime-gpu build or JetPack's)"
+        )),
+        Err(e) => Err(format!("cannot list ONNX Runtime's execution providers: {e}")),
+    }
+    };
+    match provider {
+        Provider::Cpu => Ok((Vec::new(), None)),
+        Provider::Cuda => {
+            in_build(CUDA::is_available(), "CUDA")?;
+            super::gpu::compute_capability()?;
+            Ok((vec![CUDA::default().build().error_on_failure()], None))
+        }
+        Provider::TensorRt => {
+            in_build(TensorRT::is_available(), "TensorRT")?;
+            let gpu = super::gpu::probe()?;
+            let key = cache::CacheKey::new(contract, &gpu, settings.precision)?;
+            let root = settings
+                .engine_cache
+                .clone()
+                .unwrap_or_else(cache::default_root);
+            let entry = cache::prepare(&root, &key)?;
+            if entry.hit {
+                tracing::info!("TensorRT engine cache hit: {}", entry.dir.display());
+            } else {
+                tracing::warn!(
+                    "building a TensorRT engine ({gpu}, {}) into {}: this takes minutes on a Jetson; pre-build it with `c3n-edge build-engine`",
+                    settings.precision,
+                    entry.dir.display()
+                );
+            }
+            let trt = TensorRT::default()
+                .with_fp16(settings.precision != super::Precision::Fp32)
+                .with_int8(settings.precision == super::Precision::Int8)
+                .with_engine_cache(true)
+                .with_engine_cache_path(entry.work_dir.display())
+                .with_timing_cache(true)
+                .with_timing_cache_path(entry.timing_dir.display())
+                .build()
+                .error_on_failure();
+            // nodes TensorRT cannot take run on CUDA (then CPU)
+            let cuda = CUDA::default().build();
+            Ok((vec![trt, cuda], Some(entry)))
+        }
+    }
+}
+
+fn run_err(backend: &'static str, message: String) -> EngineError {
+    EngineError::Run { backend, message }
+}
+
+impl Engine for OrtEngine {
+    fn infer(&mut self, window: &ModelInput) -> Result<Inference, EngineError> {
+        let name = self.provider.engine_name();
+        check_input(&self.contract, window)?;
+        let err = |m: String| run_err(name, m);
+        let frames =
+            Tensor::from_array(window.frames.clone()).map_err(|e| err(format!("frames: {e}")))?;
+        let audio = Tensor::from_array(window.audio_logmel.clone())
+            .map_err(|e| err(format!("audio_logmel: {e}")))?;
+        let outputs = self
+            .session
+            .run(ort::inputs!["frames" => frames, "audio_logmel" => audio])
+            .map_err(|e| err(e.to_string()))?;
+        let get = |n: &str| {
+            outputs
+                .get(n)
+                .ok_or_else(|| err(format!("output `{n}` missing")))
+        };
+        let f32_out = |n: &str| {
+            get(n)?
+                .try_extract_array::<f32>()
+                .map_err(|e| err(format!("output `{n}`: {e}")))
+        };
+        let shape_err = |n: &str, e: ndarray::ShapeError| err(format!("output `{n}`: {e}"));
+        let inf = Inference {
+            mask_logits: f32_out("mask_logits")?
+                .into_dimensionality::<Ix4>()
+                .map_err(|e| shape_err("mask_logits", e))?
+                .to_owned(),
+            visual_logits: f32_out("visual_logits")?
+                .into_dimensionality::<Ix2>()
+                .map_err(|e| shape_err("visual_logits", e))?
+                .to_owned(),
+            audio_logits: f32_out("audio_logits")?
+                .into_dimensionality::<Ix2>()
+                .map_err(|e| shape_err("audio_logits", e))?
+                .to_owned(),
+            unified_label: get("unified_label")?
+                .try_extract_array::<i64>()
+                .map_err(|e| err(format!("output `unified_label`: {e}")))?
+                .into_dimensionality::<Ix1>()
+                .map_err(|e| shape_err("unified_label", e))?
+                .to_vec(),
+            c3im_score: f32_out("c3im_score")?
+                .into_dimensionality::<Ix1>()
+                .map_err(|e| shape_err("c3im_score", e))?
+                .to_vec(),
+        };
+        check_output(&self.contract, &inf).map_err(err)?;
+        Ok(inf)
+    }
+
+    fn name(&self) -> &str {
+        self.provider.engine_name()
+    }
+
+    fn contract(&self) -> &ModelContract {
+        &self.contract
+    }
+}

@@ -1,0 +1,232 @@
+//! `c3n-edge build-engine` and `c3n-edge bench-engines`: warm the TensorRT engine cache ahead of
+//! time (integration-conventions.md §1.7: "a separate build-engine subcommand so installers can
+//! pre-build"), and time several backends on the same model and input in one process.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ndarray::Array4;
+use serde::Serialize;
+
+use super::{
+    open_engine_with, Backend, Engine, EngineError, EngineOptions, EngineSettings, ModelContract,
+    ModelInput,
+};
+
+/// What `build-engine` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prebuild {
+    /// The backend has no engine to build (tract, cpu, cuda; or `auto` without TensorRT).
+    NotNeeded(String),
+    /// A TensorRT engine is ready.
+    Ready {
+        /// Cache entry directory (`None` when the engine could not be published).
+        dir: Option<PathBuf>,
+        /// Whether it was already cached.
+        cached: bool,
+        /// Session creation (build or load) time.
+        load: Duration,
+    },
+}
+
+/// Shows a spinner (on a terminal) and logs "still building" every 30 s (journal) while `f` runs.
+fn with_progress<T>(what: &str, progress: bool, f: impl FnOnce() -> T) -> T {
+    let bar = if progress {
+        indicatif::ProgressBar::new_spinner()
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]") {
+        bar.set_style(style);
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    let what2 = what.to_string();
+    let logger = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut next = Duration::from_secs(30);
+        while !d.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(200));
+            if start.elapsed() >= next {
+                tracing::info!("{what2}: still working ({} s)", next.as_secs());
+                next += Duration::from_secs(30);
+            }
+        }
+    });
+    let r = f();
+    done.store(true, Ordering::Relaxed);
+    let _ = logger.join();
+    bar.finish_and_clear();
+    r
+}
+
+/// A deterministic window of the contract's shapes (values in [-1, 1), fixed LCG seed).
+pub fn test_window(contract: &ModelContract) -> ModelInput {
+    let [(_, f), (_, a)] = contract.input_shapes();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    };
+    let frames = Array4::from_shape_simple_fn((f[0], f[1], f[2], f[3]), &mut next);
+    let audio_logmel = Array4::from_shape_simple_fn((a[0], a[1], a[2], a[3]), &mut next);
+    ModelInput {
+        frames,
+        audio_logmel,
+    }
+}
+
+/// Builds (or finds) the TensorRT engine of `model` for `backend` (`tensorrt` or `auto`; other
+/// backends have nothing to build), then runs one window through it as a check.
+///
+/// Errors: with `tensorrt`, any [`EngineError`] (TensorRT unavailable, model rejected, cache not
+/// writable); with `auto`, only model errors — an unavailable TensorRT is [`Prebuild::NotNeeded`].
+pub fn prebuild(
+    backend: Backend,
+    model: &Path,
+    options: &EngineOptions,
+    settings: &EngineSettings,
+    progress: bool,
+) -> Result<Prebuild, EngineError> {
+    match backend {
+        Backend::Tract | Backend::Cpu | Backend::Cuda => {
+            return Ok(Prebuild::NotNeeded(format!(
+                "backend {backend} uses no engine cache; nothing to build"
+            )))
+        }
+        Backend::TensorRt | Backend::Auto => {}
+    }
+    let what = format!(
+        "TensorRT engine for {} ({})",
+        model.display(),
+        settings.precision
+    );
+    let t = Instant::now();
+    let loaded = with_progress(&format!("building/loading {what}"), progress, || {
+        load_trt(model, options, settings)
+    });
+    let load = t.elapsed();
+    match loaded {
+        Ok((mut engine, dir, cached)) => {
+            let w = test_window(engine.contract());
+            engine.infer(&w)?;
+            Ok(Prebuild::Ready { dir, cached, load })
+        }
+        Err(e @ EngineError::Model(_)) => Err(e),
+        Err(e) if backend == Backend::Auto => Ok(Prebuild::NotNeeded(format!(
+            "TensorRT is unavailable, so `auto` will not use it and there is nothing to build: {e}"
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(feature = "ort")]
+fn load_trt(
+    model: &Path,
+    options: &EngineOptions,
+    settings: &EngineSettings,
+) -> Result<(Box<dyn Engine>, Option<PathBuf>, bool), EngineError> {
+    let e = super::ort::OrtEngine::load(model, super::ort::Provider::TensorRt, options, settings)?;
+    let (dir, cached) = match e.cache_entry() {
+        Some(c) => (
+            Some(c.dir.clone()).filter(|d| super::cache::has_engine(d)),
+            c.hit,
+        ),
+        None => (None, false),
+    };
+    Ok((Box::new(e), dir, cached))
+}
+
+#[cfg(not(feature = "ort"))]
+fn load_trt(
+    model: &Path,
+    options: &EngineOptions,
+    settings: &EngineSettings,
+) -> Result<(Box<dyn Engine>, Option<PathBuf>, bool), EngineError> {
+    let e = open_engine_with(Backend::TensorRt, model, options, settings)?;
+    Ok((e, None, false))
+}
+
+/// One backend's timings in [`compare`].
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendTiming {
+    /// Engine name (`tract`, `ort-cpu`, …).
+    pub engine: String,
+    /// Load + optimisation time, s.
+    pub load_s: f64,
+    /// First call, ms (includes lazy initialisation).
+    pub first_ms: f64,
+    /// Mean of the following calls, ms.
+    pub mean_ms: f64,
+    /// Fastest of the following calls, ms.
+    pub min_ms: f64,
+    /// Max |mask_logits − first backend's| (0 for the first backend).
+    pub mask_max_abs_diff: f32,
+    /// Max |c3im_score − first backend's|.
+    pub score_max_abs_diff: f32,
+}
+
+/// Times `backends` on `model` with the same [`test_window`]: load, first call, then `iters`
+/// calls each. Errors: the first backend that fails to load or run.
+pub fn compare(
+    backends: &[Backend],
+    model: &Path,
+    options: &EngineOptions,
+    settings: &EngineSettings,
+    iters: usize,
+) -> Result<Vec<BackendTiming>, EngineError> {
+    let mut out = Vec::new();
+    let mut reference: Option<super::Inference> = None;
+    for &b in backends {
+        let t = Instant::now();
+        let mut engine = open_engine_with(b, model, options, settings)?;
+        let load_s = t.elapsed().as_secs_f64();
+        let window = test_window(engine.contract());
+        let t = Instant::now();
+        let first = engine.infer(&window)?;
+        let first_ms = t.elapsed().as_secs_f64() * 1e3;
+        let mut times = Vec::new();
+        for _ in 0..iters {
+            let t = Instant::now();
+            engine.infer(&window)?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let mean_ms = times.iter().sum::<f64>() / times.len().max(1) as f64;
+        let min_ms = times.iter().copied().fold(f64::INFINITY, f64::min);
+        let diff = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max)
+        };
+        let (mask_max_abs_diff, score_max_abs_diff) = match &reference {
+            Some(r) => (
+                diff(
+                    first.mask_logits.as_slice().unwrap_or(&[]),
+                    r.mask_logits.as_slice().unwrap_or(&[]),
+                ),
+                diff(&first.c3im_score, &r.c3im_score),
+            ),
+            None => (0.0, 0.0),
+        };
+        out.push(BackendTiming {
+            engine: engine.name().to_string(),
+            load_s,
+            first_ms,
+            mean_ms: if times.is_empty() { first_ms } else { mean_ms },
+            min_ms: if times.is_empty() { first_ms } else { min_ms },
+            mask_max_abs_diff,
+            score_max_abs_diff,
+        });
+        if reference.is_none() {
+            reference = Some(first);
+        }
+    }
+    Ok(out)
+}
