@@ -126,12 +126,11 @@ pub fn prebuild(
     }
 }
 
+/// A loaded TensorRT engine, its cache directory (when it holds an engine) and whether it was cached.
+type TrtLoad = Result<(Box<dyn Engine>, Option<PathBuf>, bool), EngineError>;
+
 #[cfg(feature = "ort")]
-fn load_trt(
-    model: &Path,
-    options: &EngineOptions,
-    settings: &EngineSettings,
-) -> Result<(Box<dyn Engine>, Option<PathBuf>, bool), EngineError> {
+fn load_trt(model: &Path, options: &EngineOptions, settings: &EngineSettings) -> TrtLoad {
     let e = super::ort::OrtEngine::load(model, super::ort::Provider::TensorRt, options, settings)?;
     let (dir, cached) = match e.cache_entry() {
         Some(c) => (
@@ -144,11 +143,7 @@ fn load_trt(
 }
 
 #[cfg(not(feature = "ort"))]
-fn load_trt(
-    model: &Path,
-    options: &EngineOptions,
-    settings: &EngineSettings,
-) -> Result<(Box<dyn Engine>, Option<PathBuf>, bool), EngineError> {
+fn load_trt(model: &Path, options: &EngineOptions, settings: &EngineSettings) -> TrtLoad {
     let e = open_engine_with(Backend::TensorRt, model, options, settings)?;
     Ok((e, None, false))
 }
