@@ -11,6 +11,13 @@ step() { printf '\n==> %s  [%s]\n' "$*" "$(date +%T)"; }
 # Debian both work if they can create a venv with pip).
 missing=""
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing="$missing python3-venv"
+# Debian packages the build and the tests need (each only if not installed yet):
+#   pkg-config, libclang-dev, libav*-dev: the `ffmpeg` cargo feature (video files; bindgen);
+#   ffmpeg: test media (tests/fixtures/make_pipeline_clip.py writes clip.mp4).
+for p in pkg-config libclang-dev ffmpeg libavcodec-dev libavformat-dev libavutil-dev \
+         libswscale-dev libswresample-dev; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
 if [ -n "$missing" ]; then
   step "apt-get install$missing"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
