@@ -213,6 +213,7 @@ fn open_container_audio(
     })
 }
 
+#[cfg(not(feature = "ffmpeg"))]
 /// [`SourceError::NotFound`] unless `path` exists.
 pub(crate) fn check_exists(uri: &InputUri, path: &std::path::Path) -> Result<(), SourceError> {
     if path.exists() {
