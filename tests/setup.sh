@@ -11,6 +11,8 @@ step() { printf '\n==> %s  [%s]\n' "$*" "$(date +%T)"; }
 # Debian both work if they can create a venv with pip).
 missing=""
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing="$missing python3-venv"
+# MQTT tests (tests/mqtt_broker.rs) run a real broker; mosquitto_passwd comes with mosquitto
+command -v mosquitto >/dev/null 2>&1 || missing="$missing mosquitto"
 if [ -n "$missing" ]; then
   step "apt-get install$missing"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -14,10 +14,12 @@
 //!
 //! Delivery accounting ([`MqttStats`], event messages only): an event is `published` once the
 //! broker has it (QoS 0: written to the socket; QoS 1/2: acknowledged), `dropped` when the queue
-//! overflowed or when it was handed to rumqttc but unacknowledged at a disconnection (clean
-//! sessions: rumqttc discards it on reconnect), and `queued` while waiting or in flight. So
-//! `queued + dropped + published` = events enqueued. Retained states are not counted: the latest
-//! value of each is republished after every reconnect.
+//! overflowed (never sent), `unconfirmed` when it had been sent but not acknowledged when the
+//! connection broke (clean sessions: rumqttc does not resend it; the broker may or may not have
+//! received it — MQTT cannot tell), and `queued` while waiting or in flight. So
+//! `queued + dropped + unconfirmed + published` = events enqueued, and a subscriber that missed
+//! nothing received between `published` and `published + unconfirmed` of them. Retained states
+//! are not counted: the latest value of each is republished after every reconnect.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,8 +84,11 @@ pub struct MqttStats {
     pub queue_size: usize,
     /// Events waiting in the queue or in flight.
     pub queued: u64,
-    /// Events lost: queue overflow (drop-oldest) or unacknowledged at a disconnection.
+    /// Events dropped from the full queue (drop-oldest) while the broker was unreachable.
     pub dropped: u64,
+    /// Events sent but unacknowledged when the connection broke (delivery unknown; QoS ≥ 1 only,
+    /// or QoS 0 events handed to rumqttc but not yet written).
+    pub unconfirmed: u64,
     /// Events the broker has (QoS 0: written to the socket; QoS ≥ 1: acknowledged).
     pub published: u64,
 }
@@ -104,8 +109,8 @@ struct Inner {
     stats: MqttStats,
     /// Events handed to rumqttc, not yet published.
     in_flight: u64,
-    /// Events lost at disconnections.
-    lost: u64,
+    /// Events unacknowledged at disconnections.
+    unconfirmed: u64,
     /// First connection: `Some(Ok)` connected, `Some(Err)` refused by the broker.
     first: Option<Result<(), String>>,
     last_error: Option<String>,
@@ -115,7 +120,8 @@ impl Inner {
     fn stats(&self) -> MqttStats {
         MqttStats {
             queued: self.queue.len() as u64 + self.in_flight,
-            dropped: self.queue.dropped() + self.lost,
+            dropped: self.queue.dropped(),
+            unconfirmed: self.unconfirmed,
             ..self.stats
         }
     }
@@ -176,9 +182,11 @@ impl MqttClient {
     /// broker refused the connection (wrong credentials, …) within that time, TLS files, thread
     /// start. An unreachable broker is not an error: the client keeps retrying in the background
     /// (a warning is logged) and events queue up to `queue_size`.
+    /// `initial` are retained `(topic, payload)` values published before the first `online`.
     pub fn start(
         settings: ClientSettings,
         control: Option<Arc<RunControl>>,
+        initial: Vec<(String, Vec<u8>)>,
     ) -> Result<Self, MqttError> {
         let mut opts = MqttOptions::new(
             settings.client_id.clone(),
@@ -205,7 +213,18 @@ impl MqttClient {
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 queue: DropOldest::new(settings.queue_size),
-                retained: BTreeMap::new(),
+                retained: initial
+                    .into_iter()
+                    .map(|(t, payload)| {
+                        (
+                            t,
+                            Retained {
+                                payload,
+                                dirty: true,
+                            },
+                        )
+                    })
+                    .collect(),
                 run_state: None,
                 state_dirty: false,
                 stats: MqttStats {
@@ -213,7 +232,7 @@ impl MqttClient {
                     ..Default::default()
                 },
                 in_flight: 0,
-                lost: 0,
+                unconfirmed: 0,
                 first: None,
                 last_error: None,
             }),
@@ -541,14 +560,14 @@ impl Worker {
                 self.connected = true;
                 let mut g = self.shared.lock();
                 if !ack.session_present {
-                    // rumqttc discards what it had not delivered: count those events as lost
+                    // rumqttc discards what was not acknowledged: delivery of those is unknown
                     let lost = self.fifo.iter().filter(|(k, _)| *k == Kind::Event).count()
                         + self
                             .awaiting
                             .values()
                             .filter(|k| **k == Kind::Event)
                             .count();
-                    g.lost += lost as u64;
+                    g.unconfirmed += lost as u64;
                     g.in_flight = g.in_flight.saturating_sub(lost as u64);
                     self.fifo.clear();
                     self.awaiting.clear();

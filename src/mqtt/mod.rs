@@ -107,9 +107,6 @@ pub struct MqttConfig {
     pub snapshots: bool,
     /// JPEG quality of the snapshots (1–100).
     pub snapshot_quality: u8,
-    /// Start an embedded broker on 0.0.0.0:PORT (cargo feature `mqtt-broker`); without `url`
-    /// the client then publishes to it.
-    pub embedded_port: Option<u16>,
 }
 
 impl Default for MqttConfig {
@@ -134,7 +131,6 @@ impl Default for MqttConfig {
             connect_wait_ms: 5_000,
             snapshots: true,
             snapshot_quality: 80,
-            embedded_port: None,
         }
     }
 }

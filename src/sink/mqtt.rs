@@ -43,17 +43,13 @@ impl MqttSink {
         snapshot_quality: Option<u8>,
         alpha: f32,
     ) -> Result<Self, MqttError> {
-        let detect = control.detect();
-        let client = MqttClient::start(settings, Some(control))?;
-        client.set_retained(
-            client.topics().detect_state(),
-            if detect {
-                b"ON".to_vec()
-            } else {
-                b"OFF".to_vec()
-            },
-        );
-        client.set_retained(client.topics().count("all"), b"0".to_vec());
+        let detect = if control.detect() { "ON" } else { "OFF" };
+        // published before the first `online`
+        let initial = vec![
+            (settings.topics.detect_state(), detect.as_bytes().to_vec()),
+            (settings.topics.count("all"), b"0".to_vec()),
+        ];
+        let client = MqttClient::start(settings, Some(control), initial)?;
         let renderer = match snapshot_quality {
             Some(_) => Some(
                 OverlayRenderer::new(alpha)
@@ -156,6 +152,7 @@ impl Sink for MqttSink {
         tracing::info!(
             published = s.published,
             dropped = s.dropped,
+            unconfirmed = s.unconfirmed,
             queued = s.queued,
             connects = s.connects,
             "MQTT: events delivered"
