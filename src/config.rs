@@ -19,6 +19,28 @@
 //! min_frames = 2                         # frames seen before `new`
 //! end_timeout_ms = 3000                  # unseen this long -> `end`
 //! silence_dbfs = -60.0                   # quieter frames count as "nothing sounds"
+//! camera = "default"                     # camera name: events' `camera`, MQTT topic level
+//!
+//! [mqtt]                                 # MQTT output (src/mqtt); off unless url or --mqtt
+//! url = "mqtt://user:pass@broker:1883"   # mqtt:// or mqtts:// (feature mqtt-tls); path = prefix
+//! prefix = "c3n"                         # topics <prefix>/available, <prefix>/<camera>/...
+//! qos = 0                                # 0, 1 or 2 for every publish and subscription
+//! retain = true                          # retain states, counts, snapshots, discovery
+//! queue_size = 100                       # event queue while disconnected (drop-oldest, counted)
+//! client_id = "c3n-edge-default"         # default c3n-edge-<camera>
+//! discovery = true                       # Home Assistant discovery configs
+//! discovery_prefix = "homeassistant"     # HA discovery prefix (birth topic <prefix>/status)
+//! username = "c3n"                       # credentials (the URL's win)
+//! password = "secret"
+//! ca_file = "/etc/c3n/ca.pem"            # mqtts://: CA (PEM); default the system roots
+//! client_cert = "/etc/c3n/client.pem"    # mqtts://: client certificate (PEM) ...
+//! client_key = "/etc/c3n/client.key"     # ... and its PKCS#8 key (PEM)
+//! keep_alive_s = 30                      # MQTT keep-alive, s
+//! reconnect_min_ms = 500                 # reconnect backoff: first delay, doubling, jittered
+//! reconnect_max_ms = 30000               # ... up to this
+//! connect_wait_ms = 5000                 # wait for the broker at start (and to flush at exit)
+//! snapshots = true                       # overlay JPEG snapshots per label
+//! snapshot_quality = 80                  # JPEG quality 1-100
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -70,6 +92,8 @@ pub struct Config {
     pub post: crate::post::PostConfig,
     /// `run`: event lifecycle (min frames, end timeout, IoU matching, silence gate).
     pub events: crate::events::EventConfig,
+    /// `run`: MQTT output (broker, topics, queue, Home Assistant discovery).
+    pub mqtt: crate::mqtt::MqttConfig,
 }
 
 /// `[model]` section.
@@ -161,6 +185,7 @@ impl Config {
             .map_err(|e| bad(format!("eval.subset: {e}")))?;
         self.post.validate().map_err(bad)?;
         self.events.validate().map_err(bad)?;
+        self.mqtt.validate().map_err(bad)?;
         Ok(())
     }
 

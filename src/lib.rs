@@ -16,6 +16,7 @@ pub mod eval;
 pub mod events;
 pub mod frontend;
 pub mod metrics;
+pub mod mqtt;
 pub mod pipeline;
 pub mod post;
 pub mod sink;

@@ -7,11 +7,13 @@ use clap::{Parser, Subcommand};
 
 use c3n_edge::bench;
 use c3n_edge::config::{Config, DEFAULT_MODEL_PATH};
+use c3n_edge::control::RunControl;
 use c3n_edge::dataset::SubsetFilter;
 use c3n_edge::engine::{self, Backend, EngineOptions, ModelContract};
 use c3n_edge::eval::{self, EvalOptions};
 use c3n_edge::pipeline::{self, Input, RunOptions};
 use c3n_edge::sink::jsonl::JsonlSink;
+use c3n_edge::sink::mqtt::MqttSink;
 use c3n_edge::sink::overlay::{OverlayFormat, OverlaySink};
 use c3n_edge::sink::Sink;
 use c3n_edge::source::VideoOptions;
@@ -142,9 +144,15 @@ struct RunArgs {
     /// End an object unseen for this many ms (overrides [events] end_timeout_ms).
     #[arg(long = "end-timeout-ms")]
     end_timeout_ms: Option<u64>,
-    /// Input name in the events (overrides [events] camera).
-    #[arg(long)]
+    /// Camera name: the events' `camera` and the MQTT topic level (overrides [events] camera).
+    #[arg(long = "camera-name", visible_alias = "camera")]
     camera: Option<String>,
+    /// Publish to an MQTT broker: mqtt://[user:pass@]HOST[:PORT][/PREFIX] (mqtts:// with the
+    /// mqtt-tls feature). Topics <prefix>/available, <prefix>/<camera>/{events,state,<label>,
+    /// <label>/snapshot,detect/set,detect/state} and Home Assistant discovery; more settings
+    /// (qos, retain, queue_size, credentials, TLS files, discovery) in the [mqtt] config section.
+    #[arg(long)]
+    mqtt: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -269,6 +277,8 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     if let Some(c) = a.camera {
         events.camera = c;
     }
+    let control = std::sync::Arc::new(RunControl::default());
+    let mqtt_url = a.mqtt.clone().or_else(|| cfg.mqtt.url.clone());
     let opts = RunOptions {
         input: input_of(&a.input, &a.inputs)?,
         input_loop: a.inputs.input_loop,
@@ -278,13 +288,25 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         ..Default::default()
     };
     let overlay_format: OverlayFormat = a.overlay_format.parse()?;
-    let engine = load_engine(&a.model)?;
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(JsonlSink::open(&a.events)?)];
     if let Some(dir) = &a.overlay {
         sinks.push(Box::new(OverlaySink::open(dir, overlay_format, a.alpha)?));
     }
-    let summary =
-        pipeline::run(engine, &opts, &mut sinks).with_context(|| format!("running {}", a.input))?;
+    // MQTT before the model: wrong credentials fail fast
+    if let Some(url) = &mqtt_url {
+        let settings = c3n_edge::mqtt::resolve(&cfg.mqtt, url, &opts.events.camera)?;
+        let quality = cfg.mqtt.snapshots.then_some(cfg.mqtt.snapshot_quality);
+        sinks.push(Box::new(MqttSink::connect(
+            settings,
+            control.clone(),
+            quality,
+            a.alpha,
+        )?));
+    }
+    stop_on_signals(&control)?;
+    let engine = load_engine(&a.model)?;
+    let summary = pipeline::run_with(engine, &opts, &mut sinks, control)
+        .with_context(|| format!("running {}", a.input))?;
     tracing::info!(
         clips = summary.clips,
         frames = summary.frames,
@@ -292,6 +314,31 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         "run finished in {:.1} s",
         summary.wall.as_secs_f64()
     );
+    Ok(())
+}
+
+/// First SIGTERM/SIGINT: stop at the next window boundary (sinks finish cleanly: MQTT publishes
+/// its final state and `offline`); a second one exits at once.
+fn stop_on_signals(control: &std::sync::Arc<RunControl>) -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .context("installing signal handlers")?;
+    let control = control.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut n = 0;
+            for sig in signals.forever() {
+                n += 1;
+                if n > 1 {
+                    eprintln!("c3n-edge: second signal {sig}, exiting now");
+                    std::process::exit(128 + sig);
+                }
+                tracing::warn!("signal {sig}: stopping after the current window");
+                control.request_stop();
+            }
+        })
+        .context("starting the signal thread")?;
     Ok(())
 }
 

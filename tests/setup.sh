@@ -13,9 +13,11 @@ missing=""
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing="$missing python3-venv"
 # Debian packages the build and the tests need (each only if not installed yet):
 #   pkg-config, libclang-dev, libav*-dev: the `ffmpeg` cargo feature (video files; bindgen);
-#   ffmpeg: test media (tests/fixtures/make_pipeline_clip.py writes clip.mp4).
+#   ffmpeg: test media (tests/fixtures/make_pipeline_clip.py writes clip.mp4);
+#   mosquitto: the real broker of tests/mqtt_broker.rs (mosquitto_passwd comes with it).
 for p in pkg-config libclang-dev ffmpeg libavcodec-dev libavformat-dev libavutil-dev \
-         libswscale-dev libswresample-dev; do
+         libswscale-dev libswresample-dev \
+         mosquitto; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then

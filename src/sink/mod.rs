@@ -1,9 +1,10 @@
 //! Outputs. A [`Sink`] receives every analysed frame together with the events it caused, and a
 //! final call with the events of the end of the input. Sinks: [`jsonl::JsonlSink`] (events as
-//! JSON lines to stdout or a file), [`overlay::OverlaySink`] (annotated frames as PNG/JPEG).
-//! MQTT and display sinks are later work: one more module each.
+//! JSON lines to stdout or a file), [`overlay::OverlaySink`] (annotated frames as PNG/JPEG),
+//! [`mqtt::MqttSink`] (events, states, snapshots and Home Assistant discovery over MQTT).
 
 pub mod jsonl;
+pub mod mqtt;
 pub mod overlay;
 
 use std::path::PathBuf;

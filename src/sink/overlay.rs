@@ -59,8 +59,7 @@ impl OverlayFormat {
 pub struct OverlaySink {
     dir: PathBuf,
     format: OverlayFormat,
-    alpha: f32,
-    font: FontRef<'static>,
+    renderer: OverlayRenderer,
 }
 
 impl std::fmt::Debug for OverlaySink {
@@ -80,11 +79,40 @@ impl OverlaySink {
             path: dir.to_path_buf(),
             source,
         })?;
-        let font = FontRef::try_from_slice(FONT)
-            .map_err(|e| SinkError::Option(format!("built-in font: {e}")))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             format,
+            renderer: OverlayRenderer::new(alpha)?,
+        })
+    }
+
+    /// Draws the annotations of `frame` onto a copy of its image.
+    pub fn render(&self, frame: &AnalysedFrame) -> RgbImage {
+        self.renderer.render(frame)
+    }
+}
+
+/// Draws the annotations (masks, outlines, boxes, labels, status line) of a frame; shared by
+/// [`OverlaySink`] and the MQTT snapshots.
+pub struct OverlayRenderer {
+    alpha: f32,
+    font: FontRef<'static>,
+}
+
+impl std::fmt::Debug for OverlayRenderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OverlayRenderer")
+            .field("alpha", &self.alpha)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OverlayRenderer {
+    /// `alpha` (0–1): mask tint opacity. Errors only if the built-in font is unreadable.
+    pub fn new(alpha: f32) -> Result<Self, SinkError> {
+        let font = FontRef::try_from_slice(FONT)
+            .map_err(|e| SinkError::Option(format!("built-in font: {e}")))?;
+        Ok(Self {
             alpha: alpha.clamp(0.0, 1.0),
             font,
         })
@@ -135,6 +163,14 @@ impl OverlaySink {
         draw_filled_rect_mut(img, Rect::at(x, y).of_size(w, h), Rgb([0, 0, 0]));
         draw_text_mut(img, Rgb(colour), x + 2, y + 1, scale, &self.font, text);
     }
+}
+
+/// JPEG bytes of `img` at `quality` (1–100).
+pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, image::ImageError> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
+        .encode_image(img)?;
+    Ok(out)
 }
 
 /// Alpha-blends `colour` over the pixels of region `r` (mask scaled to the image, nearest).
