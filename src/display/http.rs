@@ -3,7 +3,7 @@
 //! | path | content |
 //! |---|---|
 //! | `/` | one self-contained HTML page (no external resources): the stream, the run status and a live list of events (polls the JSON API every 0.5 s) |
-//! | `/stream.mjpg` | `multipart/x-mixed-replace; boundary=frame`: each new overlay picture as a JPEG part |
+//! | `/stream.mjpg` | `multipart/x-mixed-replace; boundary=frame`: each new overlay picture as a JPEG part (parts end at the next boundary; no per-part Content-Length) |
 //! | `/snapshot.jpg` | the latest overlay picture (503 before the first frame) |
 //! | `/api/state` | the latest [`RunState`] as JSON, plus `preview_skipped` (frames the outputs skipped) |
 //! | `/api/events?after=N` | `{"next": M, "events": [...]}`: the events with sequence number ≥ N (the last 200 are kept); poll with `after=next` |
@@ -277,7 +277,7 @@ fn handle(req: Request, p: &Arc<Preview>) {
 fn stream(req: Request, p: &Preview) {
     let mut w = req.into_writer();
     let head = "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\
-                Cache-Control: no-store\r\nConnection: close\r\n\r\n";
+                Cache-Control: no-store\r\nConnection: close\r\n\r\n--frame\r\nContent-Type: image/jpeg\r\n\r\n";
     if w.write_all(head.as_bytes())
         .and_then(|_| w.flush())
         .is_err()
@@ -293,14 +293,12 @@ fn stream(req: Request, p: &Preview) {
             continue;
         };
         seq = s;
-        let part = format!(
-            "--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-            jpeg.len()
-        );
         let ok = w
-            .write_all(part.as_bytes())
-            .and_then(|_| w.write_all(&jpeg))
-            .and_then(|_| w.write_all(b"\r\n"))
+            .write_all(&jpeg)
+            // The boundary and headers of the next part right away: Chromium shows a part only
+            // once the next part's headers have arrived. Parts carry no Content-Length (it is
+            // not known before the next picture); clients split at the boundary.
+            .and_then(|_| w.write_all(b"\r\n--frame\r\nContent-Type: image/jpeg\r\n\r\n"))
             .and_then(|_| w.flush());
         if ok.is_err() {
             return; // viewer left

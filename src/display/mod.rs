@@ -384,6 +384,7 @@ pub struct DisplaySink {
     scenes: SceneBuilder,
     preview: Vec<(Arc<http::Preview>, u64)>,
     servers: Vec<http::PreviewServer>,
+    last: Option<Scene>,
 }
 
 impl std::fmt::Debug for DisplaySink {
@@ -406,6 +407,7 @@ impl DisplaySink {
             scenes: SceneBuilder::default(),
             preview: Vec::new(),
             servers: Vec::new(),
+            last: None,
         };
         for uri in uris {
             match uri {
@@ -521,6 +523,7 @@ impl Sink for DisplaySink {
         for o in &self.outputs {
             o.slot.put(scene.clone(), o.lossless);
         }
+        self.last = Some(scene);
         Ok(())
     }
 
@@ -544,6 +547,13 @@ impl Sink for DisplaySink {
 
     fn state(&mut self, state: &RunState) -> Result<(), SinkError> {
         self.scenes.set_state(state);
+        // live outputs show the new status at once (on the last frame); files keep theirs
+        if let Some(scene) = &mut self.last {
+            scene.state = Some(state.clone());
+            for o in self.outputs.iter().filter(|o| !o.lossless) {
+                o.slot.put(scene.clone(), false);
+            }
+        }
         for (p, _) in &self.preview {
             p.publish_state(state, &self.outputs.iter().map(|o| o.slot.skipped()).sum());
         }
