@@ -11,6 +11,8 @@ step() { printf '\n==> %s  [%s]\n' "$*" "$(date +%T)"; }
 # Debian both work if they can create a venv with pip).
 missing=""
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing="$missing python3-venv"
+# headless browser for tests/preview_browser.rs (the live preview page)
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 if [ -n "$missing" ]; then
   step "apt-get install$missing"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
