@@ -11,6 +11,7 @@ pub mod bench;
 pub mod config;
 pub mod control;
 pub mod dataset;
+pub mod display;
 pub mod engine;
 pub mod eval;
 pub mod events;

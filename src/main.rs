@@ -9,6 +9,8 @@ use c3n_edge::bench;
 use c3n_edge::config::{Config, DEFAULT_MODEL_PATH};
 use c3n_edge::control::RunControl;
 use c3n_edge::dataset::SubsetFilter;
+use c3n_edge::display::render::Renderer;
+use c3n_edge::display::{DisplaySink, OutputUri};
 use c3n_edge::engine::{self, Backend, EngineOptions, ModelContract};
 use c3n_edge::eval::{self, EvalOptions};
 use c3n_edge::pipeline::{self, Input, RunOptions};
@@ -129,6 +131,13 @@ struct RunArgs {
     /// Overlay image format: png or jpg.
     #[arg(long = "overlay-format", default_value = "png")]
     overlay_format: String,
+    /// Display / preview output URI (repeatable): display://0 (framebuffer), window:// (feature
+    /// window), file://out/%05d.jpg, http://0.0.0.0:8080 (live preview page).
+    #[arg(long = "output", value_name = "URI")]
+    outputs: Vec<String>,
+    /// Drop display://, window:// outputs (no screen).
+    #[arg(long)]
+    headless: bool,
     /// Overlay mask opacity, 0-1.
     #[arg(long, default_value_t = 0.59)]
     alpha: f32,
@@ -292,6 +301,9 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     if let Some(dir) = &a.overlay {
         sinks.push(Box::new(OverlaySink::open(dir, overlay_format, a.alpha)?));
     }
+    if let Some(display) = display_sink(&a.outputs, a.headless, a.alpha)? {
+        sinks.push(Box::new(display));
+    }
     // MQTT before the model: wrong credentials fail fast
     if let Some(url) = &mqtt_url {
         let settings = c3n_edge::mqtt::resolve(&cfg.mqtt, url, &opts.events.camera)?;
@@ -340,6 +352,27 @@ fn stop_on_signals(control: &std::sync::Arc<RunControl>) -> Result<()> {
         })
         .context("starting the signal thread")?;
     Ok(())
+}
+
+/// The display sink for the `--output` URIs (minus screens when headless), if any remain.
+fn display_sink(outputs: &[String], headless: bool, alpha: f32) -> Result<Option<DisplaySink>> {
+    let mut uris = Vec::new();
+    for o in outputs {
+        let u = OutputUri::parse(o)?;
+        if headless && u.is_screen() {
+            tracing::info!("--headless: output {o} dropped");
+            continue;
+        }
+        uris.push(u);
+    }
+    if uris.is_empty() {
+        return Ok(None);
+    }
+    let renderer = Renderer {
+        alpha: alpha.clamp(0.0, 1.0),
+        status: true,
+    };
+    Ok(Some(DisplaySink::open(&uris, renderer)?))
 }
 
 fn cmd_bench(a: BenchArgs) -> Result<()> {

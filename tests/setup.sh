@@ -20,6 +20,8 @@ for p in pkg-config libclang-dev ffmpeg libavcodec-dev libavformat-dev libavutil
          mosquitto; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# headless browser for tests/preview_browser.rs (the live preview page)
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 if [ -n "$missing" ]; then
   step "apt-get install$missing"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -47,6 +47,14 @@ pub enum SinkError {
         #[source]
         source: image::ImageError,
     },
+    /// A display output failed (device, window, preview server).
+    #[error("output {output}: {message}")]
+    Output {
+        /// The output (URI or device).
+        output: String,
+        /// What went wrong.
+        message: String,
+    },
     /// Bad sink option (e.g. unknown image format).
     #[error("invalid output option: {0}")]
     Option(String),

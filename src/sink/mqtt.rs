@@ -6,15 +6,17 @@
 //!
 //! A snapshot is taken when an object is first reported (`new`) and whenever a later frame of it
 //! scores higher than its best so far (Frigate's "better snapshot", integration-conventions.md
-//! §3.3); the overlay is the one `--overlay` writes ([`OverlayRenderer`]).
+//! §3.3); the overlay is the display's picture ([`crate::display::render::Renderer`]), the same
+//! as `--overlay` and `--output` show.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::jsonl::event_json;
-use super::overlay::{encode_jpeg, OverlayRenderer};
 use super::{AnalysedFrame, Sink, SinkError};
 use crate::control::{RunControl, RunState};
+use crate::display::render::Renderer;
+use crate::display::SceneBuilder;
 use crate::events::{Event, EventType};
 use crate::mqtt::client::{ClientSettings, MqttClient, MqttStats};
 use crate::mqtt::{label_slug, MqttError};
@@ -23,7 +25,8 @@ use crate::mqtt::{label_slug, MqttError};
 #[derive(Debug)]
 pub struct MqttSink {
     client: MqttClient,
-    renderer: Option<OverlayRenderer>,
+    renderer: Option<Renderer>,
+    scenes: SceneBuilder,
     quality: u8,
     /// Active objects: id → label slug.
     active: HashMap<String, String>,
@@ -50,16 +53,14 @@ impl MqttSink {
             (settings.topics.count("all"), b"0".to_vec()),
         ];
         let client = MqttClient::start(settings, Some(control), initial)?;
-        let renderer = match snapshot_quality {
-            Some(_) => Some(
-                OverlayRenderer::new(alpha)
-                    .map_err(|e| MqttError::Config(format!("snapshot overlay: {e}")))?,
-            ),
-            None => None,
-        };
+        let renderer = snapshot_quality.map(|_| Renderer {
+            alpha: alpha.clamp(0.0, 1.0),
+            status: true,
+        });
         Ok(Self {
             client,
             renderer,
+            scenes: SceneBuilder::default(),
             quality: snapshot_quality.unwrap_or(80),
             active: HashMap::new(),
             best: HashMap::new(),
@@ -126,13 +127,15 @@ impl MqttSink {
 impl Sink for MqttSink {
     fn frame(&mut self, frame: &AnalysedFrame, events: &[Event]) -> Result<(), SinkError> {
         let improved = self.events(events)?;
-        if improved.is_empty() {
-            return Ok(());
-        }
         let Some(r) = &self.renderer else {
             return Ok(());
         };
-        match encode_jpeg(&r.render(frame), self.quality) {
+        // the scene builder follows every frame (object ids → stable colours)
+        let scene = self.scenes.scene(frame, events);
+        if improved.is_empty() {
+            return Ok(());
+        }
+        match encode_jpeg(&r.render_image(&scene), self.quality) {
             Ok(jpeg) => {
                 let topics = self.client.topics().clone();
                 for slug in &improved {
@@ -161,6 +164,7 @@ impl Sink for MqttSink {
     }
 
     fn state(&mut self, state: &RunState) -> Result<(), SinkError> {
+        self.scenes.set_state(state);
         match serde_json::to_value(state) {
             Ok(serde_json::Value::Object(m)) => self.client.set_run_state(m),
             Ok(_) => {}
@@ -168,4 +172,12 @@ impl Sink for MqttSink {
         }
         Ok(())
     }
+}
+
+/// JPEG bytes of `img` at `quality` (1–100).
+fn encode_jpeg(img: &image::RgbImage, quality: u8) -> Result<Vec<u8>, image::ImageError> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
+        .encode_image(img)?;
+    Ok(out)
 }
