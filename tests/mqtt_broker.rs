@@ -717,7 +717,8 @@ fn tls_with_client_certificate() {
         printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > san.ext
         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext
         openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=c3n-edge
-        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2");
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2
+        chmod 644 server.key  # mosquitto started as root reads it as user mosquitto");
     let d = dir.display();
     let broker = Broker::start(
         &dir,
