@@ -41,6 +41,7 @@
 //! connect_wait_ms = 5000                 # wait for the broker at start (and to flush at exit)
 //! snapshots = true                       # overlay JPEG snapshots per label
 //! snapshot_quality = 80                  # JPEG quality 1-100
+//! embedded_port = 1883                   # start an embedded broker (feature mqtt-broker)
 //! ```
 
 use std::path::{Path, PathBuf};

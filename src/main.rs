@@ -162,6 +162,10 @@ struct RunArgs {
     /// (qos, retain, queue_size, credentials, TLS files, discovery) in the [mqtt] config section.
     #[arg(long)]
     mqtt: Option<String>,
+    /// Start an embedded MQTT broker on 0.0.0.0:PORT (build feature mqtt-broker); without
+    /// --mqtt the output publishes to it (overrides [mqtt] embedded_port).
+    #[arg(long = "mqtt-embedded", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    mqtt_embedded: Option<u16>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -287,7 +291,15 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         events.camera = c;
     }
     let control = std::sync::Arc::new(RunControl::default());
-    let mqtt_url = a.mqtt.clone().or_else(|| cfg.mqtt.url.clone());
+    let embedded = a.mqtt_embedded.or(cfg.mqtt.embedded_port);
+    if let Some(port) = embedded {
+        start_embedded_broker(port)?;
+    }
+    let mqtt_url = a
+        .mqtt
+        .clone()
+        .or_else(|| cfg.mqtt.url.clone())
+        .or_else(|| embedded.map(|p| format!("mqtt://127.0.0.1:{p}")));
     let opts = RunOptions {
         input: input_of(&a.input, &a.inputs)?,
         input_loop: a.inputs.input_loop,
@@ -327,6 +339,18 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         summary.wall.as_secs_f64()
     );
     Ok(())
+}
+
+#[cfg(feature = "mqtt-broker")]
+fn start_embedded_broker(port: u16) -> Result<()> {
+    Ok(c3n_edge::mqtt::broker::start(port)?)
+}
+
+#[cfg(not(feature = "mqtt-broker"))]
+fn start_embedded_broker(port: u16) -> Result<()> {
+    anyhow::bail!(
+        "--mqtt-embedded {port}: this build has no embedded MQTT broker (cargo feature mqtt-broker)"
+    )
 }
 
 /// First SIGTERM/SIGINT: stop at the next window boundary (sinks finish cleanly: MQTT publishes

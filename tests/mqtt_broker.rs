@@ -717,7 +717,8 @@ fn tls_with_client_certificate() {
         printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > san.ext
         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext
         openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=c3n-edge
-        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2");
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2
+        chmod 644 server.key  # mosquitto started as root reads it as user mosquitto");
     let d = dir.display();
     let broker = Broker::start(
         &dir,
@@ -765,4 +766,56 @@ fn tls_with_client_certificate() {
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     drop(broker);
+}
+
+/// `--mqtt-embedded PORT` (build with `--features mqtt-broker`): the process runs its own broker
+/// (rumqttd) and publishes to it; a client subscribes to the camera directly.
+#[cfg(feature = "mqtt-broker")]
+#[test]
+fn embedded_broker_serves_the_camera() {
+    let dir = tmp_dir("embedded");
+    let port = free_port();
+    let events = dir.join("events.jsonl");
+    let log = std::fs::File::create(dir.join("c3n-edge.log")).expect("log");
+    let mut child = Command::new(BIN)
+        .current_dir(root())
+        .args([
+            "run",
+            "file://assets/clips/bbb-bird/frames/%05d.png",
+            "--audio",
+            "file://assets/clips/bbb-bird/audio.wav",
+            "--input-loop",
+            "-1",
+            "--camera-name",
+            CAMERA,
+            "--log",
+            "info",
+            "--mqtt-embedded",
+            &port.to_string(),
+        ])
+        .arg("--events")
+        .arg(&events)
+        .stderr(log)
+        .spawn()
+        .expect("spawn c3n-edge");
+    wait_for("the embedded broker", Duration::from_secs(30), || {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            panic!(
+                "c3n-edge exited ({st}):\n{}",
+                std::fs::read_to_string(dir.join("c3n-edge.log")).unwrap_or_default()
+            );
+        }
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let s = Sub::start(port, "test-embedded", false, None, &["c3n/#"]);
+    let ev = validator("event.schema.json");
+    let topic = format!("c3n/{CAMERA}/events");
+    wait_for("events and a state", Duration::from_secs(180), || {
+        !s.on(&topic).is_empty() && !s.on(&format!("c3n/{CAMERA}/state")).is_empty()
+    });
+    for m in s.on(&topic) {
+        assert_valid(&ev, "event", &m.json());
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
 }

@@ -40,4 +40,10 @@ step "pytest (models/tests)"
 
 step "cargo test"
 cargo test --locked 2>&1
+if [ -n "${C3N_TEST_MQTT_FEATURES:-}" ]; then
+  # opt-in: the mqtt-broker feature changes shared dependencies' features, so this rebuilds most
+  # of the dependency tree (~20 CPU-minutes)
+  step "cargo test: MQTT over TLS and the embedded broker (features mqtt-tls, mqtt-broker)"
+  cargo test --locked --features mqtt-tls,mqtt-broker --test mqtt_broker 2>&1
+fi
 step "all tests passed"

@@ -17,6 +17,8 @@
 //!
 //! "Retained" follows [`MqttConfig::retain`] (default on); events are never retained.
 
+#[cfg(feature = "mqtt-broker")]
+pub mod broker;
 pub mod client;
 
 use std::collections::hash_map::RandomState;
@@ -107,6 +109,9 @@ pub struct MqttConfig {
     pub snapshots: bool,
     /// JPEG quality of the snapshots (1–100).
     pub snapshot_quality: u8,
+    /// Start an embedded broker on `0.0.0.0:PORT` (cargo feature `mqtt-broker`, [`broker`]);
+    /// without `url` the output publishes to it.
+    pub embedded_port: Option<u16>,
 }
 
 impl Default for MqttConfig {
@@ -131,6 +136,7 @@ impl Default for MqttConfig {
             connect_wait_ms: 5_000,
             snapshots: true,
             snapshot_quality: 80,
+            embedded_port: None,
         }
     }
 }
@@ -173,6 +179,14 @@ impl MqttConfig {
                     "mqtt.client_id = {id:?}: expected 1-128 characters"
                 ));
             }
+        }
+        if self.embedded_port == Some(0) {
+            return Err("mqtt.embedded_port must be 1-65535".into());
+        }
+        if self.embedded_port.is_some() && cfg!(not(feature = "mqtt-broker")) {
+            return Err(
+                "mqtt.embedded_port needs a build with the cargo feature `mqtt-broker`".into(),
+            );
         }
         if self.client_cert.is_some() != self.client_key.is_some() {
             return Err("mqtt.client_cert and mqtt.client_key go together".into());
