@@ -337,3 +337,47 @@ fn image_file_output_writes_every_frame_with_the_same_picture() {
     let expected = r.render_image(&c3n_edge::display::SceneBuilder::default().scene(&frame, &[]));
     assert_eq!(img, expected);
 }
+
+/// `file://out.mp4` (feature `ffmpeg`): 20 frames at 10 fps, read back with the project's own
+/// container source: frame count, timestamps, and the colours (H.264 is lossy: within 12).
+#[cfg(feature = "ffmpeg")]
+#[test]
+fn video_file_output_round_trips_through_the_container_source() {
+    use c3n_edge::source::{open_video, VideoOptions};
+    use c3n_edge::uri::InputUri;
+    let dir = common::tmp_dir("mp4");
+    let path = dir.join("out.mp4");
+    let uri = OutputUri::parse(&format!("file://{}", path.display())).expect("uri");
+    let mut sink = DisplaySink::open(&[uri], no_status()).expect("open mp4 output");
+    let mut frame = solid_frame();
+    for n in 0..20u64 {
+        frame.number = n;
+        frame.detections.pts_ms = n as i64 * 100;
+        sink.frame(&frame, &[]).expect("frame");
+    }
+    sink.finish(&[]).expect("finish");
+    drop(sink);
+    let mut src = open_video(
+        &InputUri::Container { path: path.clone() },
+        &VideoOptions::default(),
+    )
+    .expect("open the written mp4");
+    let mut pts = Vec::new();
+    while let Some(f) = src.next_frame().expect("decode") {
+        let (w, h) = f.image.dimensions();
+        assert_eq!((w, h), (64, 48));
+        let p = f.image.get_pixel(10, 24).0;
+        assert!(
+            (0..3).all(|c| p[c].abs_diff([200, 100, 50][c]) <= 12),
+            "{p:?}"
+        );
+        let p = f.image.get_pixel(54, 24).0;
+        assert!(
+            (0..3).all(|c| p[c].abs_diff([200, 150, 125][c]) <= 12),
+            "tint {p:?}"
+        );
+        pts.push(f.pts_ms);
+    }
+    assert_eq!(pts.len(), 20, "{pts:?}");
+    assert_eq!(pts[19] - pts[0], 1900, "{pts:?}");
+}

@@ -85,10 +85,12 @@ struct Cdp {
     tx: ChildStdin,
     rx: Receiver<Value>,
     id: u64,
+    log: PathBuf,
 }
 
 impl Cdp {
-    fn launch(chromium: &Path, user_data: &Path) -> Self {
+    fn launch(chromium: &Path, user_data: &Path, log: &Path) -> Self {
+        let log_file = std::fs::File::create(log).expect("chromium log file");
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(r#"exec "$@" 3<&0 4>&1 0</dev/null 1>/dev/null"#)
@@ -112,7 +114,7 @@ impl Cdp {
             ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log_file)
             .spawn()
             .expect("start chromium");
         let tx = child.stdin.take().expect("pipe");
@@ -141,6 +143,7 @@ impl Cdp {
             tx,
             rx,
             id: 0,
+            log: log.to_path_buf(),
         }
     }
 
@@ -157,10 +160,12 @@ impl Cdp {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let v = self
-                .rx
-                .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("no answer from chromium to {method}: {e}"));
+            let v = self.rx.recv_timeout(left).unwrap_or_else(|e| {
+                panic!(
+                    "no answer from chromium to {method}: {e}; its log: {}",
+                    self.log.display()
+                )
+            });
             if v["id"] == json!(self.id) {
                 assert!(v.get("error").is_none(), "{method}: {v}");
                 return v["result"].clone();
@@ -259,7 +264,7 @@ fn preview_page_in_headless_chromium_shows_the_tinted_stream_and_the_events() {
     // the browser
     let ud = dir.join("chromium-profile");
     std::fs::create_dir_all(&ud).expect("profile dir");
-    let mut cdp = Cdp::launch(&chromium, &ud);
+    let mut cdp = Cdp::launch(&chromium, &ud, &dir.join("chromium.log"));
     let target = cdp.call("Target.createTarget", json!({"url": "about:blank"}), None);
     let target = target["targetId"].as_str().expect("targetId").to_string();
     let sess = cdp.call(

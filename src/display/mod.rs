@@ -7,10 +7,10 @@
 //! | `display://0` | Linux framebuffer `/dev/fb0` (RGB565, XRGB8888 and other packed RGB layouts); `?device=PATH` overrides the node, `?mode=WxH:BPP` (16 or 32) gives the geometry instead of asking the driver (a plain file as a fake framebuffer) |
 //! | `window://` | desktop window (embedded-graphics-simulator + SDL2, cargo feature `window`) |
 //! | `file://out/%05d.jpg` (`.png`) | one image per analysed frame, numbered by frame number |
+//! | `file://out.mp4` (`.mkv`, …) | H.264 video of the pictures (cargo feature `ffmpeg`; without it: an error) |
 //! | `http://0.0.0.0:8080` | preview server ([`http`]): `/`, `/stream.mjpg`, `/snapshot.jpg`, `/api/state`, `/api/events`; `?linger=S` keeps serving S seconds after the input ended |
 //!
-//! `--headless` drops `display://` and `window://`. Video-file outputs (`file://out.mp4`) are
-//! rejected with an error: this build has no encoder.
+//! `--headless` drops `display://` and `window://`.
 //!
 //! The display never slows inference: [`DisplaySink`] hands each frame to every output's own
 //! thread through a one-place [`slot::Slot`] that *replaces* a frame the output has not taken yet
@@ -20,6 +20,8 @@ pub mod fb;
 pub mod http;
 pub mod render;
 pub mod slot;
+#[cfg(feature = "ffmpeg")]
+mod video;
 #[cfg(feature = "window")]
 pub mod window;
 
@@ -450,14 +452,7 @@ impl DisplaySink {
                         })
                     }));
                 }
-                OutputUri::Video { path } => {
-                    return Err(DisplayError::Uri {
-                        uri: format!("file://{}", path.display()),
-                        reason: "video file output is not supported by this build (no encoder); \
-                                 write images with file://DIR/%05d.jpg and join them with ffmpeg"
-                            .into(),
-                    })
-                }
+                OutputUri::Video { path } => sink.outputs.push(open_video(path, renderer)?),
                 OutputUri::Http { addr, linger_s } => {
                     let preview = Arc::new(http::Preview::default());
                     let server = http::PreviewServer::start(addr, preview.clone())?;
@@ -496,6 +491,21 @@ impl DisplaySink {
         }
         Ok(())
     }
+}
+
+#[cfg(feature = "ffmpeg")]
+fn open_video(path: &Path, renderer: Renderer) -> Result<OutputThread, DisplayError> {
+    video::open(path, renderer)
+}
+
+#[cfg(not(feature = "ffmpeg"))]
+fn open_video(path: &Path, _renderer: Renderer) -> Result<OutputThread, DisplayError> {
+    Err(DisplayError::Uri {
+        uri: format!("file://{}", path.display()),
+        reason: "video file output needs a build with `--features ffmpeg` (Debian's libav*-dev); \
+                 or write images with file://DIR/%05d.jpg"
+            .into(),
+    })
 }
 
 #[cfg(feature = "window")]
@@ -629,6 +639,7 @@ mod tests {
         assert!(!OutputUri::parse("http://h:1").unwrap().is_screen());
     }
 
+    #[cfg(not(feature = "ffmpeg"))]
     #[test]
     fn video_file_output_is_a_clear_error() {
         let u = OutputUri::parse("file://out.mp4").unwrap();
