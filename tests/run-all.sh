@@ -40,6 +40,10 @@ step "pytest (models/tests)"
 
 step "cargo test"
 cargo test --locked 2>&1
+# Video files in and out (feature ffmpeg: FFmpeg's libraries; only this crate and ffmpeg-sys are
+# rebuilt, the other dependencies keep their features).
+step "cargo test --features ffmpeg (video-file input and mp4 output)"
+cargo test --locked --features ffmpeg --test run_pipeline --test display 2>&1
 if [ -n "${C3N_TEST_MQTT_FEATURES:-}" ]; then
   # opt-in: the mqtt-broker feature changes shared dependencies' features, so this rebuilds most
   # of the dependency tree (~20 CPU-minutes)

@@ -85,11 +85,6 @@ pub struct ContainerVideo {
     last_pts_ms: i64,
 }
 
-// SAFETY: `VideoSource: Send` moves the source to its reader thread. The only non-`Send` field is
-// the swscale context (a raw `SwsContext` pointer); swscale contexts are not tied to the thread
-// that made them, only unsafe to use from two threads at once, which `&mut self` rules out.
-unsafe impl Send for ContainerVideo {}
-
 impl std::fmt::Debug for ContainerVideo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ContainerVideo")
