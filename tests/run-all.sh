@@ -49,5 +49,9 @@ if [ -n "${C3N_TEST_MQTT_FEATURES:-}" ]; then
   # of the dependency tree (~20 CPU-minutes)
   step "cargo test: MQTT over TLS and the embedded broker (features mqtt-tls, mqtt-broker)"
   cargo test --locked --features mqtt-tls,mqtt-broker --test mqtt_broker 2>&1
+else
+  echo "*** SKIP: MQTT over TLS and the embedded broker (tests/mqtt_broker.rs, features mqtt-tls," \
+       "mqtt-broker): the mqtt-broker feature changes shared dependencies' features and rebuilds" \
+       "tract (~20 CPU-minutes), which does not fit the CI budget; run with C3N_TEST_MQTT_FEATURES=1 ***"
 fi
 step "all tests passed"
