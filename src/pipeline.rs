@@ -9,8 +9,11 @@
 //!
 //! The readers, the sync/front-end stage and the engine each run on their own thread; post,
 //! events and sinks run on the calling thread. Every channel is bounded ([`RunOptions::queue`]),
-//! so a slow engine slows the readers down (recorded input loses nothing; a live source will need
-//! a leaky queue here). The first error of any stage stops the run and is returned.
+//! so a slow engine slows the readers down (recorded input loses nothing). For live inputs
+//! (`v4l2://`, `alsa://`) the frame queue and the window queue drop their *oldest* item when full
+//! instead (counted in `RunControl::dropped_frames`), so the capture-to-inference latency stays
+//! bounded; the audio queue is drained into the sync stage's buffer with every frame, so the
+//! microphone is never left unread. The first error of any stage stops the run and is returned.
 //!
 //! Control ([`RunControl`], shared with sources and outputs): `detect` off skips inference (the
 //! frames still reach the sinks, without detections), a stop request ends the run at the next
@@ -28,6 +31,7 @@ use crate::engine::{Engine, EngineError, Inference};
 use crate::events::{dbfs, Event, EventConfig, FrameDetections, Tracker};
 use crate::post::{self, PostConfig};
 use crate::sink::{AnalysedFrame, Sink, SinkError};
+use crate::source::live::{queue, FullPolicy, QueueRx, QueueTx};
 use crate::source::synthetic::{SyntheticAudio, SyntheticVideo};
 use crate::source::{self, AudioSource, SourceError, VideoOptions, VideoSource};
 use crate::sync::{AudioBuffer, FrameSlotter, Window, WindowBuilder};
@@ -83,7 +87,7 @@ impl Input {
                     }
                 };
                 let v = source::open_video(video, options)?;
-                let a = source::open_audio(audio_uri, sample_rate)?;
+                let a = source::open_audio_with(audio_uri, sample_rate, &options.live)?;
                 Ok((v, a))
             }
             Input::Synthetic {
@@ -100,6 +104,18 @@ impl Input {
                 )),
                 Box::new(SyntheticAudio::new(sample_rate, *seconds)),
             )),
+        }
+    }
+}
+
+impl Input {
+    /// True when the video or the audio is a live device (`v4l2://`, `alsa://`).
+    pub fn is_live(&self) -> bool {
+        match self {
+            Input::Uris { video, audio, .. } => {
+                video.is_live() || audio.as_ref().is_some_and(InputUri::is_live)
+            }
+            Input::Synthetic { .. } => false,
         }
     }
 }
@@ -226,10 +242,20 @@ pub fn run_with(
     let started = Instant::now();
     let ctl = &*control;
 
-    let (win_tx, win_rx) = sync_channel::<Window>(opts.queue);
+    let live = opts.input.is_live();
+    let win_policy = if live {
+        let c = control.clone();
+        FullPolicy::DropOldest(Box::new(move |w: &Window| {
+            c.add_dropped_frames(w.valid as u64)
+        }))
+    } else {
+        FullPolicy::Block
+    };
+    let (win_tx, win_rx) = queue::<Window>(opts.queue, win_policy);
     let (inf_tx, inf_rx) = sync_channel::<Analysed>(opts.queue);
     let mut summary = std::thread::scope(|s| {
-        let sync = s.spawn(move || sync_stage(opts, ctl, builder, first, win_tx));
+        let ctl_arc = &control;
+        let sync = s.spawn(move || sync_stage(opts, ctl_arc, builder, first, win_tx));
         let infer = s.spawn(move || engine_stage(engine, ctl, win_rx, inf_tx));
         let out = output_stage(opts, ctl, &engine_name, &contract, inf_rx, sinks);
         let sync = sync.join().map_err(|_| PipelineError::Panicked("sync"))?;
@@ -245,13 +271,17 @@ pub fn run_with(
     Ok(summary)
 }
 
-/// Reads a source on its own thread into a bounded channel; ends when the receiver is gone.
+/// An item read by [`spawn_reader`] with the time the read took.
+type Read<T> = Result<(T, Duration), SourceError>;
+
+/// Reads a source on its own thread into a bounded queue; ends when the receiver is gone.
 fn spawn_reader<'s, T: Send + 's>(
     s: &'s std::thread::Scope<'s, '_>,
     cap: usize,
+    policy: FullPolicy<Read<T>>,
     mut next: impl FnMut() -> Result<Option<T>, SourceError> + Send + 's,
-) -> Receiver<Result<(T, Duration), SourceError>> {
-    let (tx, rx) = sync_channel(cap);
+) -> QueueRx<Read<T>> {
+    let (tx, rx) = queue(cap, policy);
     s.spawn(move || loop {
         let t = Instant::now();
         let item = match next() {
@@ -270,11 +300,12 @@ fn spawn_reader<'s, T: Send + 's>(
 /// Sync + front end: slots, windows, model input. Runs the passes of `--input-loop`.
 fn sync_stage(
     opts: &RunOptions,
-    control: &RunControl,
+    control: &Arc<RunControl>,
     mut builder: WindowBuilder,
     first: (Box<dyn VideoSource>, Box<dyn AudioSource>),
-    out: SyncSender<Window>,
+    out: QueueTx<Window>,
 ) -> Result<(), PipelineError> {
+    let live = opts.input.is_live();
     let mut sources = Some(first);
     let mut offset_ms = 0i64;
     let mut emitted = 0u64;
@@ -284,12 +315,20 @@ fn sync_stage(
             Some(s) => s,
             None => opts.input.open(builder.sample_rate())?,
         };
+        video.set_control(control.clone());
+        audio.set_control(control.clone());
         control.set_video_status(DeviceStatus::Streaming);
         control.set_audio_status(DeviceStatus::Streaming);
         let sr = audio.sample_rate();
+        let frame_policy = if live {
+            let c = control.clone();
+            FullPolicy::DropOldest(Box::new(move |_: &Read<_>| c.add_dropped_frames(1)))
+        } else {
+            FullPolicy::Block
+        };
         let result = std::thread::scope(|s| {
-            let frames = spawn_reader(s, 4, move || video.next_frame());
-            let blocks = spawn_reader(s, 16, move || audio.next_block());
+            let frames = spawn_reader(s, 4, frame_policy, move || video.next_frame());
+            let blocks = spawn_reader(s, 16, FullPolicy::Block, move || audio.next_block());
             let mut abuf = AudioBuffer::new(sr);
             let mut slotter = FrameSlotter::new(builder.slot_ms());
             let mut decode = Duration::ZERO;
@@ -316,6 +355,13 @@ fn sync_stage(
                     Ok(Ok((mut f, dt))) => {
                         decode += dt;
                         f.pts_ms += offset_ms;
+                        if live {
+                            // keep the microphone drained while frames arrive
+                            while let Some(b) = blocks.try_recv() {
+                                let (b, _) = b?;
+                                abuf.push(b.pts_ms + offset_ms, &b.samples);
+                            }
+                        }
                         for slot in slotter.push(f) {
                             if builder.push(slot) && !emit(&mut builder, &mut abuf, &mut decode)? {
                                 return Ok((false, pass_end));
@@ -355,7 +401,7 @@ fn sync_stage(
 /// Pulls audio blocks until the buffer covers `until_ms` (or the audio ends).
 fn fill_audio(
     abuf: &mut AudioBuffer,
-    blocks: &Receiver<Result<(crate::source::AudioBlock, Duration), SourceError>>,
+    blocks: &QueueRx<Read<crate::source::AudioBlock>>,
     offset_ms: i64,
     until_ms: f64,
 ) -> Result<(), PipelineError> {
@@ -373,7 +419,7 @@ fn fill_audio(
 fn engine_stage(
     mut engine: Box<dyn Engine>,
     control: &RunControl,
-    windows: Receiver<Window>,
+    windows: QueueRx<Window>,
     out: SyncSender<Analysed>,
 ) -> Result<(), PipelineError> {
     for w in windows {
