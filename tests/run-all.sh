@@ -39,4 +39,6 @@ step "pytest (models/tests)"
 
 step "cargo test"
 cargo test --locked 2>&1
+step "V4L2 capture against the vivid driver in a qemu VM (tests/vm/run.sh)"
+bash tests/vm/run.sh
 step "all tests passed"

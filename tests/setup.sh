@@ -11,6 +11,12 @@ step() { printf '\n==> %s  [%s]\n' "$*" "$(date +%T)"; }
 # Debian both work if they can create a venv with pip).
 missing=""
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing="$missing python3-venv"
+# live capture (v4l crate bindgen, alsa-sys) and its tests (ALSA file plugin, vivid VM)
+[ -f /usr/lib/llvm-14/lib/libclang.so ] || ls /usr/lib/x86_64-linux-gnu/libclang*.so >/dev/null 2>&1 || missing="$missing libclang-dev"
+pkg-config --exists alsa 2>/dev/null || missing="$missing libasound2-dev"
+command -v qemu-system-x86_64 >/dev/null || missing="$missing qemu-system-x86"
+[ -x /bin/busybox ] || missing="$missing busybox-static"
+command -v depmod >/dev/null || missing="$missing kmod"
 if [ -n "$missing" ]; then
   step "apt-get install$missing"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
