@@ -158,8 +158,15 @@ fn reconnect(dev: &str) {
         }
         println!("modprobe vivid ok");
     });
+    // frames already queued before the unplug still arrive: read until the source reconnected
     let t = Instant::now();
-    let frame = src.next_frame();
+    let mut frame = src.next_frame();
+    while src.reconnects() == 0
+        && matches!(frame, Ok(Some(_)))
+        && t.elapsed() < Duration::from_secs(60)
+    {
+        frame = src.next_frame();
+    }
     let waited = t.elapsed();
     if helper.join().is_err() {
         fail("helper thread panicked".into());
