@@ -88,6 +88,28 @@ fn capture(dev: &str, codec: &str, w: u32, h: u32, bytes_per_frame: usize, n: us
     );
 }
 
+/// `c3n-edge bench-capture` in the guest: capture-to-model-input latency and CPU of the camera
+/// (YUYV 640x480, 3 s). Printed for the README, not asserted; under TCG it measures the emulator.
+fn bench(dev: &str) {
+    let uri = format!("v4l2://{dev}");
+    let Ok(parsed) = c3n_edge::uri::InputUri::parse(&uri) else {
+        fail(format!("cannot parse {uri}"));
+    };
+    let options = c3n_edge::source::VideoOptions {
+        live: LiveOptions {
+            width: Some(640),
+            height: Some(480),
+            codec: Some("yuyv".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match c3n_edge::source::devices::bench_capture(&parsed, &options, 3.0) {
+        Ok(r) => println!("C3N_VM_BENCH {r}"),
+        Err(e) => fail(format!("bench-capture: {e}")),
+    }
+}
+
 fn sh(cmd: &str, args: &[&str]) -> bool {
     Command::new(cmd)
         .args(args)
@@ -225,6 +247,7 @@ fn main() {
     capture(&dev, "yuyv", 640, 480, 640 * 480 * 2, 10);
     capture(&dev, "nv12", 320, 180, 320 * 180 * 3 / 2, 5);
     capture(&dev, "rgb24", 640, 360, 640 * 360 * 3, 5);
+    bench(&dev);
     reconnect(&dev);
     println!("C3N_VM_PASS");
 }

@@ -19,6 +19,9 @@
 //! min_frames = 2                         # frames seen before `new`
 //! end_timeout_ms = 3000                  # unseen this long -> `end`
 //! silence_dbfs = -60.0                   # quieter frames count as "nothing sounds"
+//!
+//! [input]                                # live camera / microphone (src/source/live.rs)
+//! wait = false                           # wait for a missing/busy device (= --input-wait)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -70,6 +73,17 @@ pub struct Config {
     pub post: crate::post::PostConfig,
     /// `run`: event lifecycle (min frames, end timeout, IoU matching, silence gate).
     pub events: crate::events::EventConfig,
+    /// `run`: live inputs (`[input] wait`).
+    pub input: InputConfig,
+}
+
+/// `[input]` section: live capture devices (`v4l2://`, `alsa://`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InputConfig {
+    /// Wait (retrying with jittered exponential backoff, 0.25 s doubling up to 5 s) for a camera
+    /// or microphone that is missing or busy at start instead of failing; same as `--input-wait`.
+    pub wait: bool,
 }
 
 /// `[model]` section.
@@ -187,6 +201,9 @@ mod tests {
         assert_eq!(c.model.backend, "tract");
         let round: Config = toml::from_str(&c.to_toml().unwrap()).unwrap();
         assert_eq!(round, c);
+        let c: Config = toml::from_str("[input]\nwait = true\n").unwrap();
+        assert!(c.input.wait && !Config::default().input.wait);
+        assert!(toml::from_str::<Config>("[input]\nwiat = true\n").is_err());
     }
 
     #[test]

@@ -334,8 +334,12 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     if let Some(c) = a.camera {
         events.camera = c;
     }
+    let mut input = input_of(&a.input, &a.inputs)?;
+    if let Input::Uris { options, .. } = &mut input {
+        options.live.wait |= cfg.input.wait;
+    }
     let opts = RunOptions {
-        input: input_of(&a.input, &a.inputs)?,
+        input,
         input_loop: a.inputs.input_loop,
         max_clips: a.inputs.max_clips,
         post,

@@ -118,6 +118,42 @@ impl Input {
             Input::Synthetic { .. } => false,
         }
     }
+
+    /// (video is live, audio is live). A video file's own audio track is not live.
+    pub fn live_sides(&self) -> (bool, bool) {
+        match self {
+            Input::Uris { video, audio, .. } => (
+                video.is_live(),
+                audio.as_ref().is_some_and(InputUri::is_live),
+            ),
+            Input::Synthetic { .. } => (false, false),
+        }
+    }
+}
+
+/// Moves one stream's timestamps onto the other's clock when exactly one side is live: live
+/// sources stamp in `CLOCK_MONOTONIC` ms (hours or days since boot), files start at 0 ms, so a
+/// file video with a live microphone (or a camera with a WAV file) would never meet in
+/// [`AudioBuffer`]. The live side is re-zeroed at its first item of each pass; frame k of the
+/// file then pairs with the audio captured k frame periods after the first microphone block.
+#[derive(Debug, Default)]
+struct Rebase {
+    on: bool,
+    first: Option<i64>,
+}
+
+impl Rebase {
+    fn new(on: bool) -> Self {
+        Self { on, first: None }
+    }
+
+    /// `pts_ms` on the shared timeline.
+    fn map(&mut self, pts_ms: i64) -> i64 {
+        if !self.on {
+            return pts_ms;
+        }
+        pts_ms - *self.first.get_or_insert(pts_ms)
+    }
 }
 
 /// Options of one run.
@@ -305,7 +341,7 @@ fn sync_stage(
     first: (Box<dyn VideoSource>, Box<dyn AudioSource>),
     out: QueueTx<Window>,
 ) -> Result<(), PipelineError> {
-    let live = opts.input.is_live();
+    let (video_live, audio_live) = opts.input.live_sides();
     let mut sources = Some(first);
     let mut offset_ms = 0i64;
     let mut emitted = 0u64;
@@ -320,7 +356,9 @@ fn sync_stage(
         control.set_video_status(DeviceStatus::Streaming);
         control.set_audio_status(DeviceStatus::Streaming);
         let sr = audio.sample_rate();
-        let frame_policy = if live {
+        // drop-oldest only for a live camera: a file's frames must not be lost while the sync
+        // stage waits for a live microphone
+        let frame_policy = if video_live {
             let c = control.clone();
             FullPolicy::DropOldest(Box::new(move |_: &Read<_>| c.add_dropped_frames(1)))
         } else {
@@ -330,15 +368,18 @@ fn sync_stage(
             let frames = spawn_reader(s, 4, frame_policy, move || video.next_frame());
             let blocks = spawn_reader(s, 16, FullPolicy::Block, move || audio.next_block());
             let mut abuf = AudioBuffer::new(sr);
+            let mut vclock = Rebase::new(video_live && !audio_live);
+            let mut aclock = Rebase::new(audio_live && !video_live);
             let mut slotter = FrameSlotter::new(builder.slot_ms());
             let mut decode = Duration::ZERO;
             let mut pass_end = offset_ms;
             let mut emit = |builder: &mut WindowBuilder,
                             abuf: &mut AudioBuffer,
+                            aclock: &mut Rebase,
                             decode: &mut Duration|
              -> Result<bool, PipelineError> {
                 if let Some(until) = builder.audio_needed_until() {
-                    fill_audio(abuf, &blocks, offset_ms, until)?;
+                    fill_audio(abuf, &blocks, offset_ms, aclock, until)?;
                 }
                 let Some(w) = builder.build(abuf, std::mem::take(decode)) else {
                     return Ok(true);
@@ -354,16 +395,18 @@ fn sync_stage(
                 match frames.recv() {
                     Ok(Ok((mut f, dt))) => {
                         decode += dt;
-                        f.pts_ms += offset_ms;
-                        if live {
+                        f.pts_ms = vclock.map(f.pts_ms) + offset_ms;
+                        if audio_live {
                             // keep the microphone drained while frames arrive
                             while let Some(b) = blocks.try_recv() {
                                 let (b, _) = b?;
-                                abuf.push(b.pts_ms + offset_ms, &b.samples);
+                                abuf.push(aclock.map(b.pts_ms) + offset_ms, &b.samples);
                             }
                         }
                         for slot in slotter.push(f) {
-                            if builder.push(slot) && !emit(&mut builder, &mut abuf, &mut decode)? {
+                            if builder.push(slot)
+                                && !emit(&mut builder, &mut abuf, &mut aclock, &mut decode)?
+                            {
                                 return Ok((false, pass_end));
                             }
                         }
@@ -375,7 +418,8 @@ fn sync_stage(
             if let Some(slot) = slotter.finish() {
                 builder.push(slot);
             }
-            let more = !builder.has_pending() || emit(&mut builder, &mut abuf, &mut decode)?;
+            let more =
+                !builder.has_pending() || emit(&mut builder, &mut abuf, &mut aclock, &mut decode)?;
             Ok::<_, PipelineError>((more, pass_end))
         });
         let (more, end) = match result {
@@ -403,11 +447,12 @@ fn fill_audio(
     abuf: &mut AudioBuffer,
     blocks: &QueueRx<Read<crate::source::AudioBlock>>,
     offset_ms: i64,
+    clock: &mut Rebase,
     until_ms: f64,
 ) -> Result<(), PipelineError> {
     while !abuf.covers(until_ms) {
         match blocks.recv() {
-            Ok(Ok((b, _))) => abuf.push(b.pts_ms + offset_ms, &b.samples),
+            Ok(Ok((b, _))) => abuf.push(clock.map(b.pts_ms) + offset_ms, &b.samples),
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => abuf.ended = true,
         }

@@ -444,7 +444,8 @@ fn open_device(path: &Path, req: &LiveOptions) -> Result<OpenInner, OpenFailure>
             _ => format!("{what}: {e}"),
         })
     };
-    let device = Device::with_path(path).map_err(|e| transient("open", e))?;
+    let device =
+        Device::with_path(path).map_err(|e| transient(&format!("open {}", path.display()), e))?;
     let caps = device
         .query_caps()
         .map_err(|e| transient("VIDIOC_QUERYCAP", e))?;
