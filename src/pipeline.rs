@@ -131,28 +131,53 @@ impl Input {
     }
 }
 
-/// Moves one stream's timestamps onto the other's clock when exactly one side is live: live
-/// sources stamp in `CLOCK_MONOTONIC` ms (hours or days since boot), files start at 0 ms, so a
-/// file video with a live microphone (or a camera with a WAV file) would never meet in
-/// [`AudioBuffer`]. The live side is re-zeroed at its first item of each pass; frame k of the
-/// file then pairs with the audio captured k frame periods after the first microphone block.
+/// Puts one stream on the other's timeline when exactly one side is live: live sources stamp in
+/// `CLOCK_MONOTONIC` ms (hours or days since boot), files start at 0 ms, so a file video with a
+/// live microphone (or a camera with a WAV file) would never meet in [`AudioBuffer`].
+/// * live camera + audio file: the camera's timestamps are re-zeroed at its first frame of each
+///   pass (the intervals between frames are kept);
+/// * file video + live microphone: a file has no wall-clock meaning, so the microphone's audio is
+///   placed by its sample count from its first block (0 ms): frame k meets the audio captured
+///   k frame periods after the first block, and nothing is dropped or padded as the status
+///   timestamps would for a device that delivers faster or slower than real time.
 #[derive(Debug, Default)]
 struct Rebase {
     on: bool,
     first: Option<i64>,
+    /// Audio: position by sample count at this rate (Hz) instead of by timestamp.
+    sample_rate: Option<u32>,
+    samples: u64,
 }
 
 impl Rebase {
-    fn new(on: bool) -> Self {
-        Self { on, first: None }
+    fn video(on: bool) -> Self {
+        Self {
+            on,
+            ..Self::default()
+        }
     }
 
-    /// `pts_ms` on the shared timeline.
-    fn map(&mut self, pts_ms: i64) -> i64 {
+    fn audio(on: bool, sample_rate: u32) -> Self {
+        Self {
+            on,
+            sample_rate: Some(sample_rate),
+            ..Self::default()
+        }
+    }
+
+    /// Start (ms) on the shared timeline of an item stamped `pts_ms` holding `n` samples.
+    fn map(&mut self, pts_ms: i64, n: usize) -> i64 {
         if !self.on {
             return pts_ms;
         }
-        pts_ms - *self.first.get_or_insert(pts_ms)
+        match self.sample_rate {
+            Some(sr) => {
+                let t = (self.samples as f64 * 1000.0 / f64::from(sr.max(1))).round() as i64;
+                self.samples += n as u64;
+                t
+            }
+            None => pts_ms - *self.first.get_or_insert(pts_ms),
+        }
     }
 }
 
@@ -368,8 +393,8 @@ fn sync_stage(
             let frames = spawn_reader(s, 4, frame_policy, move || video.next_frame());
             let blocks = spawn_reader(s, 16, FullPolicy::Block, move || audio.next_block());
             let mut abuf = AudioBuffer::new(sr);
-            let mut vclock = Rebase::new(video_live && !audio_live);
-            let mut aclock = Rebase::new(audio_live && !video_live);
+            let mut vclock = Rebase::video(video_live && !audio_live);
+            let mut aclock = Rebase::audio(audio_live && !video_live, sr);
             let mut slotter = FrameSlotter::new(builder.slot_ms());
             let mut decode = Duration::ZERO;
             let mut pass_end = offset_ms;
@@ -395,12 +420,15 @@ fn sync_stage(
                 match frames.recv() {
                     Ok(Ok((mut f, dt))) => {
                         decode += dt;
-                        f.pts_ms = vclock.map(f.pts_ms) + offset_ms;
+                        f.pts_ms = vclock.map(f.pts_ms, 0) + offset_ms;
                         if audio_live {
                             // keep the microphone drained while frames arrive
                             while let Some(b) = blocks.try_recv() {
                                 let (b, _) = b?;
-                                abuf.push(aclock.map(b.pts_ms) + offset_ms, &b.samples);
+                                abuf.push(
+                                    aclock.map(b.pts_ms, b.samples.len()) + offset_ms,
+                                    &b.samples,
+                                );
                             }
                         }
                         for slot in slotter.push(f) {
@@ -452,7 +480,9 @@ fn fill_audio(
 ) -> Result<(), PipelineError> {
     while !abuf.covers(until_ms) {
         match blocks.recv() {
-            Ok(Ok((b, _))) => abuf.push(clock.map(b.pts_ms) + offset_ms, &b.samples),
+            Ok(Ok((b, _))) => {
+                abuf.push(clock.map(b.pts_ms, b.samples.len()) + offset_ms, &b.samples)
+            }
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => abuf.ended = true,
         }
@@ -581,4 +611,27 @@ fn output_stage(
     }
     summary.events += events.len() as u64;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rebase;
+
+    #[test]
+    fn mixed_clocks_rebase_the_live_side() {
+        // live camera + file audio: re-zeroed at the first frame, intervals kept
+        let mut v = Rebase::video(true);
+        assert_eq!(v.map(86_400_123, 0), 0);
+        assert_eq!(v.map(86_400_163, 0), 40);
+        // live microphone + file video: by sample count, whatever the device's timestamps
+        let mut a = Rebase::audio(true, 16_000);
+        assert_eq!(a.map(5_000_000, 320), 0);
+        assert_eq!(a.map(5_000_000, 320), 20);
+        assert_eq!(a.map(4_000_000, 160), 40);
+        assert_eq!(a.map(9_000_000, 320), 50);
+        // both live (or both files): untouched
+        let mut off = Rebase::audio(false, 16_000);
+        assert_eq!(off.map(5_000_000, 320), 5_000_000);
+        assert_eq!(Rebase::video(false).map(7, 0), 7);
+    }
 }
