@@ -270,7 +270,7 @@ impl AlsaCapture {
                         if ts.tv_sec == 0 && ts.tv_nsec == 0 {
                             now - k as f64 * 1000.0 / rate
                         } else {
-                            timespec_ms(i64::from(ts.tv_sec), i64::from(ts.tv_nsec)) as f64
+                            timespec_ms(ts.tv_sec, ts.tv_nsec) as f64
                                 - (st.get_delay().max(0) as f64 + k as f64) * 1000.0 / rate
                         }
                     }

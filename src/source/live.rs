@@ -25,7 +25,7 @@ pub fn monotonic_ms() -> i64 {
     };
     // SAFETY: clock_gettime writes into the timespec we own; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    timespec_ms(i64::from(ts.tv_sec), i64::from(ts.tv_nsec))
+    timespec_ms(ts.tv_sec, ts.tv_nsec)
 }
 
 /// A `(seconds, nanoseconds)` timestamp in ms, rounded to the nearest ms.
