@@ -42,6 +42,9 @@
 //! snapshots = true                       # overlay JPEG snapshots per label
 //! snapshot_quality = 80                  # JPEG quality 1-100
 //! embedded_port = 1883                   # start an embedded broker (feature mqtt-broker)
+//!
+//! [input]                                # live camera / microphone (src/source/live.rs)
+//! wait = false                           # wait for a missing/busy device (= --input-wait)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -95,6 +98,17 @@ pub struct Config {
     pub events: crate::events::EventConfig,
     /// `run`: MQTT output (broker, topics, queue, Home Assistant discovery).
     pub mqtt: crate::mqtt::MqttConfig,
+    /// `run`: live inputs (`[input] wait`).
+    pub input: InputConfig,
+}
+
+/// `[input]` section: live capture devices (`v4l2://`, `alsa://`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InputConfig {
+    /// Wait (retrying with jittered exponential backoff, 0.25 s doubling up to 5 s) for a camera
+    /// or microphone that is missing or busy at start instead of failing; same as `--input-wait`.
+    pub wait: bool,
 }
 
 /// `[model]` section.
@@ -213,6 +227,9 @@ mod tests {
         assert_eq!(c.model.backend, "tract");
         let round: Config = toml::from_str(&c.to_toml().unwrap()).unwrap();
         assert_eq!(round, c);
+        let c: Config = toml::from_str("[input]\nwait = true\n").unwrap();
+        assert!(c.input.wait && !Config::default().input.wait);
+        assert!(toml::from_str::<Config>("[input]\nwiat = true\n").is_err());
     }
 
     #[test]

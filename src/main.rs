@@ -18,6 +18,7 @@ use c3n_edge::sink::jsonl::JsonlSink;
 use c3n_edge::sink::mqtt::MqttSink;
 use c3n_edge::sink::overlay::{OverlayFormat, OverlaySink};
 use c3n_edge::sink::Sink;
+use c3n_edge::source::live::LiveOptions;
 use c3n_edge::source::VideoOptions;
 use c3n_edge::uri::InputUri;
 
@@ -74,6 +75,21 @@ enum Command {
     Run(RunArgs),
     /// Per-stage latency, throughput and peak memory of `run` (synthetic input by default).
     Bench(BenchArgs),
+    /// List V4L2 cameras (formats, sizes, frame rates) and ALSA capture PCMs.
+    Devices,
+    /// Capture-to-model-input latency and CPU use of one live (or file) source, without inference.
+    BenchCapture {
+        /// Input URI: v4l2:///dev/video0, alsa://hw:1,0, or a file input.
+        input: String,
+        /// Seconds to capture.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[command(flatten)]
+        inputs: InputArgs,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Model and backend options shared by `run` and `bench`.
@@ -96,9 +112,30 @@ struct InputArgs {
     /// Audio input (file://clip.wav, alsa://…); default: the video file's own audio track.
     #[arg(long)]
     audio: Option<String>,
-    /// Frame rate of an image-sequence input, in fps.
-    #[arg(long = "input-rate", default_value_t = 1.0)]
-    input_rate: f64,
+    /// Frame rate in fps: of an image-sequence input (default 1), or requested from a camera.
+    #[arg(long = "input-rate")]
+    input_rate: Option<f64>,
+    /// Camera: requested frame width in pixels (default 1280; closest mode wins).
+    #[arg(long = "input-width")]
+    input_width: Option<u32>,
+    /// Camera: requested frame height in pixels (default 720).
+    #[arg(long = "input-height")]
+    input_height: Option<u32>,
+    /// Camera: required pixel format (yuyv, nv12, mjpeg, rgb24); default: any, uncompressed preferred.
+    #[arg(long = "input-codec")]
+    input_codec: Option<String>,
+    /// Live inputs: wait for a missing or busy camera/microphone at start instead of failing.
+    #[arg(long = "input-wait")]
+    input_wait: bool,
+    /// Microphone: capture rate in Hz (default 16000 if offered, else nearest 48000).
+    #[arg(long = "audio-rate")]
+    audio_rate: Option<u32>,
+    /// Microphone: channel count (default: the device's minimum; channels are averaged).
+    #[arg(long = "audio-channels")]
+    audio_channels: Option<u32>,
+    /// Microphone: sample format s16, s32 or float (default: the first the device offers).
+    #[arg(long = "audio-format")]
+    audio_format: Option<String>,
     /// Extra passes over a file input (0 = once, -1 = forever).
     #[arg(
         long = "input-loop",
@@ -253,6 +290,24 @@ fn main() -> Result<()> {
         }
         Command::Run(args) => cmd_run(args)?,
         Command::Bench(args) => cmd_bench(args)?,
+        Command::Devices => print!("{}", c3n_edge::source::devices::report()),
+        Command::BenchCapture {
+            input,
+            seconds,
+            inputs,
+            json,
+        } => {
+            let Input::Uris { video, options, .. } = input_of(&input, &inputs)? else {
+                unreachable!("input_of returns URIs")
+            };
+            let r = c3n_edge::source::devices::bench_capture(&video, &options, seconds)
+                .with_context(|| format!("capturing {input}"))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("{r}");
+            }
+        }
     }
     Ok(())
 }
@@ -271,7 +326,17 @@ fn input_of(video: &str, i: &InputArgs) -> Result<Input> {
         video: InputUri::parse(video)?,
         audio: i.audio.as_deref().map(InputUri::parse).transpose()?,
         options: VideoOptions {
-            rate_hz: i.input_rate,
+            rate_hz: i.input_rate.unwrap_or(1.0),
+            live: LiveOptions {
+                width: i.input_width,
+                height: i.input_height,
+                rate_hz: i.input_rate,
+                codec: i.input_codec.clone(),
+                wait: i.input_wait,
+                audio_rate: i.audio_rate,
+                audio_channels: i.audio_channels,
+                audio_format: i.audio_format.clone(),
+            },
         },
     })
 }
@@ -300,8 +365,12 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         .clone()
         .or_else(|| cfg.mqtt.url.clone())
         .or_else(|| embedded.map(|p| format!("mqtt://127.0.0.1:{p}")));
+    let mut input = input_of(&a.input, &a.inputs)?;
+    if let Input::Uris { options, .. } = &mut input {
+        options.live.wait |= cfg.input.wait;
+    }
     let opts = RunOptions {
-        input: input_of(&a.input, &a.inputs)?,
+        input,
         input_loop: a.inputs.input_loop,
         max_clips: a.inputs.max_clips,
         post,

@@ -54,4 +54,6 @@ else
        "mqtt-broker): the mqtt-broker feature changes shared dependencies' features and rebuilds" \
        "tract (~20 CPU-minutes), which does not fit the CI budget; run with C3N_TEST_MQTT_FEATURES=1 ***"
 fi
+step "V4L2 capture against the vivid driver in a qemu VM (tests/vm/run.sh)"
+bash tests/vm/run.sh
 step "all tests passed"

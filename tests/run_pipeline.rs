@@ -267,14 +267,22 @@ fn bad_inputs_fail_with_specific_messages() {
         "unsupported scheme",
     );
     expect_failure(
-        &["run", "v4l2:///dev/video0", "--audio", &audio],
+        &["run", "v4l2:///dev/c3n-no-such-video9", "--audio", &audio],
         &model,
-        "no V4L2/ALSA input yet",
+        if cfg!(feature = "v4l2") {
+            "open /dev/c3n-no-such-video9: no such device"
+        } else {
+            "has no V4L2/ALSA input"
+        },
     );
     expect_failure(
-        &["run", &frames, "--audio", "alsa://default"],
+        &["run", &frames, "--audio", "alsa://c3n_no_such_pcm"],
         &model,
-        "no V4L2/ALSA input yet",
+        if cfg!(feature = "alsa") {
+            "cannot open PCM \"c3n_no_such_pcm\""
+        } else {
+            "has no V4L2/ALSA input"
+        },
     );
     let mp4_msg = if cfg!(feature = "ffmpeg") {
         "cannot decode"
