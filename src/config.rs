@@ -19,6 +19,32 @@
 //! min_frames = 2                         # frames seen before `new`
 //! end_timeout_ms = 3000                  # unseen this long -> `end`
 //! silence_dbfs = -60.0                   # quieter frames count as "nothing sounds"
+//! camera = "default"                     # camera name: events' `camera`, MQTT topic level
+//!
+//! [mqtt]                                 # MQTT output (src/mqtt); off unless url or --mqtt
+//! url = "mqtt://user:pass@broker:1883"   # mqtt:// or mqtts:// (feature mqtt-tls); path = prefix
+//! prefix = "c3n"                         # topics <prefix>/available, <prefix>/<camera>/...
+//! qos = 0                                # 0, 1 or 2 for every publish and subscription
+//! retain = true                          # retain states, counts, snapshots, discovery
+//! queue_size = 100                       # event queue while disconnected (drop-oldest, counted)
+//! client_id = "c3n-edge-default"         # default c3n-edge-<camera>
+//! discovery = true                       # Home Assistant discovery configs
+//! discovery_prefix = "homeassistant"     # HA discovery prefix (birth topic <prefix>/status)
+//! username = "c3n"                       # credentials (the URL's win)
+//! password = "secret"
+//! ca_file = "/etc/c3n/ca.pem"            # mqtts://: CA (PEM); default the system roots
+//! client_cert = "/etc/c3n/client.pem"    # mqtts://: client certificate (PEM) ...
+//! client_key = "/etc/c3n/client.key"     # ... and its PKCS#8 key (PEM)
+//! keep_alive_s = 30                      # MQTT keep-alive, s
+//! reconnect_min_ms = 500                 # reconnect backoff: first delay, doubling, jittered
+//! reconnect_max_ms = 30000               # ... up to this
+//! connect_wait_ms = 5000                 # wait for the broker at start (and to flush at exit)
+//! snapshots = true                       # overlay JPEG snapshots per label
+//! snapshot_quality = 80                  # JPEG quality 1-100
+//! embedded_port = 1883                   # start an embedded broker (feature mqtt-broker)
+//!
+//! [input]                                # live camera / microphone (src/source/live.rs)
+//! wait = false                           # wait for a missing/busy device (= --input-wait)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -70,6 +96,19 @@ pub struct Config {
     pub post: crate::post::PostConfig,
     /// `run`: event lifecycle (min frames, end timeout, IoU matching, silence gate).
     pub events: crate::events::EventConfig,
+    /// `run`: MQTT output (broker, topics, queue, Home Assistant discovery).
+    pub mqtt: crate::mqtt::MqttConfig,
+    /// `run`: live inputs (`[input] wait`).
+    pub input: InputConfig,
+}
+
+/// `[input]` section: live capture devices (`v4l2://`, `alsa://`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InputConfig {
+    /// Wait (retrying with jittered exponential backoff, 0.25 s doubling up to 5 s) for a camera
+    /// or microphone that is missing or busy at start instead of failing; same as `--input-wait`.
+    pub wait: bool,
 }
 
 /// `[model]` section.
@@ -161,6 +200,7 @@ impl Config {
             .map_err(|e| bad(format!("eval.subset: {e}")))?;
         self.post.validate().map_err(bad)?;
         self.events.validate().map_err(bad)?;
+        self.mqtt.validate().map_err(bad)?;
         Ok(())
     }
 
@@ -187,6 +227,9 @@ mod tests {
         assert_eq!(c.model.backend, "tract");
         let round: Config = toml::from_str(&c.to_toml().unwrap()).unwrap();
         assert_eq!(round, c);
+        let c: Config = toml::from_str("[input]\nwait = true\n").unwrap();
+        assert!(c.input.wait && !Config::default().input.wait);
+        assert!(toml::from_str::<Config>("[input]\nwiat = true\n").is_err());
     }
 
     #[test]

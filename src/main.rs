@@ -7,13 +7,18 @@ use clap::{Parser, Subcommand};
 
 use c3n_edge::bench;
 use c3n_edge::config::{Config, DEFAULT_MODEL_PATH};
+use c3n_edge::control::RunControl;
 use c3n_edge::dataset::SubsetFilter;
+use c3n_edge::display::render::Renderer;
+use c3n_edge::display::{DisplaySink, OutputUri};
 use c3n_edge::engine::{self, Backend, EngineOptions, ModelContract};
 use c3n_edge::eval::{self, EvalOptions};
 use c3n_edge::pipeline::{self, Input, RunOptions};
 use c3n_edge::sink::jsonl::JsonlSink;
+use c3n_edge::sink::mqtt::MqttSink;
 use c3n_edge::sink::overlay::{OverlayFormat, OverlaySink};
 use c3n_edge::sink::Sink;
+use c3n_edge::source::live::LiveOptions;
 use c3n_edge::source::VideoOptions;
 use c3n_edge::uri::InputUri;
 
@@ -87,6 +92,18 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         iters: usize,
         /// Print JSON lines instead of a table.
+    /// List V4L2 cameras (formats, sizes, frame rates) and ALSA capture PCMs.
+    Devices,
+    /// Capture-to-model-input latency and CPU use of one live (or file) source, without inference.
+    BenchCapture {
+        /// Input URI: v4l2:///dev/video0, alsa://hw:1,0, or a file input.
+        input: String,
+        /// Seconds to capture.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[command(flatten)]
+        inputs: InputArgs,
+        /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -123,9 +140,30 @@ struct InputArgs {
     /// Audio input (file://clip.wav, alsa://…); default: the video file's own audio track.
     #[arg(long)]
     audio: Option<String>,
-    /// Frame rate of an image-sequence input, in fps.
-    #[arg(long = "input-rate", default_value_t = 1.0)]
-    input_rate: f64,
+    /// Frame rate in fps: of an image-sequence input (default 1), or requested from a camera.
+    #[arg(long = "input-rate")]
+    input_rate: Option<f64>,
+    /// Camera: requested frame width in pixels (default 1280; closest mode wins).
+    #[arg(long = "input-width")]
+    input_width: Option<u32>,
+    /// Camera: requested frame height in pixels (default 720).
+    #[arg(long = "input-height")]
+    input_height: Option<u32>,
+    /// Camera: required pixel format (yuyv, nv12, mjpeg, rgb24); default: any, uncompressed preferred.
+    #[arg(long = "input-codec")]
+    input_codec: Option<String>,
+    /// Live inputs: wait for a missing or busy camera/microphone at start instead of failing.
+    #[arg(long = "input-wait")]
+    input_wait: bool,
+    /// Microphone: capture rate in Hz (default 16000 if offered, else nearest 48000).
+    #[arg(long = "audio-rate")]
+    audio_rate: Option<u32>,
+    /// Microphone: channel count (default: the device's minimum; channels are averaged).
+    #[arg(long = "audio-channels")]
+    audio_channels: Option<u32>,
+    /// Microphone: sample format s16, s32 or float (default: the first the device offers).
+    #[arg(long = "audio-format")]
+    audio_format: Option<String>,
     /// Extra passes over a file input (0 = once, -1 = forever).
     #[arg(
         long = "input-loop",
@@ -158,6 +196,13 @@ struct RunArgs {
     /// Overlay image format: png or jpg.
     #[arg(long = "overlay-format", default_value = "png")]
     overlay_format: String,
+    /// Display / preview output URI (repeatable): display://0 (framebuffer), window:// (feature
+    /// window), file://out/%05d.jpg, http://0.0.0.0:8080 (live preview page).
+    #[arg(long = "output", value_name = "URI")]
+    outputs: Vec<String>,
+    /// Drop display://, window:// outputs (no screen).
+    #[arg(long)]
+    headless: bool,
     /// Overlay mask opacity, 0-1.
     #[arg(long, default_value_t = 0.59)]
     alpha: f32,
@@ -173,9 +218,19 @@ struct RunArgs {
     /// End an object unseen for this many ms (overrides [events] end_timeout_ms).
     #[arg(long = "end-timeout-ms")]
     end_timeout_ms: Option<u64>,
-    /// Input name in the events (overrides [events] camera).
-    #[arg(long)]
+    /// Camera name: the events' `camera` and the MQTT topic level (overrides [events] camera).
+    #[arg(long = "camera-name", visible_alias = "camera")]
     camera: Option<String>,
+    /// Publish to an MQTT broker: mqtt://[user:pass@]HOST[:PORT][/PREFIX] (mqtts:// with the
+    /// mqtt-tls feature). Topics <prefix>/available, <prefix>/<camera>/{events,state,<label>,
+    /// <label>/snapshot,detect/set,detect/state} and Home Assistant discovery; more settings
+    /// (qos, retain, queue_size, credentials, TLS files, discovery) in the [mqtt] config section.
+    #[arg(long)]
+    mqtt: Option<String>,
+    /// Start an embedded MQTT broker on 0.0.0.0:PORT (build feature mqtt-broker); without
+    /// --mqtt the output publishes to it (overrides [mqtt] embedded_port).
+    #[arg(long = "mqtt-embedded", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    mqtt_embedded: Option<u16>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -270,6 +325,24 @@ fn main() -> Result<()> {
             iters,
             json,
         } => cmd_bench_engines(&model, &backends, iters, json)?,
+        Command::Devices => print!("{}", c3n_edge::source::devices::report()),
+        Command::BenchCapture {
+            input,
+            seconds,
+            inputs,
+            json,
+        } => {
+            let Input::Uris { video, options, .. } = input_of(&input, &inputs)? else {
+                unreachable!("input_of returns URIs")
+            };
+            let r = c3n_edge::source::devices::bench_capture(&video, &options, seconds)
+                .with_context(|| format!("capturing {input}"))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("{r}");
+            }
+        }
     }
     Ok(())
 }
@@ -371,7 +444,17 @@ fn input_of(video: &str, i: &InputArgs) -> Result<Input> {
         video: InputUri::parse(video)?,
         audio: i.audio.as_deref().map(InputUri::parse).transpose()?,
         options: VideoOptions {
-            rate_hz: i.input_rate,
+            rate_hz: i.input_rate.unwrap_or(1.0),
+            live: LiveOptions {
+                width: i.input_width,
+                height: i.input_height,
+                rate_hz: i.input_rate,
+                codec: i.input_codec.clone(),
+                wait: i.input_wait,
+                audio_rate: i.audio_rate,
+                audio_channels: i.audio_channels,
+                audio_format: i.audio_format.clone(),
+            },
         },
     })
 }
@@ -390,8 +473,22 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     if let Some(c) = a.camera {
         events.camera = c;
     }
+    let control = std::sync::Arc::new(RunControl::default());
+    let embedded = a.mqtt_embedded.or(cfg.mqtt.embedded_port);
+    if let Some(port) = embedded {
+        start_embedded_broker(port)?;
+    }
+    let mqtt_url = a
+        .mqtt
+        .clone()
+        .or_else(|| cfg.mqtt.url.clone())
+        .or_else(|| embedded.map(|p| format!("mqtt://127.0.0.1:{p}")));
+    let mut input = input_of(&a.input, &a.inputs)?;
+    if let Input::Uris { options, .. } = &mut input {
+        options.live.wait |= cfg.input.wait;
+    }
     let opts = RunOptions {
-        input: input_of(&a.input, &a.inputs)?,
+        input,
         input_loop: a.inputs.input_loop,
         max_clips: a.inputs.max_clips,
         post,
@@ -399,17 +496,30 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         ..Default::default()
     };
     let overlay_format: OverlayFormat = a.overlay_format.parse()?;
-    let engine = load_engine(&a.model)?;
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(JsonlSink::open(&a.events)?)];
     if let Some(dir) = &a.overlay {
         sinks.push(Box::new(OverlaySink::open(dir, overlay_format, a.alpha)?));
     }
     // systemd: READY/WATCHDOG from the pipeline's state updates, STOPPING + clean stop on SIGTERM
-    let control = std::sync::Arc::new(c3n_edge::control::RunControl::default());
-    c3n_edge::service::stop_on_sigterm(control.clone())?;
     if let Some(n) = c3n_edge::sink::systemd::SystemdNotifier::from_env() {
         sinks.push(Box::new(n));
     }
+    if let Some(display) = display_sink(&a.outputs, a.headless, a.alpha)? {
+        sinks.push(Box::new(display));
+    }
+    // MQTT before the model: wrong credentials fail fast
+    if let Some(url) = &mqtt_url {
+        let settings = c3n_edge::mqtt::resolve(&cfg.mqtt, url, &opts.events.camera)?;
+        let quality = cfg.mqtt.snapshots.then_some(cfg.mqtt.snapshot_quality);
+        sinks.push(Box::new(MqttSink::connect(
+            settings,
+            control.clone(),
+            quality,
+            a.alpha,
+        )?));
+    }
+    c3n_edge::service::stop_on_signals(control.clone())?;
+    let engine = load_engine(&a.model)?;
     let summary = pipeline::run_with(engine, &opts, &mut sinks, control)
         .with_context(|| format!("running {}", a.input))?;
     tracing::info!(
@@ -420,6 +530,39 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         summary.wall.as_secs_f64()
     );
     Ok(())
+}
+
+#[cfg(feature = "mqtt-broker")]
+fn start_embedded_broker(port: u16) -> Result<()> {
+    Ok(c3n_edge::mqtt::broker::start(port)?)
+}
+
+#[cfg(not(feature = "mqtt-broker"))]
+fn start_embedded_broker(port: u16) -> Result<()> {
+    anyhow::bail!(
+        "--mqtt-embedded {port}: this build has no embedded MQTT broker (cargo feature mqtt-broker)"
+    )
+}
+
+/// The display sink for the `--output` URIs (minus screens when headless), if any remain.
+fn display_sink(outputs: &[String], headless: bool, alpha: f32) -> Result<Option<DisplaySink>> {
+    let mut uris = Vec::new();
+    for o in outputs {
+        let u = OutputUri::parse(o)?;
+        if headless && u.is_screen() {
+            tracing::info!("--headless: output {o} dropped");
+            continue;
+        }
+        uris.push(u);
+    }
+    if uris.is_empty() {
+        return Ok(None);
+    }
+    let renderer = Renderer {
+        alpha: alpha.clamp(0.0, 1.0),
+        status: true,
+    };
+    Ok(Some(DisplaySink::open(&uris, renderer)?))
 }
 
 fn cmd_bench(a: BenchArgs) -> Result<()> {

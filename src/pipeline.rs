@@ -9,8 +9,11 @@
 //!
 //! The readers, the sync/front-end stage and the engine each run on their own thread; post,
 //! events and sinks run on the calling thread. Every channel is bounded ([`RunOptions::queue`]),
-//! so a slow engine slows the readers down (recorded input loses nothing; a live source will need
-//! a leaky queue here). The first error of any stage stops the run and is returned.
+//! so a slow engine slows the readers down (recorded input loses nothing). For live inputs
+//! (`v4l2://`, `alsa://`) the frame queue and the window queue drop their *oldest* item when full
+//! instead (counted in `RunControl::dropped_frames`), so the capture-to-inference latency stays
+//! bounded; the audio queue is drained into the sync stage's buffer with every frame, so the
+//! microphone is never left unread. The first error of any stage stops the run and is returned.
 //!
 //! Control ([`RunControl`], shared with sources and outputs): `detect` off skips inference (the
 //! frames still reach the sinks, without detections), a stop request ends the run at the next
@@ -28,6 +31,7 @@ use crate::engine::{Engine, EngineError, Inference};
 use crate::events::{dbfs, Event, EventConfig, FrameDetections, Tracker};
 use crate::post::{self, PostConfig};
 use crate::sink::{AnalysedFrame, Sink, SinkError};
+use crate::source::live::{queue, FullPolicy, QueueRx, QueueTx};
 use crate::source::synthetic::{SyntheticAudio, SyntheticVideo};
 use crate::source::{self, AudioSource, SourceError, VideoOptions, VideoSource};
 use crate::sync::{AudioBuffer, FrameSlotter, Window, WindowBuilder};
@@ -83,7 +87,7 @@ impl Input {
                     }
                 };
                 let v = source::open_video(video, options)?;
-                let a = source::open_audio(audio_uri, sample_rate)?;
+                let a = source::open_audio_with(audio_uri, sample_rate, &options.live)?;
                 Ok((v, a))
             }
             Input::Synthetic {
@@ -100,6 +104,79 @@ impl Input {
                 )),
                 Box::new(SyntheticAudio::new(sample_rate, *seconds)),
             )),
+        }
+    }
+}
+
+impl Input {
+    /// True when the video or the audio is a live device (`v4l2://`, `alsa://`).
+    pub fn is_live(&self) -> bool {
+        match self {
+            Input::Uris { video, audio, .. } => {
+                video.is_live() || audio.as_ref().is_some_and(InputUri::is_live)
+            }
+            Input::Synthetic { .. } => false,
+        }
+    }
+
+    /// (video is live, audio is live). A video file's own audio track is not live.
+    pub fn live_sides(&self) -> (bool, bool) {
+        match self {
+            Input::Uris { video, audio, .. } => (
+                video.is_live(),
+                audio.as_ref().is_some_and(InputUri::is_live),
+            ),
+            Input::Synthetic { .. } => (false, false),
+        }
+    }
+}
+
+/// Puts one stream on the other's timeline when exactly one side is live: live sources stamp in
+/// `CLOCK_MONOTONIC` ms (hours or days since boot), files start at 0 ms, so a file video with a
+/// live microphone (or a camera with a WAV file) would never meet in [`AudioBuffer`].
+/// * live camera + audio file: the camera's timestamps are re-zeroed at its first frame of each
+///   pass (the intervals between frames are kept);
+/// * file video + live microphone: a file has no wall-clock meaning, so the microphone's audio is
+///   placed by its sample count from its first block (0 ms): frame k meets the audio captured
+///   k frame periods after the first block, and nothing is dropped or padded as the status
+///   timestamps would for a device that delivers faster or slower than real time.
+#[derive(Debug, Default)]
+struct Rebase {
+    on: bool,
+    first: Option<i64>,
+    /// Audio: position by sample count at this rate (Hz) instead of by timestamp.
+    sample_rate: Option<u32>,
+    samples: u64,
+}
+
+impl Rebase {
+    fn video(on: bool) -> Self {
+        Self {
+            on,
+            ..Self::default()
+        }
+    }
+
+    fn audio(on: bool, sample_rate: u32) -> Self {
+        Self {
+            on,
+            sample_rate: Some(sample_rate),
+            ..Self::default()
+        }
+    }
+
+    /// Start (ms) on the shared timeline of an item stamped `pts_ms` holding `n` samples.
+    fn map(&mut self, pts_ms: i64, n: usize) -> i64 {
+        if !self.on {
+            return pts_ms;
+        }
+        match self.sample_rate {
+            Some(sr) => {
+                let t = (self.samples as f64 * 1000.0 / f64::from(sr.max(1))).round() as i64;
+                self.samples += n as u64;
+                t
+            }
+            None => pts_ms - *self.first.get_or_insert(pts_ms),
         }
     }
 }
@@ -226,10 +303,20 @@ pub fn run_with(
     let started = Instant::now();
     let ctl = &*control;
 
-    let (win_tx, win_rx) = sync_channel::<Window>(opts.queue);
+    let live = opts.input.is_live();
+    let win_policy = if live {
+        let c = control.clone();
+        FullPolicy::DropOldest(Box::new(move |w: &Window| {
+            c.add_dropped_frames(w.valid as u64)
+        }))
+    } else {
+        FullPolicy::Block
+    };
+    let (win_tx, win_rx) = queue::<Window>(opts.queue, win_policy);
     let (inf_tx, inf_rx) = sync_channel::<Analysed>(opts.queue);
     let mut summary = std::thread::scope(|s| {
-        let sync = s.spawn(move || sync_stage(opts, ctl, builder, first, win_tx));
+        let ctl_arc = &control;
+        let sync = s.spawn(move || sync_stage(opts, ctl_arc, builder, first, win_tx));
         let infer = s.spawn(move || engine_stage(engine, ctl, win_rx, inf_tx));
         let out = output_stage(opts, ctl, &engine_name, &contract, inf_rx, sinks);
         let sync = sync.join().map_err(|_| PipelineError::Panicked("sync"))?;
@@ -245,13 +332,17 @@ pub fn run_with(
     Ok(summary)
 }
 
-/// Reads a source on its own thread into a bounded channel; ends when the receiver is gone.
+/// An item read by [`spawn_reader`] with the time the read took.
+type Read<T> = Result<(T, Duration), SourceError>;
+
+/// Reads a source on its own thread into a bounded queue; ends when the receiver is gone.
 fn spawn_reader<'s, T: Send + 's>(
     s: &'s std::thread::Scope<'s, '_>,
     cap: usize,
+    policy: FullPolicy<Read<T>>,
     mut next: impl FnMut() -> Result<Option<T>, SourceError> + Send + 's,
-) -> Receiver<Result<(T, Duration), SourceError>> {
-    let (tx, rx) = sync_channel(cap);
+) -> QueueRx<Read<T>> {
+    let (tx, rx) = queue(cap, policy);
     s.spawn(move || loop {
         let t = Instant::now();
         let item = match next() {
@@ -270,11 +361,12 @@ fn spawn_reader<'s, T: Send + 's>(
 /// Sync + front end: slots, windows, model input. Runs the passes of `--input-loop`.
 fn sync_stage(
     opts: &RunOptions,
-    control: &RunControl,
+    control: &Arc<RunControl>,
     mut builder: WindowBuilder,
     first: (Box<dyn VideoSource>, Box<dyn AudioSource>),
-    out: SyncSender<Window>,
+    out: QueueTx<Window>,
 ) -> Result<(), PipelineError> {
+    let (video_live, audio_live) = opts.input.live_sides();
     let mut sources = Some(first);
     let mut offset_ms = 0i64;
     let mut emitted = 0u64;
@@ -284,22 +376,35 @@ fn sync_stage(
             Some(s) => s,
             None => opts.input.open(builder.sample_rate())?,
         };
+        video.set_control(control.clone());
+        audio.set_control(control.clone());
         control.set_video_status(DeviceStatus::Streaming);
         control.set_audio_status(DeviceStatus::Streaming);
         let sr = audio.sample_rate();
+        // drop-oldest only for a live camera: a file's frames must not be lost while the sync
+        // stage waits for a live microphone
+        let frame_policy = if video_live {
+            let c = control.clone();
+            FullPolicy::DropOldest(Box::new(move |_: &Read<_>| c.add_dropped_frames(1)))
+        } else {
+            FullPolicy::Block
+        };
         let result = std::thread::scope(|s| {
-            let frames = spawn_reader(s, 4, move || video.next_frame());
-            let blocks = spawn_reader(s, 16, move || audio.next_block());
+            let frames = spawn_reader(s, 4, frame_policy, move || video.next_frame());
+            let blocks = spawn_reader(s, 16, FullPolicy::Block, move || audio.next_block());
             let mut abuf = AudioBuffer::new(sr);
+            let mut vclock = Rebase::video(video_live && !audio_live);
+            let mut aclock = Rebase::audio(audio_live && !video_live, sr);
             let mut slotter = FrameSlotter::new(builder.slot_ms());
             let mut decode = Duration::ZERO;
             let mut pass_end = offset_ms;
             let mut emit = |builder: &mut WindowBuilder,
                             abuf: &mut AudioBuffer,
+                            aclock: &mut Rebase,
                             decode: &mut Duration|
              -> Result<bool, PipelineError> {
                 if let Some(until) = builder.audio_needed_until() {
-                    fill_audio(abuf, &blocks, offset_ms, until)?;
+                    fill_audio(abuf, &blocks, offset_ms, aclock, until)?;
                 }
                 let Some(w) = builder.build(abuf, std::mem::take(decode)) else {
                     return Ok(true);
@@ -315,9 +420,21 @@ fn sync_stage(
                 match frames.recv() {
                     Ok(Ok((mut f, dt))) => {
                         decode += dt;
-                        f.pts_ms += offset_ms;
+                        f.pts_ms = vclock.map(f.pts_ms, 0) + offset_ms;
+                        if audio_live {
+                            // keep the microphone drained while frames arrive
+                            while let Some(b) = blocks.try_recv() {
+                                let (b, _) = b?;
+                                abuf.push(
+                                    aclock.map(b.pts_ms, b.samples.len()) + offset_ms,
+                                    &b.samples,
+                                );
+                            }
+                        }
                         for slot in slotter.push(f) {
-                            if builder.push(slot) && !emit(&mut builder, &mut abuf, &mut decode)? {
+                            if builder.push(slot)
+                                && !emit(&mut builder, &mut abuf, &mut aclock, &mut decode)?
+                            {
                                 return Ok((false, pass_end));
                             }
                         }
@@ -329,7 +446,8 @@ fn sync_stage(
             if let Some(slot) = slotter.finish() {
                 builder.push(slot);
             }
-            let more = !builder.has_pending() || emit(&mut builder, &mut abuf, &mut decode)?;
+            let more =
+                !builder.has_pending() || emit(&mut builder, &mut abuf, &mut aclock, &mut decode)?;
             Ok::<_, PipelineError>((more, pass_end))
         });
         let (more, end) = match result {
@@ -355,13 +473,16 @@ fn sync_stage(
 /// Pulls audio blocks until the buffer covers `until_ms` (or the audio ends).
 fn fill_audio(
     abuf: &mut AudioBuffer,
-    blocks: &Receiver<Result<(crate::source::AudioBlock, Duration), SourceError>>,
+    blocks: &QueueRx<Read<crate::source::AudioBlock>>,
     offset_ms: i64,
+    clock: &mut Rebase,
     until_ms: f64,
 ) -> Result<(), PipelineError> {
     while !abuf.covers(until_ms) {
         match blocks.recv() {
-            Ok(Ok((b, _))) => abuf.push(b.pts_ms + offset_ms, &b.samples),
+            Ok(Ok((b, _))) => {
+                abuf.push(clock.map(b.pts_ms, b.samples.len()) + offset_ms, &b.samples)
+            }
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => abuf.ended = true,
         }
@@ -373,7 +494,7 @@ fn fill_audio(
 fn engine_stage(
     mut engine: Box<dyn Engine>,
     control: &RunControl,
-    windows: Receiver<Window>,
+    windows: QueueRx<Window>,
     out: SyncSender<Analysed>,
 ) -> Result<(), PipelineError> {
     for w in windows {
@@ -493,4 +614,27 @@ fn output_stage(
     }
     summary.events += events.len() as u64;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rebase;
+
+    #[test]
+    fn mixed_clocks_rebase_the_live_side() {
+        // live camera + file audio: re-zeroed at the first frame, intervals kept
+        let mut v = Rebase::video(true);
+        assert_eq!(v.map(86_400_123, 0), 0);
+        assert_eq!(v.map(86_400_163, 0), 40);
+        // live microphone + file video: by sample count, whatever the device's timestamps
+        let mut a = Rebase::audio(true, 16_000);
+        assert_eq!(a.map(5_000_000, 320), 0);
+        assert_eq!(a.map(5_000_000, 320), 20);
+        assert_eq!(a.map(4_000_000, 160), 40);
+        assert_eq!(a.map(9_000_000, 320), 50);
+        // both live (or both files): untouched
+        let mut off = Rebase::audio(false, 16_000);
+        assert_eq!(off.map(5_000_000, 320), 5_000_000);
+        assert_eq!(Rebase::video(false).map(7, 0), 7);
+    }
 }

@@ -116,6 +116,11 @@ impl FrameSlotter {
     }
 }
 
+/// Timestamp discontinuity (ms) above which [`AudioBuffer::push`] treats a block as not
+/// contiguous with the buffered audio (file sources round block times to 1 ms; live sources
+/// re-anchor their sample clock only on jumps above 40 ms).
+pub const AUDIO_GAP_MS: f64 = 20.0;
+
 /// Contiguous mono audio keyed by source time; old samples are dropped as windows complete.
 #[derive(Debug)]
 pub struct AudioBuffer {
@@ -138,10 +143,31 @@ impl AudioBuffer {
         }
     }
 
-    /// Appends a block (blocks are contiguous; the first one sets the buffer's start time).
+    /// Appends a block. The first block sets the buffer's start time; later blocks are taken as
+    /// contiguous unless their timestamp is more than [`AUDIO_GAP_MS`] away from the buffer's
+    /// end (live audio after an overrun or a reconnect): a gap is filled with silence, an
+    /// overlap drops the block's samples that precede the end, and a block that ends before the
+    /// buffer's end is dropped.
     pub fn push(&mut self, pts_ms: i64, samples: &[f64]) {
-        self.start_ms.get_or_insert(pts_ms as f64);
-        self.samples.extend_from_slice(samples);
+        let Some(end) = self.end_ms() else {
+            self.start_ms = Some(pts_ms as f64);
+            self.samples.extend_from_slice(samples);
+            return;
+        };
+        let sr = f64::from(self.sample_rate);
+        let delta = pts_ms as f64 - end;
+        if delta > AUDIO_GAP_MS {
+            let pad = (delta * sr / 1000.0).round() as usize;
+            self.samples.resize(self.samples.len() + pad, 0.0);
+            self.samples.extend_from_slice(samples);
+        } else if delta < -AUDIO_GAP_MS {
+            let skip = (-delta * sr / 1000.0).round() as usize;
+            if let Some(rest) = samples.get(skip..) {
+                self.samples.extend_from_slice(rest);
+            }
+        } else {
+            self.samples.extend_from_slice(samples);
+        }
     }
 
     /// Timestamp (ms) just after the last buffered sample; `None` before any audio.
@@ -424,5 +450,47 @@ mod tests {
         assert_eq!(a.extract(1000.0, 1), vec![0.0]);
         a.ended = true;
         assert!(a.covers(1e9));
+    }
+
+    #[test]
+    fn audio_gaps_and_overlaps_on_a_monotonic_timeline() {
+        // live timeline: CLOCK_MONOTONIC ms, far from 0
+        let t0 = 86_400_000i64;
+        let mut a = AudioBuffer::new(1000);
+        a.push(t0, &[1.0; 100]);
+        a.push(t0 + 101, &[2.0; 100]); // 1 ms jitter: contiguous
+        assert_eq!(a.end_ms(), Some(t0 as f64 + 200.0));
+        a.push(t0 + 300, &[3.0; 100]); // xrun: 100 ms gap -> silence
+        assert_eq!(a.end_ms(), Some(t0 as f64 + 400.0));
+        assert_eq!(a.extract(t0 as f64 + 250.0, 1), vec![0.0]);
+        assert_eq!(a.extract(t0 as f64 + 300.0, 1), vec![3.0]);
+        a.push(t0 + 350, &[4.0; 100]); // re-anchored 50 ms back: overlap dropped
+        assert_eq!(a.end_ms(), Some(t0 as f64 + 450.0));
+        assert_eq!(a.extract(t0 as f64 + 399.0, 2), vec![3.0, 4.0]);
+        a.push(t0, &[5.0; 10]); // entirely in the past: ignored
+        assert_eq!(a.end_ms(), Some(t0 as f64 + 450.0));
+    }
+
+    #[test]
+    fn live_windows_assemble_on_monotonic_time() {
+        // 25 fps video and 16 kHz audio both on CLOCK_MONOTONIC (video starts 130 ms after the
+        // audio): slots are cut from the first frame, audio is taken at the same instants.
+        let t0 = 5_000_000i64;
+        let mut slotter = FrameSlotter::new(1000.0);
+        let mut slots = vec![];
+        for k in 0..60 {
+            slots.extend(slotter.push(frame(t0 + 130 + k * 40)));
+        }
+        assert_eq!(slots.len(), 2);
+        assert_eq!(slots[0].slot_start_ms, t0 + 130);
+        assert_eq!(slots[1].frame.pts_ms, t0 + 130 + 1000 + 920);
+        let mut a = AudioBuffer::new(16_000);
+        let ramp: Vec<f64> = (0..48_000).map(f64::from).collect();
+        for (i, blk) in ramp.chunks(320).enumerate() {
+            a.push(t0 + i as i64 * 20, blk);
+        }
+        assert!(a.covers((t0 + 2130) as f64) && !a.covers((t0 + 3001) as f64));
+        // sample at slot start = 130 ms * 16 = 2080
+        assert_eq!(a.extract(slots[0].slot_start_ms as f64, 1), vec![2080.0]);
     }
 }

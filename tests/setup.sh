@@ -11,6 +11,19 @@ step() { printf '\n==> %s  [%s]\n' "$*" "$(date +%T)"; }
 # Debian both work if they can create a venv with pip).
 missing=""
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing="$missing python3-venv"
+# Debian packages the build and the tests need (each only if not installed yet):
+#   pkg-config, libclang-dev, libav*-dev: the `ffmpeg` cargo feature (video files; bindgen);
+#   ffmpeg: test media (tests/fixtures/make_pipeline_clip.py writes clip.mp4);
+#   mosquitto: the real broker of tests/mqtt_broker.rs (mosquitto_passwd comes with it);
+#   libasound2-dev (+ libclang-dev): the default `live` feature (alsa-sys, v4l bindgen);
+#   qemu-system-x86, busybox-static, kmod: the V4L2 test VM (tests/vm/).
+for p in pkg-config libclang-dev ffmpeg libavcodec-dev libavformat-dev libavutil-dev \
+         libswscale-dev libswresample-dev \
+         mosquitto libasound2-dev qemu-system-x86 busybox-static kmod; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+# headless browser for tests/preview_browser.rs (the live preview page)
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 # systemd-analyze (verify/security of systemd/c3n-edge.service, tests/systemd.sh)
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 if [ -n "$missing" ]; then

@@ -8,6 +8,12 @@ use std::path::{Path, PathBuf};
 use super::{AnalysedFrame, Sink, SinkError};
 use crate::events::Event;
 
+/// One event as its JSON line (without the newline), schema `schema/event.schema.json`; the same
+/// text is the MQTT `events` payload.
+pub fn event_json(e: &Event) -> Result<String, serde_json::Error> {
+    serde_json::to_string(e)
+}
+
 /// Writes events as JSON lines.
 pub struct JsonlSink {
     out: Box<dyn Write + Send>,
@@ -49,7 +55,7 @@ impl JsonlSink {
             source,
         };
         for e in events {
-            let line = serde_json::to_string(e).map_err(|e| io(std::io::Error::other(e)))?;
+            let line = event_json(e).map_err(|e| io(std::io::Error::other(e)))?;
             writeln!(self.out, "{line}").map_err(io)?;
         }
         self.out.flush().map_err(io)

@@ -1,9 +1,10 @@
 //! Outputs. A [`Sink`] receives every analysed frame together with the events it caused, and a
 //! final call with the events of the end of the input. Sinks: [`jsonl::JsonlSink`] (events as
-//! JSON lines to stdout or a file), [`overlay::OverlaySink`] (annotated frames as PNG/JPEG).
-//! MQTT and display sinks are later work: one more module each.
+//! JSON lines to stdout or a file), [`overlay::OverlaySink`] (annotated frames as PNG/JPEG),
+//! [`mqtt::MqttSink`] (events, states, snapshots and Home Assistant discovery over MQTT).
 
 pub mod jsonl;
+pub mod mqtt;
 pub mod overlay;
 pub mod systemd;
 
@@ -46,6 +47,14 @@ pub enum SinkError {
         /// Encoder error.
         #[source]
         source: image::ImageError,
+    },
+    /// A display output failed (device, window, preview server).
+    #[error("output {output}: {message}")]
+    Output {
+        /// The output (URI or device).
+        output: String,
+        /// What went wrong.
+        message: String,
     },
     /// Bad sink option (e.g. unknown image format).
     #[error("invalid output option: {0}")]

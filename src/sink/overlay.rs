@@ -1,28 +1,16 @@
-//! Annotated frames: the source frame with each region's mask tinted (alpha blend), its outline,
-//! its box and a label (`<visual label> <score> | <audio label>`), written as
-//! `DIR/<frame number, 6 digits>.<png|jpg>` — one file per analysed frame.
-//!
-//! Text is drawn with DejaVu Sans (`assets/fonts/DejaVuSans.ttf`, Bitstream Vera licence,
-//! `assets/fonts/LICENSE-DejaVu.txt`), built into the binary.
+//! Annotated frames written as `DIR/<frame number, 6 digits>.<png|jpg>` — one file per analysed
+//! frame. The picture is the display's ([`crate::display::render`]): the frame with each region's
+//! mask tinted in its object's colour, outline, box, label, status line and level meter.
 
 use std::path::{Path, PathBuf};
 
-use ab_glyph::{FontRef, PxScale};
-use image::{Rgb, RgbImage};
-use imageproc::drawing::{
-    draw_filled_rect_mut, draw_hollow_polygon_mut, draw_hollow_rect_mut, draw_text_mut, text_size,
-};
-use imageproc::point::Point;
-use imageproc::rect::Rect;
+use image::RgbImage;
 
 use super::{AnalysedFrame, Sink, SinkError};
+use crate::control::RunState;
+use crate::display::render::Renderer;
+use crate::display::{save_image, SceneBuilder};
 use crate::events::Event;
-use crate::post::Region;
-
-static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-
-/// Region colours, cycled by region rank.
-const PALETTE: [[u8; 3]; 4] = [[255, 64, 32], [32, 200, 255], [255, 220, 0], [160, 255, 80]];
 
 /// Overlay image file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,21 +43,13 @@ impl OverlayFormat {
     }
 }
 
-/// Writes annotated frames into a directory.
+/// Writes annotated frames into a directory (synchronously: every frame is written).
+#[derive(Debug)]
 pub struct OverlaySink {
     dir: PathBuf,
     format: OverlayFormat,
-    alpha: f32,
-    font: FontRef<'static>,
-}
-
-impl std::fmt::Debug for OverlaySink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OverlaySink")
-            .field("dir", &self.dir)
-            .field("format", &self.format)
-            .finish_non_exhaustive()
-    }
+    renderer: Renderer,
+    scenes: SceneBuilder,
 }
 
 impl OverlaySink {
@@ -80,106 +60,42 @@ impl OverlaySink {
             path: dir.to_path_buf(),
             source,
         })?;
-        let font = FontRef::try_from_slice(FONT)
-            .map_err(|e| SinkError::Option(format!("built-in font: {e}")))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             format,
-            alpha: alpha.clamp(0.0, 1.0),
-            font,
+            renderer: Renderer {
+                alpha: alpha.clamp(0.0, 1.0),
+                status: true,
+            },
+            scenes: SceneBuilder::default(),
         })
     }
 
-    /// Draws the annotations of `frame` onto a copy of its image.
+    /// Draws the annotations of `frame` (regions without event ids, no run status) onto a copy
+    /// of its image.
     pub fn render(&self, frame: &AnalysedFrame) -> RgbImage {
-        let mut img = (*frame.image).clone();
-        let d = &frame.detections;
-        for (i, r) in d.regions.iter().enumerate() {
-            let c = PALETTE[i % PALETTE.len()];
-            tint(&mut img, r, c, self.alpha);
-            let poly: Vec<Point<f32>> = r.outline.iter().map(|p| Point::new(p[0], p[1])).collect();
-            if poly.len() >= 2 {
-                draw_hollow_polygon_mut(&mut img, &poly, Rgb(c));
-            }
-            let [x1, y1, x2, y2] = r.bbox;
-            if x2 > x1 && y2 > y1 {
-                draw_hollow_rect_mut(
-                    &mut img,
-                    Rect::at(x1 as i32, y1 as i32).of_size(x2 - x1, y2 - y1),
-                    Rgb(c),
-                );
-            }
-            let text = format!(
-                "{} {:.2} | {}",
-                d.labels.visual_label, r.score, d.labels.audio_label
-            );
-            self.label(&mut img, &text, x1 as i32, y1 as i32, c);
-        }
-        let status = format!(
-            "t={:.1}s  audio {:.0} dBFS",
-            d.pts_ms as f64 / 1000.0,
-            crate::events::dbfs(d.audio_rms)
-        );
-        let bottom = img.height() as i32;
-        self.label(&mut img, &status, 0, bottom, [200, 200, 200]);
-        img
-    }
-
-    /// Text on a dark box whose bottom-left corner is at `(x, y)` (kept inside the image).
-    fn label(&self, img: &mut RgbImage, text: &str, x: i32, y: i32, colour: [u8; 3]) {
-        let scale = PxScale::from((img.height() as f32 / 24.0).clamp(11.0, 28.0));
-        let (tw, th) = text_size(scale, &self.font, text);
-        let (w, h) = (tw + 4, th + 4);
-        let x = x.clamp(0, (img.width() as i32 - w as i32).max(0));
-        let y = (y - h as i32).clamp(0, (img.height() as i32 - h as i32).max(0));
-        draw_filled_rect_mut(img, Rect::at(x, y).of_size(w, h), Rgb([0, 0, 0]));
-        draw_text_mut(img, Rgb(colour), x + 2, y + 1, scale, &self.font, text);
-    }
-}
-
-/// Alpha-blends `colour` over the pixels of region `r` (mask scaled to the image, nearest).
-fn tint(img: &mut RgbImage, r: &Region, colour: [u8; 3], alpha: f32) {
-    let (w, h) = img.dimensions();
-    let (mw, mh) = (r.mask.width, r.mask.height);
-    if mw == 0 || mh == 0 {
-        return;
-    }
-    let [x1, y1, x2, y2] = r.bbox;
-    for y in y1..y2.min(h) {
-        let my = (u64::from(y) * u64::from(mh) / u64::from(h)) as u32;
-        for x in x1..x2.min(w) {
-            let mx = (u64::from(x) * u64::from(mw) / u64::from(w)) as u32;
-            if r.mask.get(mx, my) {
-                let p = img.get_pixel_mut(x, y);
-                for c in 0..3 {
-                    p[c] = (f32::from(p[c]) * (1.0 - alpha) + f32::from(colour[c]) * alpha).round()
-                        as u8;
-                }
-            }
-        }
+        let scene = SceneBuilder::default().scene(frame, &[]);
+        self.renderer.render_image(&scene)
     }
 }
 
 impl Sink for OverlaySink {
-    fn frame(&mut self, frame: &AnalysedFrame, _events: &[Event]) -> Result<(), SinkError> {
-        let img = self.render(frame);
+    fn frame(&mut self, frame: &AnalysedFrame, events: &[Event]) -> Result<(), SinkError> {
+        let img = self
+            .renderer
+            .render_image(&self.scenes.scene(frame, events));
         let path = self
             .dir
             .join(format!("{:06}.{}", frame.number, self.format.extension()));
-        let res = match self.format {
-            OverlayFormat::Png => img.save_with_format(&path, image::ImageFormat::Png),
-            OverlayFormat::Jpeg => std::fs::File::create(&path)
-                .map_err(image::ImageError::IoError)
-                .and_then(|f| {
-                    let mut w = std::io::BufWriter::new(f);
-                    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut w, 90)
-                        .encode_image(&img)
-                }),
-        };
-        res.map_err(|source| SinkError::Image { path, source })
+        save_image(&img, &path)
     }
 
     fn finish(&mut self, _events: &[Event]) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn state(&mut self, state: &RunState) -> Result<(), SinkError> {
+        self.scenes.set_state(state);
         Ok(())
     }
 }

@@ -7,7 +7,7 @@
 //! whose frame counter advanced. A camera that stops delivering (reconnecting, hung driver)
 //! therefore starves the watchdog and systemd restarts the service (`Restart=on-failure`).
 //! `STOPPING=1` is sent when the input ends ([`Sink::finish`]) and, by
-//! [`crate::service::stop_on_sigterm`], when SIGTERM arrives.
+//! [`crate::service::stop_on_signals`], when SIGTERM or SIGINT arrives.
 //!
 //! Failures to send are logged (`warn`) and never stop the run: losing the service manager must
 //! not stop detection.

@@ -61,6 +61,17 @@ fn open_stream(
     Ok((input, index, tb, start, params))
 }
 
+/// swscale context that may move to another thread.
+///
+/// `ffmpeg-next` leaves `scaling::Context` `!Send` because it holds a raw `SwsContext*`. An
+/// `SwsContext` has no thread affinity (FFmpeg only forbids *concurrent* use, and the context is
+/// owned and used by one `ContainerVideo` at a time); the source is moved to its reader thread
+/// once, before any use.
+struct Scaler(scaling::Context);
+
+// SAFETY: see the type's documentation — exclusive ownership, no thread-local state in swscale.
+unsafe impl Send for Scaler {}
+
 /// Video frames of a container.
 pub struct ContainerVideo {
     path: PathBuf,
@@ -69,7 +80,7 @@ pub struct ContainerVideo {
     time_base: f64,
     start: i64,
     decoder: ff::decoder::Video,
-    scaler: Option<scaling::Context>,
+    scaler: Option<Scaler>,
     eof_sent: bool,
     last_pts_ms: i64,
 }
@@ -115,11 +126,11 @@ impl ContainerVideo {
                 scaling::Flags::BILINEAR,
             )
             .map_err(|e| decode_err(&self.path, "creating the RGB converter", e))?;
-            self.scaler = Some(s);
+            self.scaler = Some(Scaler(s));
         }
         let mut rgb = ff::frame::Video::empty();
         if let Some(s) = self.scaler.as_mut() {
-            s.run(frame, &mut rgb)
+            s.0.run(frame, &mut rgb)
                 .map_err(|e| decode_err(&self.path, "converting to RGB", e))?;
         }
         let stride = rgb.stride(0);

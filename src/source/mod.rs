@@ -7,15 +7,24 @@
 //! * `ffmpeg::ContainerVideo` / `ffmpeg::ContainerAudio`: `file://clip.mp4|mkv|webm` (cargo
 //!   feature `ffmpeg`);
 //! * [`synthetic`]: generated frames and tones for `bench` and tests;
-//! * `v4l2://` / `alsa://`: parsed, but live capture is a separate feature and not in this build
-//!   ([`SourceError::LiveCaptureUnavailable`]).
+//! * `v4l2::V4l2Source`: `v4l2:///dev/videoN` (cargo feature `v4l2`);
+//! * `alsa::AlsaSource`: `alsa://NAME` (cargo feature `alsa`);
+//! * without those features, `v4l2://` / `alsa://` give [`SourceError::LiveCaptureUnavailable`].
+//!
+//! Live sources stamp frames and blocks in ms of `CLOCK_MONOTONIC` ([`live`]), not from 0.
 //!
 //! A source is pulled from one thread (`Send`); `Ok(None)` means end of stream.
 
+#[cfg(feature = "alsa")]
+pub mod alsa;
+pub mod devices;
 #[cfg(feature = "ffmpeg")]
 pub mod ffmpeg;
 pub mod frames;
+pub mod live;
 pub mod synthetic;
+#[cfg(feature = "v4l2")]
+pub mod v4l2;
 pub mod wav;
 
 use std::path::PathBuf;
@@ -24,6 +33,7 @@ use std::sync::Arc;
 use image::RgbImage;
 
 use crate::audio::AudioError;
+use crate::control::RunControl;
 use crate::frontend::image::ImageError;
 use crate::uri::InputUri;
 
@@ -51,6 +61,9 @@ pub trait VideoSource: Send {
     fn next_frame(&mut self) -> Result<Option<VideoFrame>, SourceError>;
     /// Human-readable name of the input (its URI).
     fn name(&self) -> String;
+    /// Hands a live source the run's control block, for its device status (`reconnecting`) and
+    /// for stopping a reconnect loop. File sources ignore it.
+    fn set_control(&mut self, _control: Arc<RunControl>) {}
 }
 
 /// A stream of mono audio blocks in time order, contiguous.
@@ -59,6 +72,8 @@ pub trait AudioSource: Send {
     fn sample_rate(&self) -> u32;
     /// The next block, `Ok(None)` at end of stream.
     fn next_block(&mut self) -> Result<Option<AudioBlock>, SourceError>;
+    /// Hands a live source the run's control block (audio status, xrun counter, stop).
+    fn set_control(&mut self, _control: Arc<RunControl>) {}
 }
 
 /// Errors opening or reading an input. Each names the input.
@@ -106,9 +121,17 @@ pub enum SourceError {
         /// Why.
         reason: String,
     },
-    /// `v4l2://` or `alsa://` in a build without live capture.
+    /// A capture device is missing, busy, gone or cannot deliver a usable format.
+    #[error("input {uri}: {reason}")]
+    Device {
+        /// The input URI.
+        uri: String,
+        /// What is wrong (names the device and the cause).
+        reason: String,
+    },
+    /// `v4l2://` or `alsa://` in a build without the `v4l2` / `alsa` cargo features.
     #[error(
-        "input {uri}: this build has no V4L2/ALSA input yet (live capture is a separate feature)"
+        "input {uri}: this build has no V4L2/ALSA input (rebuild with the default `live` cargo feature)"
     )]
     LiveCaptureUnavailable {
         /// The input URI.
@@ -127,11 +150,16 @@ pub enum SourceError {
 pub struct VideoOptions {
     /// Frame rate of an image sequence in fps (`--input-rate`); ignored for containers.
     pub rate_hz: f64,
+    /// Mode request and fault policy of live inputs (`v4l2://`, `alsa://`).
+    pub live: live::LiveOptions,
 }
 
 impl Default for VideoOptions {
     fn default() -> Self {
-        Self { rate_hz: 1.0 }
+        Self {
+            rate_hz: 1.0,
+            live: live::LiveOptions::default(),
+        }
     }
 }
 
@@ -152,14 +180,76 @@ pub fn open_video(
                 "a WAV file is audio; give it with --audio and a video or image sequence as input"
                     .into(),
         }),
-        InputUri::V4l2 { .. } | InputUri::Alsa { .. } => Err(SourceError::LiveCaptureUnavailable {
+        InputUri::V4l2 { device } => open_v4l2(uri, device, &options.live),
+        InputUri::Alsa { .. } => Err(SourceError::Unusable {
             uri: uri.to_string(),
+            reason: "an ALSA device is audio; give it with --audio and a camera as input".into(),
         }),
     }
 }
 
+#[cfg(feature = "v4l2")]
+fn open_v4l2(
+    uri: &InputUri,
+    device: &str,
+    live: &live::LiveOptions,
+) -> Result<Box<dyn VideoSource>, SourceError> {
+    Ok(Box::new(v4l2::V4l2Source::open(
+        &uri.to_string(),
+        device,
+        live,
+    )?))
+}
+
+#[cfg(not(feature = "v4l2"))]
+fn open_v4l2(
+    uri: &InputUri,
+    _device: &str,
+    _live: &live::LiveOptions,
+) -> Result<Box<dyn VideoSource>, SourceError> {
+    Err(SourceError::LiveCaptureUnavailable {
+        uri: uri.to_string(),
+    })
+}
+
+#[cfg(feature = "alsa")]
+fn open_alsa(
+    uri: &InputUri,
+    device: &str,
+    sample_rate: u32,
+    live: &live::LiveOptions,
+) -> Result<Box<dyn AudioSource>, SourceError> {
+    Ok(Box::new(alsa::AlsaSource::open(
+        &uri.to_string(),
+        device,
+        sample_rate,
+        live,
+    )?))
+}
+
+#[cfg(not(feature = "alsa"))]
+fn open_alsa(
+    uri: &InputUri,
+    _device: &str,
+    _sample_rate: u32,
+    _live: &live::LiveOptions,
+) -> Result<Box<dyn AudioSource>, SourceError> {
+    Err(SourceError::LiveCaptureUnavailable {
+        uri: uri.to_string(),
+    })
+}
+
 /// Opens the audio input named by `uri`, resampled to `sample_rate` Hz mono.
 pub fn open_audio(uri: &InputUri, sample_rate: u32) -> Result<Box<dyn AudioSource>, SourceError> {
+    open_audio_with(uri, sample_rate, &live::LiveOptions::default())
+}
+
+/// [`open_audio`] with the options of a live (`alsa://`) input.
+pub fn open_audio_with(
+    uri: &InputUri,
+    sample_rate: u32,
+    live: &live::LiveOptions,
+) -> Result<Box<dyn AudioSource>, SourceError> {
     match uri {
         InputUri::Wav { path } => Ok(Box::new(wav::WavSource::open(path, sample_rate)?)),
         InputUri::Container { path } => open_container_audio(uri, path, sample_rate),
@@ -167,8 +257,10 @@ pub fn open_audio(uri: &InputUri, sample_rate: u32) -> Result<Box<dyn AudioSourc
             uri: uri.to_string(),
             reason: "an image sequence has no audio; pass --audio file://clip.wav".into(),
         }),
-        InputUri::V4l2 { .. } | InputUri::Alsa { .. } => Err(SourceError::LiveCaptureUnavailable {
+        InputUri::Alsa { device } => open_alsa(uri, device, sample_rate, live),
+        InputUri::V4l2 { .. } => Err(SourceError::Unusable {
             uri: uri.to_string(),
+            reason: "a V4L2 camera has no audio; pass --audio alsa://… for the microphone".into(),
         }),
     }
 }
@@ -213,6 +305,7 @@ fn open_container_audio(
     })
 }
 
+#[cfg(not(feature = "ffmpeg"))]
 /// [`SourceError::NotFound`] unless `path` exists.
 pub(crate) fn check_exists(uri: &InputUri, path: &std::path::Path) -> Result<(), SourceError> {
     if path.exists() {

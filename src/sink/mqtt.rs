@@ -1,0 +1,183 @@
+//! MQTT output (topic layout in [`crate::mqtt`]): every event on `<prefix>/<camera>/events`,
+//! the count of active sounding objects per label on `<prefix>/<camera>/<label>` (and `all`),
+//! an overlay JPEG of each label's best frame on `<prefix>/<camera>/<label>/snapshot` (and
+//! `all/snapshot`), and the run state on `<prefix>/<camera>/state`. The sink never waits for
+//! the network: it hands messages to [`MqttClient`] (bounded queue, background threads).
+//!
+//! A snapshot is taken when an object is first reported (`new`) and whenever a later frame of it
+//! scores higher than its best so far (Frigate's "better snapshot", integration-conventions.md
+//! §3.3); the overlay is the display's picture ([`crate::display::render::Renderer`]), the same
+//! as `--overlay` and `--output` show.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::jsonl::event_json;
+use super::{AnalysedFrame, Sink, SinkError};
+use crate::control::{RunControl, RunState};
+use crate::display::render::Renderer;
+use crate::display::SceneBuilder;
+use crate::events::{Event, EventType};
+use crate::mqtt::client::{ClientSettings, MqttClient, MqttStats};
+use crate::mqtt::{label_slug, MqttError};
+
+/// Publishes to an MQTT broker.
+#[derive(Debug)]
+pub struct MqttSink {
+    client: MqttClient,
+    renderer: Option<Renderer>,
+    scenes: SceneBuilder,
+    quality: u8,
+    /// Active objects: id → label slug.
+    active: HashMap<String, String>,
+    /// Best score of each active object so far.
+    best: HashMap<String, f32>,
+    /// Every label slug seen (its count topic stays, at 0 when none is active).
+    counts: BTreeMap<String, usize>,
+}
+
+impl MqttSink {
+    /// Connects (see [`MqttClient::start`]: waits up to the connect time for the broker, fails
+    /// on a refusal such as wrong credentials) and publishes the initial `detect/state`.
+    /// `snapshot_quality` = `None` disables snapshots; `alpha` is the overlay mask opacity.
+    pub fn connect(
+        settings: ClientSettings,
+        control: Arc<RunControl>,
+        snapshot_quality: Option<u8>,
+        alpha: f32,
+    ) -> Result<Self, MqttError> {
+        let detect = if control.detect() { "ON" } else { "OFF" };
+        // published before the first `online`
+        let initial = vec![
+            (settings.topics.detect_state(), detect.as_bytes().to_vec()),
+            (settings.topics.count("all"), b"0".to_vec()),
+        ];
+        let client = MqttClient::start(settings, Some(control), initial)?;
+        let renderer = snapshot_quality.map(|_| Renderer {
+            alpha: alpha.clamp(0.0, 1.0),
+            status: true,
+        });
+        Ok(Self {
+            client,
+            renderer,
+            scenes: SceneBuilder::default(),
+            quality: snapshot_quality.unwrap_or(80),
+            active: HashMap::new(),
+            best: HashMap::new(),
+            counts: BTreeMap::new(),
+        })
+    }
+
+    /// Delivery counters so far.
+    pub fn stats(&self) -> MqttStats {
+        self.client.stats()
+    }
+
+    /// Queues the events and updates the per-label counts; returns the labels (slugs) whose
+    /// object improved its best score in this frame.
+    fn events(&mut self, events: &[Event]) -> Result<Vec<String>, SinkError> {
+        let mut improved = Vec::new();
+        for e in events {
+            let line = event_json(e).map_err(|e| SinkError::Option(format!("event JSON: {e}")))?;
+            self.client.publish_event(line.into_bytes());
+            let id = &e.after.id;
+            match e.kind {
+                EventType::New | EventType::Update => {
+                    let slug = label_slug(&e.after.label);
+                    self.active.insert(id.clone(), slug.clone());
+                    let best = self.best.entry(id.clone()).or_insert(f32::NEG_INFINITY);
+                    if e.after.score > *best {
+                        *best = e.after.score;
+                        if !improved.contains(&slug) {
+                            improved.push(slug);
+                        }
+                    }
+                }
+                EventType::End => {
+                    self.active.remove(id);
+                    self.best.remove(id);
+                }
+            }
+        }
+        if !events.is_empty() {
+            self.publish_counts();
+        }
+        Ok(improved)
+    }
+
+    fn publish_counts(&mut self) {
+        for n in self.counts.values_mut() {
+            *n = 0;
+        }
+        for slug in self.active.values() {
+            *self.counts.entry(slug.clone()).or_insert(0) += 1;
+        }
+        let topics = self.client.topics().clone();
+        for (slug, n) in &self.counts {
+            self.client
+                .set_retained(topics.count(slug), n.to_string().into_bytes());
+        }
+        self.client.set_retained(
+            topics.count("all"),
+            self.active.len().to_string().into_bytes(),
+        );
+    }
+}
+
+impl Sink for MqttSink {
+    fn frame(&mut self, frame: &AnalysedFrame, events: &[Event]) -> Result<(), SinkError> {
+        let improved = self.events(events)?;
+        let Some(r) = &self.renderer else {
+            return Ok(());
+        };
+        // the scene builder follows every frame (object ids → stable colours)
+        let scene = self.scenes.scene(frame, events);
+        if improved.is_empty() {
+            return Ok(());
+        }
+        match encode_jpeg(&r.render_image(&scene), self.quality) {
+            Ok(jpeg) => {
+                let topics = self.client.topics().clone();
+                for slug in &improved {
+                    self.client
+                        .set_retained(topics.snapshot(slug), jpeg.clone());
+                }
+                self.client.set_retained(topics.snapshot("all"), jpeg);
+            }
+            Err(e) => tracing::warn!("MQTT snapshot of frame {}: {e}", frame.number),
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, events: &[Event]) -> Result<(), SinkError> {
+        self.events(events)?;
+        let s = self.client.shutdown();
+        tracing::info!(
+            published = s.published,
+            dropped = s.dropped,
+            unconfirmed = s.unconfirmed,
+            queued = s.queued,
+            connects = s.connects,
+            "MQTT: events delivered"
+        );
+        Ok(())
+    }
+
+    fn state(&mut self, state: &RunState) -> Result<(), SinkError> {
+        self.scenes.set_state(state);
+        match serde_json::to_value(state) {
+            Ok(serde_json::Value::Object(m)) => self.client.set_run_state(m),
+            Ok(_) => {}
+            Err(e) => return Err(SinkError::Option(format!("state JSON: {e}"))),
+        }
+        Ok(())
+    }
+}
+
+/// JPEG bytes of `img` at `quality` (1–100).
+fn encode_jpeg(img: &image::RgbImage, quality: u8) -> Result<Vec<u8>, image::ImageError> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
+        .encode_image(img)?;
+    Ok(out)
+}
