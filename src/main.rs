@@ -92,6 +92,9 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         iters: usize,
         /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// List V4L2 cameras (formats, sizes, frame rates) and ALSA capture PCMs.
     Devices,
     /// Capture-to-model-input latency and CPU use of one live (or file) source, without inference.
