@@ -5,7 +5,6 @@
 //! 16 kHz mono output must equal `audio::resample` of the down-mixed file.
 #![cfg(feature = "alsa")]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use c3n_edge::audio;
@@ -18,19 +17,11 @@ mod common;
 const ALSA_CONF: &str = "/usr/share/alsa/alsa.conf";
 
 fn prerequisites(test: &str) -> bool {
-    if Path::new(ALSA_CONF).is_file() {
-        return true;
-    }
-    let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
-    assert!(
-        !ci,
-        "{test}: CI=true but {ALSA_CONF} is missing (install libasound2)"
-    );
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIP {test}: {ALSA_CONF} missing (install libasound2)"
-    );
-    false
+    common::require(
+        test,
+        Path::new(ALSA_CONF).is_file(),
+        &format!("{ALSA_CONF} is missing (install libasound2)"),
+    )
 }
 
 struct Case {

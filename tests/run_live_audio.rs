@@ -12,7 +12,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -52,16 +51,11 @@ fn events(o: &Output, what: &str) -> Vec<(i64, String, f64)> {
 #[test]
 fn image_sequence_with_a_live_alsa_microphone() {
     let test = "run_live_audio::image_sequence_with_a_live_alsa_microphone";
-    if !Path::new(ALSA_CONF).is_file() {
-        let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
-        assert!(
-            !ci,
-            "{test}: CI=true but {ALSA_CONF} is missing (install libasound2)"
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP {test}: {ALSA_CONF} missing (install libasound2)"
-        );
+    if !common::require(
+        test,
+        Path::new(ALSA_CONF).is_file(),
+        &format!("{ALSA_CONF} is missing (install libasound2)"),
+    ) {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

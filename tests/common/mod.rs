@@ -37,6 +37,18 @@ pub fn artifact(test: &str, rel: &str) -> Option<PathBuf> {
     }
 }
 
+/// `true` when a system prerequisite is present; otherwise a loud skip (`false`), or a failure
+/// when `CI=true` (CI must install it). `what` says what is missing and how to get it.
+pub fn require(test: &str, present: bool, what: &str) -> bool {
+    if present {
+        return true;
+    }
+    let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
+    assert!(!ci, "{test}: CI=true but {what}");
+    let _ = writeln!(std::io::stderr(), "\n*** SKIP {test}: {what} ***\n");
+    false
+}
+
 /// A fresh, empty temporary directory unique to this process and `name`.
 pub fn tmp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("c3n-edge-it-{}-{name}", std::process::id()));
