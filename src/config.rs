@@ -1,9 +1,12 @@
 //! TOML configuration (`c3n-edge config [FILE]`). Every field has a default, so an empty file is
-//! valid; unknown keys are rejected so typos do not go unnoticed.
+//! valid; unknown keys are rejected so typos do not go unnoticed. The file is found by [`locate`]
+//! (`--config`, `$C3N_CONFIG`, systemd's `$CONFIGURATION_DIRECTORY/c3n-edge.toml`,
+//! `/etc/c3n-edge/c3n-edge.toml`); the shipped sample with every default is
+//! `systemd/c3n-edge.toml` ([`SAMPLE`]). Keys, with example (not default) values:
 //!
 //! ```toml
 //! [model]
-//! path = "models/build/c3n_edge.onnx"   # ONNX file with the c3n contract
+//! path = "models/c3n-edge-t5.onnx"     # ONNX file with the c3n contract
 //! backend = "tract"                      # inference backend (see engine::BACKENDS)
 //! threads = 1                            # intra-op threads
 //!
@@ -155,6 +158,40 @@ impl Default for EvalConfig {
     }
 }
 
+/// Environment variable naming the config file (below `--config`, above the default locations).
+pub const CONFIG_ENV: &str = "C3N_CONFIG";
+/// The config file's default location when no `--config`, `$C3N_CONFIG` or systemd
+/// `$CONFIGURATION_DIRECTORY` names one (read only if it exists).
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/c3n-edge/c3n-edge.toml";
+/// The shipped sample (`systemd/c3n-edge.toml`): every key with its default, commented.
+pub const SAMPLE: &str = include_str!("../systemd/c3n-edge.toml");
+
+/// Which config file to read: `explicit` (`--config`), else `$C3N_CONFIG`, else
+/// `$CONFIGURATION_DIRECTORY/c3n-edge.toml` (set by systemd's `ConfigurationDirectory=`) if it
+/// exists, else [`DEFAULT_CONFIG_PATH`] if it exists, else none (built-in defaults). A file named
+/// by the flag or `$C3N_CONFIG` must exist ([`Config::load`] reports it otherwise).
+pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let systemd = std::env::var_os("CONFIGURATION_DIRECTORY")
+        .filter(|v| !v.is_empty())
+        // systemd passes a colon-separated list; the unit has one entry
+        .and_then(|v| {
+            v.to_string_lossy()
+                .split(':')
+                .next()
+                .map(|d| Path::new(d).join("c3n-edge.toml"))
+        });
+    systemd
+        .into_iter()
+        .chain(std::iter::once(PathBuf::from(DEFAULT_CONFIG_PATH)))
+        .find(|p| p.is_file())
+}
+
 impl Config {
     /// Reads, parses and validates a TOML file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -215,6 +252,26 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn shipped_sample_parses_and_equals_the_defaults() {
+        let sample: Config = toml::from_str(SAMPLE).expect("systemd/c3n-edge.toml parses");
+        sample
+            .validate(Path::new("systemd/c3n-edge.toml"))
+            .expect("sample validates");
+        assert_eq!(
+            sample,
+            Config::default(),
+            "the sample must show the defaults"
+        );
+    }
+
+    #[test]
+    fn explicit_config_wins_over_the_environment() {
+        let p = Path::new("/nonexistent/explicit.toml");
+        assert_eq!(locate(Some(p)), Some(p.to_path_buf()));
+    }
+
     use super::*;
 
     #[test]

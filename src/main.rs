@@ -63,8 +63,12 @@ enum Command {
     },
     /// Print the effective configuration (defaults merged with FILE), after validating it.
     Config {
-        /// TOML file; without it the defaults are printed.
+        /// TOML file; default: the one `run` would read ($C3N_CONFIG,
+        /// $CONFIGURATION_DIRECTORY/c3n-edge.toml, /etc/c3n-edge/c3n-edge.toml), else the defaults.
         file: Option<PathBuf>,
+        /// Print the commented sample configuration (every key with its default) instead.
+        #[arg(long)]
+        sample: bool,
     },
     /// Print the model contract read from an ONNX file's metadata (validates it).
     ModelInfo {
@@ -115,16 +119,17 @@ enum Command {
 /// Model and backend options shared by `run` and `bench`.
 #[derive(Debug, clap::Args)]
 struct ModelArgs {
-    /// ONNX model with the c3n contract.
-    #[arg(long, default_value = DEFAULT_MODEL_PATH)]
-    model: PathBuf,
-    /// Inference threads.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
-    threads: u16,
+    /// ONNX model with the c3n contract [default: the config's [model] path, else
+    /// models/c3n-edge-t5.onnx].
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Inference threads [default: the config's [model] threads, else 1].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
     /// Inference backend: auto (TensorRT, then CUDA, then tract), tensorrt, cuda, cpu (ONNX
-    /// Runtime CPU), tract.
-    #[arg(long, alias = "engine", default_value = "tract")]
-    backend: String,
+    /// Runtime CPU), tract [default: the config's [model] backend, else tract].
+    #[arg(long, alias = "engine")]
+    backend: Option<String>,
     /// libonnxruntime.so for tensorrt/cuda/cpu (default: $ORT_DYLIB_PATH, then the loader path).
     #[arg(long = "ort-lib")]
     ort_lib: Option<PathBuf>,
@@ -135,6 +140,29 @@ struct ModelArgs {
     /// TensorRT precision: fp16, int8 (needs a QDQ model), fp32 (default: $C3N_TRT_PRECISION, fp16).
     #[arg(long)]
     precision: Option<String>,
+}
+
+impl ModelArgs {
+    /// Fills the options not given on the command line from the config file's `[model]`.
+    fn or_config(mut self, cfg: &c3n_edge::config::ModelConfig) -> Self {
+        self.model = self.model.or_else(|| Some(cfg.path.clone()));
+        self.threads = self
+            .threads
+            .or_else(|| u16::try_from(cfg.threads.clamp(1, 256)).ok());
+        self.backend = self.backend.or_else(|| Some(cfg.backend.clone()));
+        self
+    }
+    fn model(&self) -> PathBuf {
+        self.model
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL_PATH))
+    }
+    fn threads(&self) -> u16 {
+        self.threads.unwrap_or(1)
+    }
+    fn backend(&self) -> &str {
+        self.backend.as_deref().unwrap_or("tract")
+    }
 }
 
 /// Input options shared by `run` and `bench`.
@@ -187,7 +215,9 @@ struct RunArgs {
     inputs: InputArgs,
     #[command(flatten)]
     model: ModelArgs,
-    /// TOML config file ([post] and [events] sections; command-line flags override it).
+    /// TOML config file (command-line flags override it). Default: $C3N_CONFIG, else
+    /// $CONFIGURATION_DIRECTORY/c3n-edge.toml, else /etc/c3n-edge/c3n-edge.toml, if it exists;
+    /// commented sample with every default: systemd/c3n-edge.toml.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Events as JSON lines: a file, or - for stdout.
@@ -304,9 +334,13 @@ fn main() -> Result<()> {
                 }
             }
         }
-        Command::Config { file } => {
-            let cfg = match &file {
-                Some(p) => Config::load(p)?,
+        Command::Config { sample: true, .. } => print!("{}", c3n_edge::config::SAMPLE),
+        Command::Config { file, .. } => {
+            let cfg = match c3n_edge::config::locate(file.as_deref()) {
+                Some(p) => {
+                    eprintln!("# configuration from {}", p.display());
+                    Config::load(&p)?
+                }
                 None => {
                     let c = Config::default();
                     c.validate(std::path::Path::new("<defaults>"))?;
@@ -365,23 +399,29 @@ fn engine_settings(m: &ModelArgs) -> Result<engine::EngineSettings> {
 }
 
 fn load_engine(m: &ModelArgs) -> Result<Box<dyn engine::Engine>> {
-    let backend: Backend = m.backend.parse()?;
+    let backend: Backend = m.backend().parse()?;
     let options = EngineOptions {
-        threads: Some(usize::from(m.threads)),
+        threads: Some(usize::from(m.threads())),
     };
-    engine::open_engine_with(backend, &m.model, &options, &engine_settings(m)?)
-        .with_context(|| format!("loading model {}", m.model.display()))
+    engine::open_engine_with(backend, &m.model(), &options, &engine_settings(m)?)
+        .with_context(|| format!("loading model {}", m.model().display()))
 }
 
 fn cmd_build_engine(m: &ModelArgs) -> Result<()> {
     use c3n_edge::engine::prebuild::{prebuild, Prebuild};
-    let backend: Backend = m.backend.parse()?;
+    let backend: Backend = m.backend().parse()?;
     let options = EngineOptions {
-        threads: Some(usize::from(m.threads)),
+        threads: Some(usize::from(m.threads())),
     };
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    match prebuild(backend, &m.model, &options, &engine_settings(m)?, progress)
-        .with_context(|| format!("building the engine for {}", m.model.display()))?
+    match prebuild(
+        backend,
+        &m.model(),
+        &options,
+        &engine_settings(m)?,
+        progress,
+    )
+    .with_context(|| format!("building the engine for {}", m.model().display()))?
     {
         Prebuild::NotNeeded(why) => println!("{why}"),
         Prebuild::Ready { dir, cached, load } => println!(
@@ -404,21 +444,21 @@ fn cmd_bench_engines(m: &ModelArgs, backends: &[String], iters: usize, json: boo
         .map(|b| b.parse::<Backend>())
         .collect::<Result<Vec<_>, _>>()?;
     let options = EngineOptions {
-        threads: Some(usize::from(m.threads)),
+        threads: Some(usize::from(m.threads())),
     };
     let rows = c3n_edge::engine::prebuild::compare(
         &backends,
-        &m.model,
+        &m.model(),
         &options,
         &engine_settings(m)?,
         iters,
     )
-    .with_context(|| format!("benchmarking {}", m.model.display()))?;
+    .with_context(|| format!("benchmarking {}", m.model().display()))?;
     if !json {
         println!(
             "model {}, {} thread(s), {iters} timed calls after the first",
-            m.model.display(),
-            m.threads
+            m.model().display(),
+            m.threads()
         );
         println!("| engine | load s | first call ms | mean ms | min ms | max abs diff mask_logits | max abs diff c3im_score |");
         println!("|---|---|---|---|---|---|---|");
@@ -463,8 +503,11 @@ fn input_of(video: &str, i: &InputArgs) -> Result<Input> {
 }
 
 fn cmd_run(a: RunArgs) -> Result<()> {
-    let cfg = match &a.config {
-        Some(p) => Config::load(p)?,
+    let cfg = match c3n_edge::config::locate(a.config.as_deref()) {
+        Some(p) => {
+            tracing::info!("configuration from {}", p.display());
+            Config::load(&p)?
+        }
         None => Config::default(),
     };
     let mut post = cfg.post;
@@ -522,7 +565,8 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         )?));
     }
     c3n_edge::service::stop_on_signals(control.clone())?;
-    let engine = load_engine(&a.model)?;
+    let model_args = a.model.or_config(&cfg.model);
+    let engine = load_engine(&model_args)?;
     let summary = pipeline::run_with(engine, &opts, &mut sinks, control)
         .with_context(|| format!("running {}", a.input))?;
     tracing::info!(
@@ -596,10 +640,10 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     ))];
     let summary = pipeline::run(engine, &opts, &mut sinks).context("benchmark run")?;
     let report = bench::report(
-        &a.model.model.display().to_string(),
+        &a.model.model().display().to_string(),
         &label,
         t,
-        usize::from(a.model.threads),
+        usize::from(a.model.threads()),
         &summary,
     );
     if a.json {

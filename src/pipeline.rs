@@ -450,10 +450,7 @@ fn sync_stage(
                 !builder.has_pending() || emit(&mut builder, &mut abuf, &mut aclock, &mut decode)?;
             Ok::<_, PipelineError>((more, pass_end))
         });
-        let (more, end) = match result {
-            Ok(x) => x,
-            Err(e) => return Err(e),
-        };
+        let (more, end) = result?;
         control.set_video_status(DeviceStatus::Ended);
         control.set_audio_status(DeviceStatus::Ended);
         if !more || control.stop_requested() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs c3n-edge as a systemd service (README "Jetson deployment"):
 #   /usr/local/bin/c3n-edge, /usr/local/share/c3n-edge/models/*.onnx,
-#   /etc/systemd/system/c3n-edge.service, /etc/c3n-edge/c3n-edge.env (kept if present),
+#   /etc/systemd/system/c3n-edge.service, /etc/c3n-edge/c3n-edge.env and c3n-edge.toml (kept if present),
 #   /usr/local/share/doc/c3n-edge/README.md; then daemon-reload + enable --now (when systemd runs).
 #
 #   sudo systemd/install.sh [--bin target/release/c3n-edge] [--no-start]
@@ -33,6 +33,12 @@ if [ ! -e "$DESTDIR/etc/c3n-edge/c3n-edge.env" ]; then
   install -D -m 0644 systemd/c3n-edge.env "$DESTDIR/etc/c3n-edge/c3n-edge.env"
 else
   echo "install.sh: keeping existing $DESTDIR/etc/c3n-edge/c3n-edge.env"
+fi
+if [ ! -e "$DESTDIR/etc/c3n-edge/c3n-edge.toml" ]; then
+  # commented sample, every key at its default (read by the service through ConfigurationDirectory)
+  install -D -m 0644 systemd/c3n-edge.toml "$DESTDIR/etc/c3n-edge/c3n-edge.toml"
+else
+  echo "install.sh: keeping existing $DESTDIR/etc/c3n-edge/c3n-edge.toml"
 fi
 install -D -m 0644 README.md "$DESTDIR/usr/local/share/doc/c3n-edge/README.md"
 echo "installed c3n-edge into ${DESTDIR:-/}"
