@@ -33,7 +33,7 @@ if [ -n "$missing" ]; then
 fi
 
 if [ ! -x .venv/bin/python ] || ! cmp -s models/requirements.txt .venv/.requirements.txt; then
-  step "Python venv .venv (models/requirements.txt; torch pulls its CUDA wheels, ~3 GB)"
+  step "Python venv .venv (models/requirements.txt; torch pulls its CUDA wheels, ~6 GB)"
   python3 -m venv .venv
   .venv/bin/pip install -q -r models/requirements.txt
   cp models/requirements.txt .venv/.requirements.txt
