@@ -287,18 +287,30 @@ fn assert_valid(v: &jsonschema::Validator, what: &str, doc: &serde_json::Value) 
     );
 }
 
-/// `c3n-edge run` on the bbb-bird clip (looped forever) publishing to `url`.
-fn spawn_run(dir: &Path, url: &str, config: &str, events: &Path) -> Child {
-    let cfg = dir.join("c3n.toml");
-    std::fs::write(&cfg, config).expect("write config");
-    let log = std::fs::File::create(dir.join("c3n-edge.log")).expect("log");
-    Command::new(BIN)
-        .current_dir(root())
+/// `c3n-edge run` on the bbb-bird clip, events to `events`, plus `extra` arguments.
+fn run_cmd(events: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(root())
         .args([
             "run",
             "file://assets/clips/bbb-bird/frames/%05d.png",
             "--audio",
             "file://assets/clips/bbb-bird/audio.wav",
+        ])
+        .args(extra)
+        .arg("--events")
+        .arg(events);
+    c
+}
+
+/// `c3n-edge run` on the bbb-bird clip (looped forever) publishing to `url`.
+fn spawn_run(dir: &Path, url: &str, config: &str, events: &Path) -> Child {
+    let cfg = dir.join("c3n.toml");
+    std::fs::write(&cfg, config).expect("write config");
+    let log = std::fs::File::create(dir.join("c3n-edge.log")).expect("log");
+    run_cmd(
+        events,
+        &[
             "--input-loop",
             "-1",
             "--camera-name",
@@ -307,15 +319,14 @@ fn spawn_run(dir: &Path, url: &str, config: &str, events: &Path) -> Child {
             url,
             "--log",
             "info",
-        ])
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--events")
-        .arg(events)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn c3n-edge")
+        ],
+    )
+    .arg("--config")
+    .arg(&cfg)
+    .stdout(Stdio::null())
+    .stderr(log)
+    .spawn()
+    .expect("spawn c3n-edge")
 }
 
 fn lines(p: &Path) -> Vec<String> {
@@ -627,22 +638,17 @@ fn auth_broker_rejects_wrong_credentials_and_sends_will_on_kill() {
 
     // wrong password: a clear error naming the broker, quickly, without the password
     let t = Instant::now();
-    let out = Command::new(BIN)
-        .current_dir(root())
-        .args([
-            "run",
-            "file://assets/clips/bbb-bird/frames/%05d.png",
-            "--audio",
-            "file://assets/clips/bbb-bird/audio.wav",
+    let out = run_cmd(
+        &events,
+        &[
             "--max-clips",
             "1",
             "--mqtt",
             &format!("mqtt://c3n:wrong-pw@127.0.0.1:{port}"),
-        ])
-        .arg("--events")
-        .arg(&events)
-        .output()
-        .expect("run c3n-edge");
+        ],
+    )
+    .output()
+    .expect("run c3n-edge");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "wrong credentials accepted:\n{err}");
     assert!(
@@ -777,13 +783,9 @@ fn embedded_broker_serves_the_camera() {
     let port = free_port();
     let events = dir.join("events.jsonl");
     let log = std::fs::File::create(dir.join("c3n-edge.log")).expect("log");
-    let mut child = Command::new(BIN)
-        .current_dir(root())
-        .args([
-            "run",
-            "file://assets/clips/bbb-bird/frames/%05d.png",
-            "--audio",
-            "file://assets/clips/bbb-bird/audio.wav",
+    let mut child = run_cmd(
+        &events,
+        &[
             "--input-loop",
             "-1",
             "--camera-name",
@@ -792,12 +794,11 @@ fn embedded_broker_serves_the_camera() {
             "info",
             "--mqtt-embedded",
             &port.to_string(),
-        ])
-        .arg("--events")
-        .arg(&events)
-        .stderr(log)
-        .spawn()
-        .expect("spawn c3n-edge");
+        ],
+    )
+    .stderr(log)
+    .spawn()
+    .expect("spawn c3n-edge");
     wait_for("the embedded broker", Duration::from_secs(30), || {
         if let Some(st) = child.try_wait().expect("try_wait") {
             panic!(
