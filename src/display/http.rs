@@ -55,13 +55,10 @@ impl Preview {
 
     /// Encodes `img` as the new latest picture and wakes the stream viewers.
     pub fn publish_frame(&self, img: &RgbImage) -> Result<(), DisplayError> {
-        let mut buf = Vec::with_capacity(64 * 1024);
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, JPEG_QUALITY)
-            .encode_image(img)
-            .map_err(|e| DisplayError::Output {
-                what: "preview JPEG encoder".into(),
-                reason: e.to_string(),
-            })?;
+        let buf = super::encode_jpeg(img, JPEG_QUALITY).map_err(|e| DisplayError::Output {
+            what: "preview JPEG encoder".into(),
+            reason: e.to_string(),
+        })?;
         let mut d = self.lock();
         d.jpeg = Some(Arc::new(buf));
         d.seq += 1;

@@ -270,6 +270,15 @@ impl SceneBuilder {
     }
 }
 
+/// JPEG bytes of `img` at `quality` (1–100, clamped): the preview stream, snapshots and MQTT
+/// snapshots all encode through this.
+pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, image::ImageError> {
+    let mut out = Vec::with_capacity(64 * 1024);
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
+        .encode_image(img)?;
+    Ok(out)
+}
+
 /// Writes `img` as PNG or JPEG (quality 90) by the extension of `path`, creating its directory.
 pub fn save_image(img: &RgbImage, path: &Path) -> Result<(), SinkError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

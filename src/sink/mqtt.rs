@@ -16,7 +16,7 @@ use super::jsonl::event_json;
 use super::{AnalysedFrame, Sink, SinkError};
 use crate::control::{RunControl, RunState};
 use crate::display::render::Renderer;
-use crate::display::SceneBuilder;
+use crate::display::{encode_jpeg, SceneBuilder};
 use crate::events::{Event, EventType};
 use crate::mqtt::client::{ClientSettings, MqttClient, MqttStats};
 use crate::mqtt::{label_slug, MqttError};
@@ -172,12 +172,4 @@ impl Sink for MqttSink {
         }
         Ok(())
     }
-}
-
-/// JPEG bytes of `img` at `quality` (1–100).
-fn encode_jpeg(img: &image::RgbImage, quality: u8) -> Result<Vec<u8>, image::ImageError> {
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
-        .encode_image(img)?;
-    Ok(out)
 }
