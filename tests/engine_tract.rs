@@ -41,17 +41,13 @@ fn s<D: ndarray::Dimension>(a: &ndarray::Array<f32, D>) -> &[f32] {
 /// (a failure when `CI=true`).
 #[cfg(feature = "ort")]
 fn ort_library(test: &str) -> Option<()> {
-    if std::env::var_os("ORT_DYLIB_PATH").is_some() {
-        return Some(());
-    }
-    let why = "ORT_DYLIB_PATH is not set (point it at libonnxruntime.so.1.31+, e.g. \
-               .venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1)";
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: CI=true but {why}");
-    }
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "\n*** SKIP {test}: {why} ***\n");
-    None
+    common::require(
+        test,
+        std::env::var_os("ORT_DYLIB_PATH").is_some(),
+        "ORT_DYLIB_PATH is not set (point it at libonnxruntime.so.1.31+, e.g. \
+         .venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1)",
+    )
+    .then_some(())
 }
 
 /// One test body per backend (candle style): the backend's outputs vs the reference outputs.

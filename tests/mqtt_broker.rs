@@ -13,8 +13,9 @@
 //!
 //! Without mosquitto: loud SKIP, or FAIL when `CI=true` (tests/setup.sh installs it).
 
+mod common;
+
 use std::collections::HashSet;
-use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -44,27 +45,12 @@ fn have_mosquitto(test: &str) -> bool {
             .stderr(Stdio::null())
             .status()
             .is_ok();
-    if ok {
-        return true;
-    }
-    let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
-    assert!(
-        !ci,
-        "{test}: CI=true but mosquitto is not installed (tests/setup.sh installs Debian's mosquitto)"
-    );
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIP {test}: mosquitto / mosquitto_passwd not installed \
-         (apt-get install mosquitto; tests/setup.sh does it) ***\n"
-    );
-    false
-}
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("c3n-edge-mqtt-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("create temp dir");
-    d
+    common::require(
+        test,
+        ok,
+        "mosquitto / mosquitto_passwd is not installed (apt-get install mosquitto; \
+         tests/setup.sh installs Debian's mosquitto)",
+    )
 }
 
 fn free_port() -> u16 {
@@ -353,7 +339,7 @@ fn events_states_discovery_and_broker_restart() {
         return;
     }
     let started = Instant::now();
-    let dir = tmp_dir("restart");
+    let dir = common::tmp_dir("mqtt-restart");
     // persistence keeps the test subscriber's session (and its queued QoS 1 messages) across
     // the restart, so it sees every event the broker accepted
     let mut broker = Broker::start(
@@ -616,7 +602,7 @@ fn auth_broker_rejects_wrong_credentials_and_sends_will_on_kill() {
         return;
     }
     let started = Instant::now();
-    let dir = tmp_dir("auth");
+    let dir = common::tmp_dir("mqtt-auth");
     let pw = dir.join("passwd");
     let ok = Command::new("mosquitto_passwd")
         .args(["-b", "-c"])
@@ -703,7 +689,7 @@ fn tls_with_client_certificate() {
     if !have_mosquitto(T) {
         return;
     }
-    let dir = tmp_dir("tls");
+    let dir = common::tmp_dir("mqtt-tls");
     let sh = |script: &str| {
         let out = Command::new("sh")
             .arg("-ec")
@@ -779,7 +765,7 @@ fn tls_with_client_certificate() {
 #[cfg(feature = "mqtt-broker")]
 #[test]
 fn embedded_broker_serves_the_camera() {
-    let dir = tmp_dir("embedded");
+    let dir = common::tmp_dir("mqtt-embedded");
     let port = free_port();
     let events = dir.join("events.jsonl");
     let log = std::fs::File::create(dir.join("c3n-edge.log")).expect("log");

@@ -36,23 +36,18 @@ impl Drop for Killed {
 
 fn chromium() -> Option<PathBuf> {
     let test = "preview_browser";
-    let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
     let found = std::env::var_os("CHROMIUM").map(PathBuf::from).or_else(|| {
         ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
             .iter()
             .map(PathBuf::from)
             .find(|p| p.is_file())
     });
-    if found.is_none() {
-        assert!(
-            !ci,
-            "{test}: CI=true but chromium is not installed (tests/setup.sh installs Debian's chromium)"
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** SKIP {test}: chromium not found (apt-get install chromium, or set CHROMIUM) ***\n"
-        );
-    }
+    common::require(
+        test,
+        found.is_some(),
+        "chromium is not installed (apt-get install chromium, or set CHROMIUM; \
+         tests/setup.sh installs Debian's chromium)",
+    );
     found
 }
 

@@ -342,20 +342,14 @@ fn run_on_a_video_file_samples_one_frame_per_second() {
 fn composite_clip_finds_the_sounding_object() {
     let test = "run_pipeline::composite_clip_finds_the_sounding_object";
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/c3n-edge-t5.onnx");
-    if !model.is_file() {
-        let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
-        assert!(
-            !ci,
-            "{test}: CI=true but the trained model {} is missing",
+    if !common::require(
+        test,
+        model.is_file(),
+        &format!(
+            "the trained model {} is missing (train and export it with models/c3n, see models/README)",
             model.display()
-        );
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** SKIPPED: {test} because the trained model {} does not exist yet (train and export it \
-             with models/c3n, see models/README) ***\n",
-            model.display()
-        );
+        ),
+    ) {
         return;
     }
     let Some(meta) = common::artifact(test, "pipeline-clip/meta.json") else {
