@@ -56,9 +56,12 @@ pub fn percentile_ms(samples: &[Duration], q: f64) -> f64 {
     v[rank - 1]
 }
 
+/// Reads one stage's duration out of a [`StageTimes`].
+type StageField = fn(&StageTimes) -> Duration;
+
 /// Stage statistics of a run.
 pub fn stage_stats(times: &[StageTimes]) -> Vec<StageStat> {
-    let stages: [(&'static str, fn(&StageTimes) -> Duration); 6] = [
+    let stages: [(&'static str, StageField); 6] = [
         ("decode", |t| t.decode),
         ("frontend", |t| t.frontend),
         ("preprocess", |t| t.preprocess),

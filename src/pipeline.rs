@@ -63,12 +63,12 @@ pub enum Input {
     },
 }
 
+/// The opened video and audio sources of an [`Input`].
+pub type OpenedSources = (Box<dyn VideoSource>, Box<dyn AudioSource>);
+
 impl Input {
     /// Opens the video and audio sources (audio resampled to `sample_rate` Hz).
-    pub fn open(
-        &self,
-        sample_rate: u32,
-    ) -> Result<(Box<dyn VideoSource>, Box<dyn AudioSource>), SourceError> {
+    pub fn open(&self, sample_rate: u32) -> Result<OpenedSources, SourceError> {
         match self {
             Input::Uris {
                 video,

@@ -60,7 +60,7 @@ impl PostConfig {
                 self.min_area_fraction
             ));
         }
-        if !(self.outline_tolerance_px >= 0.0) {
+        if self.outline_tolerance_px.is_nan() || self.outline_tolerance_px < 0.0 {
             return Err("post.outline_tolerance_px must be >= 0".into());
         }
         if self.max_regions == 0 {

@@ -2,8 +2,8 @@
 //! blocks, both stamped with presentation timestamps in milliseconds on the source timeline
 //! (0 = start of a file). Implementations:
 //!
-//! * [`frames::ImageSequence`]: `file://DIR/%05d.png` at `--input-rate` fps;
-//! * [`wav::WavSource`]: `file://clip.wav`;
+//! * `file://DIR/%05d.png` at `--input-rate` fps: [`frames::ImageSequence`];
+//! * `file://clip.wav`: [`wav::WavSource`];
 //! * `ffmpeg::ContainerVideo` / `ffmpeg::ContainerAudio`: `file://clip.mp4|mkv|webm` (cargo
 //!   feature `ffmpeg`);
 //! * [`synthetic`]: generated frames and tones for `bench` and tests;
