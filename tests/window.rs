@@ -2,8 +2,8 @@
 //! processes the real clip `assets/clips/bbb-bird` with the shipped model and
 //! `--output window:// --output file://…/%05d.png` on a headless X server (Debian `xvfb`), while
 //! this test grabs the X screen from Xvfb's memory-mapped XWD framebuffer (`-fbdir`, no extra
-//! tool). Checks: the window (centred by SDL) shows exactly the picture the renderer wrote for the
-//! same frame (the status line excepted: live outputs get run-state updates that files do not),
+//! tool). Checks: every steady picture of the window (centred by SDL) is exactly the picture the
+//! renderer wrote for one of the frames (the status line excepted: live outputs get run-state updates that files do not),
 //! that picture is the real frame with mask pixels tinted in the colours of the run's objects, and
 //! the run ends cleanly when the input ends.
 //!
@@ -167,13 +167,15 @@ fn window_under_xvfb_shows_the_rendered_overlay() {
         .expect("start c3n-edge");
     let mut run = Killed(child);
 
-    // grab the window area (centred on the screen) every 50 ms while the run goes on
+    // grab the window area (centred on the screen) every 50 ms while the run goes on; keep a
+    // picture once two reads in a row agree (not torn by a redraw)
     let (fw, fh) = image::open(clip.join("frames/00001.png"))
         .expect("frame 1")
         .to_rgb8()
         .dimensions();
     let (wx, wy) = ((SCREEN.0 - fw) / 2, (SCREEN.1 - fh) / 2);
     let mut grabs: Vec<RgbImage> = Vec::new();
+    let mut previous: Option<RgbImage> = None;
     let deadline = Instant::now() + Duration::from_secs(900);
     let status = loop {
         if let Some(s) = run.0.try_wait().expect("wait c3n-edge") {
@@ -182,9 +184,11 @@ fn window_under_xvfb_shows_the_rendered_overlay() {
         assert!(Instant::now() < deadline, "c3n-edge did not end in 900 s");
         if let Some(screen) = read_xwd(&screen_file) {
             let crop = image::imageops::crop_imm(&screen, wx, wy, fw, fh).to_image();
-            if grabs.last() != Some(&crop) && crop.pixels().any(|p| p.0 != [0, 0, 0]) {
-                grabs.push(crop);
+            let stable = previous.as_ref() == Some(&crop);
+            if stable && grabs.last() != Some(&crop) && crop.pixels().any(|p| p.0 != [0, 0, 0]) {
+                grabs.push(crop.clone());
             }
+            previous = Some(crop);
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -214,10 +218,14 @@ fn window_under_xvfb_shows_the_rendered_overlay() {
         (0..rows).all(|y| (0..fw).all(|x| near(a.get_pixel(x, y).0, b.get_pixel(x, y).0, 2)))
     };
     let mut matched = BTreeSet::new();
+    let mut unmatched = Vec::new();
     for (i, g) in grabs.iter().enumerate() {
         g.save(dir.join(format!("grab-{i:03}.png"))).ok();
-        if let Some((n, _)) = written.iter().find(|(_, w)| same_picture(g, w)) {
-            matched.insert(*n);
+        match written.iter().find(|(_, w)| same_picture(g, w)) {
+            Some((n, _)) => {
+                matched.insert(*n);
+            }
+            None => unmatched.push(i),
         }
     }
     eprintln!(
@@ -226,9 +234,9 @@ fn window_under_xvfb_shows_the_rendered_overlay() {
         dir.display()
     );
     assert!(
-        !matched.is_empty(),
-        "no grab of the window equals a picture the renderer wrote for that frame (grabs and \
-         frames in {})",
+        !matched.is_empty() && unmatched.is_empty(),
+        "window pictures {unmatched:?} equal no picture the renderer wrote (grabs and frames in \
+         {})",
         dir.display()
     );
 
@@ -275,4 +283,6 @@ fn window_under_xvfb_shows_the_rendered_overlay() {
         "window test: run {run_s:.1} s, whole test {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    // the X screen file (1.2 MB); the grabs and frames stay for a look
+    let _ = std::fs::remove_dir_all(&fbdir);
 }
