@@ -232,7 +232,8 @@ struct RunArgs {
     /// Overlay image format: png or jpg.
     #[arg(long = "overlay-format", default_value = "png")]
     overlay_format: String,
-    /// Display / preview output URI (repeatable): display://0 (framebuffer), window:// (feature
+    /// Display / preview output URI (repeatable): display://0 (framebuffer, else DRM/KMS;
+    /// ?backend=drm, ?mode=WxH), window:// (feature
     /// window), file://out/%05d.jpg, http://0.0.0.0:8080 (live preview page).
     #[arg(long = "output", value_name = "URI")]
     outputs: Vec<String>,

@@ -14,7 +14,7 @@ use c3n_edge::display::fb::{FbGeometry, FramebufferOutput};
 use c3n_edge::display::render::{
     blend, object_colour, ImageCanvas, Renderer, Scene, SceneObject, PENDING_COLOUR,
 };
-use c3n_edge::display::{DisplaySink, OutputUri};
+use c3n_edge::display::{DisplaySink, OutputUri, ScreenOutput};
 use c3n_edge::events::FrameDetections;
 use c3n_edge::post::{BitMask, FrameLabels, Region};
 use c3n_edge::sink::{AnalysedFrame, Sink};
@@ -317,6 +317,45 @@ fn a_plain_file_without_mode_is_refused_with_a_clear_error() {
     );
     let e = FramebufferOutput::open(Path::new("/nonexistent/fb9"), None).expect_err("missing");
     assert!(e.to_string().contains("/nonexistent/fb9"), "{e}");
+}
+
+#[test]
+fn display_without_fbdev_or_drm_names_both_devices() {
+    // index 97: no machine has /dev/fb97 or /dev/dri/card97
+    let uri = OutputUri::parse("display://97").expect("uri");
+    let e = ScreenOutput::open(&uri)
+        .expect_err("no such screen")
+        .to_string();
+    assert!(
+        e.contains("/dev/fb97") && e.contains("/dev/dri/card97"),
+        "{e}"
+    );
+    // an explicit DRM backend names the card
+    let uri = OutputUri::parse("display://97?backend=drm").expect("uri");
+    let e = ScreenOutput::open(&uri).expect_err("no card").to_string();
+    assert!(e.contains("no DRM card /dev/dri/card97"), "{e}");
+    // a mode without bits per pixel is a KMS mode: DRM, on /dev/dri/card97
+    let uri = OutputUri::parse("display://97?mode=1280x720").expect("uri");
+    let e = ScreenOutput::open(&uri).expect_err("no card").to_string();
+    assert!(e.contains("/dev/dri/card97"), "{e}");
+    // a device under /dev/dri is driven by KMS, a plain file with a geometry by fbdev
+    let uri = OutputUri::parse("display://0?device=/dev/dri/card97").expect("uri");
+    let e = ScreenOutput::open(&uri).expect_err("no card").to_string();
+    assert!(e.contains("no DRM card /dev/dri/card97"), "{e}");
+    let g = FbGeometry::rgb565(8, 8);
+    let path = fake_fb("fbauto", &g);
+    let uri = OutputUri::parse(&format!(
+        "display://0?device={}&mode=8x8:16",
+        path.display()
+    ))
+    .expect("uri");
+    let out = ScreenOutput::open(&uri).expect("fake fbdev");
+    assert!(matches!(out, ScreenOutput::Fbdev(_)), "{out:?}");
+    assert!(
+        out.describe().contains("fbdev 8x8 16 bpp"),
+        "{}",
+        out.describe()
+    );
 }
 
 #[test]

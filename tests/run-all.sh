@@ -56,6 +56,12 @@ else
 fi
 step "V4L2 capture against the vivid driver in a qemu VM (tests/vm/run.sh)"
 bash tests/vm/run.sh
+step "display:// on DRM/KMS against the bochs driver in a qemu VM, screendumps (tests/vm/run-drm.sh)"
+bash tests/vm/run-drm.sh
+# window:// (feature window: SDL2; only this crate and the sdl2 crates are rebuilt, the other
+# dependencies keep their features)
+step "window:// under Xvfb (cargo test --features window --test window)"
+cargo test --locked --features window --test window 2>&1
 step "ONNX Runtime CPU backend: parity tests (cargo test --features ort, the onnxruntime wheel's library)"
 ORT_DYLIB_PATH="$(python -c 'import onnxruntime, pathlib; print(next((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so.*")))')" \
   cargo test --locked --features ort --test engine_tract 2>&1

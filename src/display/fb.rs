@@ -1,4 +1,5 @@
-//! `display://N`: the Linux framebuffer (`/dev/fbN`, Documentation/fb/api.rst).
+//! `display://N`: the Linux framebuffer (`/dev/fbN`, Documentation/fb/api.rst); DRM/KMS cards
+//! are in [`super::kms`].
 //!
 //! The geometry (size, bits per pixel, line length, red/green/blue bit fields) comes from the
 //! driver (`FBIOGET_VSCREENINFO` / `FBIOGET_FSCREENINFO`, through the `framebuffer` crate) or is
@@ -223,6 +224,11 @@ impl FbCanvas {
         }
     }
 
+    /// The geometry (size, pixel layout, line length).
+    pub fn geometry(&self) -> FbGeometry {
+        self.geometry
+    }
+
     /// The bytes, line after line.
     pub fn bytes(&self) -> &[u8] {
         &self.buf
@@ -276,8 +282,8 @@ impl FramebufferOutput {
             .open(path)
             .map_err(|source| DisplayError::Io {
                 what: format!(
-                    "cannot open framebuffer {} (no fbdev? on DRM/KMS-only systems enable the \
-                     kernel's fbdev emulation)",
+                    "cannot open framebuffer {} (no fbdev? display://N?backend=drm drives \
+                     /dev/dri/cardN through DRM/KMS instead)",
                     path.display()
                 ),
                 source,
@@ -308,6 +314,11 @@ impl FramebufferOutput {
     /// The geometry in use.
     pub fn geometry(&self) -> FbGeometry {
         self.canvas.geometry
+    }
+
+    /// The device (or file) path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Draws `scene` and writes it to the visible page.

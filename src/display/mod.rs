@@ -4,7 +4,9 @@
 //!
 //! | URI | output |
 //! |---|---|
-//! | `display://0` | Linux framebuffer `/dev/fb0` (RGB565, XRGB8888 and other packed RGB layouts); `?device=PATH` overrides the node, `?mode=WxH:BPP` (16 or 32) gives the geometry instead of asking the driver (a plain file as a fake framebuffer) |
+//! | `display://0` | the screen: Linux framebuffer `/dev/fb0` ([`fb`]; RGB565, XRGB8888 and other packed RGB layouts), or DRM/KMS `/dev/dri/card0` ([`kms`]) where there is no `/dev/fb0`; see [`DisplayBackend`] for the choice |
+//! | `display://0?backend=drm` | DRM/KMS on `/dev/dri/card0` even where fbdev exists; `?mode=WxH` or `WxH@HZ` picks the KMS mode (default: the monitor's preferred one) and implies `backend=drm` |
+//! | `display://0?device=PATH` | that device node: `/dev/dri/…` (or any DRM device) is driven by KMS, anything else as a framebuffer; `?mode=WxH:BPP` (16 or 32) gives a framebuffer's geometry instead of asking the driver (a plain file as a fake framebuffer) |
 //! | `window://` | desktop window (embedded-graphics-simulator + SDL2, cargo feature `window`) |
 //! | `file://out/%05d.jpg` (`.png`) | one image per analysed frame, numbered by frame number |
 //! | `file://out.mp4` (`.mkv`, …) | H.264 video of the pictures (cargo feature `ffmpeg`; without it: an error) |
@@ -18,6 +20,7 @@
 
 pub mod fb;
 pub mod http;
+pub mod kms;
 pub mod render;
 pub mod slot;
 #[cfg(feature = "ffmpeg")]
@@ -68,17 +71,35 @@ pub enum DisplayError {
     },
 }
 
+/// How `display://N` reaches the screen (`?backend=auto|fbdev|drm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DisplayBackend {
+    /// `auto` (the default): with `?device=PATH`, KMS for a DRM device (a node under
+    /// `/dev/dri/` or a character device of major 226), fbdev otherwise; without it, `/dev/fbN`
+    /// when it exists, else `/dev/dri/cardN`. A `?mode=WxH:BPP` means fbdev, a `?mode=WxH` KMS.
+    #[default]
+    Auto,
+    /// `fbdev`: the Linux framebuffer ([`fb`]), `/dev/fbN`.
+    Fbdev,
+    /// `drm`: DRM/KMS ([`kms`]), `/dev/dri/cardN`.
+    Drm,
+}
+
 /// A parsed `--output` URI.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputUri {
-    /// Linux framebuffer.
+    /// The screen: Linux framebuffer or DRM/KMS.
     Display {
-        /// Screen index N of `display://N` (device `/dev/fbN`).
+        /// Screen index N of `display://N` (device `/dev/fbN` or `/dev/dri/cardN`).
         index: u32,
         /// Device override (`?device=PATH`).
         device: Option<PathBuf>,
-        /// Geometry given instead of read from the driver (`?mode=WxH:BPP`).
+        /// Framebuffer geometry given instead of read from the driver (`?mode=WxH:BPP`).
         mode: Option<fb::FbGeometry>,
+        /// Backend choice (`?backend=`).
+        backend: DisplayBackend,
+        /// KMS mode asked for (`?mode=WxH` or `?mode=WxH@HZ`).
+        drm_mode: Option<kms::ModeRequest>,
     },
     /// Desktop window (feature `window`).
     Window,
@@ -122,7 +143,7 @@ impl OutputUri {
             params.push((k.to_string(), v.to_string()));
         }
         let allowed: &[&str] = match scheme.as_str() {
-            "display" => &["device", "mode"],
+            "display" => &["device", "mode", "backend"],
             "http" => &["linger"],
             _ => &[],
         };
@@ -145,13 +166,44 @@ impl OutputUri {
                     body.parse::<u32>()
                         .map_err(|_| bad(format!("screen index {body:?} is not a number")))?
                 };
-                let mode = param("mode")
-                    .map(|m| fb::FbGeometry::parse_mode(&m).map_err(bad))
-                    .transpose()?;
+                let mut backend = match param("backend").as_deref() {
+                    None | Some("auto") => DisplayBackend::Auto,
+                    Some("fbdev") | Some("fb") => DisplayBackend::Fbdev,
+                    Some("drm") | Some("kms") => DisplayBackend::Drm,
+                    Some(other) => {
+                        return Err(bad(format!(
+                            "backend {other:?}: expected auto, fbdev or drm"
+                        )))
+                    }
+                };
+                // `WxH:BPP` = framebuffer geometry, `WxH[@HZ]` = KMS mode
+                let (mut mode, mut drm_mode) = (None, None);
+                if let Some(m) = param("mode") {
+                    if m.contains(':') {
+                        if backend == DisplayBackend::Drm {
+                            return Err(bad(format!(
+                                "mode {m:?} is a framebuffer geometry (WxH:BPP); with                                  backend=drm give WxH or WxH@HZ"
+                            )));
+                        }
+                        mode = Some(fb::FbGeometry::parse_mode(&m).map_err(bad)?);
+                    } else {
+                        if backend == DisplayBackend::Fbdev {
+                            return Err(bad(format!(
+                                "mode {m:?}: a framebuffer takes WxH:16 or WxH:32 (its                                  geometry); choosing a mode needs backend=drm"
+                            )));
+                        }
+                        drm_mode = Some(kms::ModeRequest::parse(&m).map_err(|e| {
+                            bad(format!("{e}, or WIDTHxHEIGHT:BPP for a framebuffer"))
+                        })?);
+                        backend = DisplayBackend::Drm;
+                    }
+                }
                 Ok(OutputUri::Display {
                     index,
                     device: param("device").map(PathBuf::from),
                     mode,
+                    backend,
+                    drm_mode,
                 })
             }
             "window" => Ok(OutputUri::Window),
@@ -422,16 +474,9 @@ impl DisplaySink {
         };
         for uri in uris {
             match uri {
-                OutputUri::Display {
-                    index,
-                    device,
-                    mode,
-                } => {
-                    let path = device
-                        .clone()
-                        .unwrap_or_else(|| PathBuf::from(format!("/dev/fb{index}")));
-                    let mut out = fb::FramebufferOutput::open(&path, *mode)?;
-                    let name = format!("display://{index} ({})", path.display());
+                OutputUri::Display { index, .. } => {
+                    let mut out = ScreenOutput::open(uri)?;
+                    let name = format!("display://{index} ({})", out.describe());
                     sink.outputs
                         .push(OutputThread::spawn(name, false, move |s| {
                             out.show(&renderer, &s)
@@ -499,6 +544,109 @@ impl DisplaySink {
             }
         }
         Ok(())
+    }
+}
+
+/// An open `display://` screen: a framebuffer or a DRM/KMS output.
+#[derive(Debug)]
+pub enum ScreenOutput {
+    /// Linux framebuffer (or a file standing for one).
+    Fbdev(fb::FramebufferOutput),
+    /// DRM/KMS card.
+    Drm(kms::DrmOutput),
+}
+
+/// DRM character devices have major number 226 (Documentation/admin-guide/devices.txt).
+fn is_drm_device(path: &Path) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if path.starts_with("/dev/dri") {
+        return true;
+    }
+    std::fs::metadata(path)
+        .is_ok_and(|m| m.file_type().is_char_device() && libc::major(m.rdev()) == 226)
+}
+
+impl ScreenOutput {
+    /// Opens the screen of a `display://` URI, choosing the backend as [`DisplayBackend`]
+    /// says. Errors name the device(s): none of them exists, or the chosen one cannot be used
+    /// ([`fb::FramebufferOutput::open`], [`kms::DrmOutput::open`]). Any other URI is an error.
+    pub fn open(uri: &OutputUri) -> Result<Self, DisplayError> {
+        let OutputUri::Display {
+            index,
+            device,
+            mode,
+            backend,
+            drm_mode,
+        } = uri
+        else {
+            return Err(DisplayError::Uri {
+                uri: format!("{uri:?}"),
+                reason: "not a display:// output".into(),
+            });
+        };
+        let fb_path = || PathBuf::from(format!("/dev/fb{index}"));
+        let card_path = || PathBuf::from(format!("/dev/dri/card{index}"));
+        let backend = match (backend, device, mode) {
+            (DisplayBackend::Auto, Some(d), _) if is_drm_device(d) => DisplayBackend::Drm,
+            (DisplayBackend::Auto, Some(_), _) | (DisplayBackend::Auto, None, Some(_)) => {
+                DisplayBackend::Fbdev
+            }
+            (DisplayBackend::Auto, None, None) => {
+                if fb_path().exists() {
+                    DisplayBackend::Fbdev
+                } else if card_path().exists() {
+                    DisplayBackend::Drm
+                } else {
+                    return Err(DisplayError::Output {
+                        what: format!("display://{index}"),
+                        reason: format!(
+                            "no screen: neither the framebuffer {} nor the DRM card {} exists                              (no display driver loaded?); use http://0.0.0.0:8080 for a                              browser preview",
+                            fb_path().display(),
+                            card_path().display()
+                        ),
+                    });
+                }
+            }
+            (b, _, _) => *b,
+        };
+        match backend {
+            DisplayBackend::Drm => {
+                let path = device.clone().unwrap_or_else(card_path);
+                Ok(ScreenOutput::Drm(kms::DrmOutput::open(&path, *drm_mode)?))
+            }
+            _ => {
+                let path = device.clone().unwrap_or_else(fb_path);
+                Ok(ScreenOutput::Fbdev(fb::FramebufferOutput::open(
+                    &path, *mode,
+                )?))
+            }
+        }
+    }
+
+    /// Device and geometry, e.g. `/dev/fb0, fbdev 1920x1080 32 bpp` or
+    /// `/dev/dri/card0, DRM 1280x720@60 on Virtual-1 (preferred)`.
+    pub fn describe(&self) -> String {
+        match self {
+            ScreenOutput::Fbdev(o) => {
+                let g = o.geometry();
+                format!(
+                    "{}, fbdev {}x{} {} bpp",
+                    o.path().display(),
+                    g.width,
+                    g.height,
+                    g.bits_per_pixel
+                )
+            }
+            ScreenOutput::Drm(o) => format!("{}, DRM {}", o.path().display(), o.mode()),
+        }
+    }
+
+    /// Draws `scene` and shows it.
+    pub fn show(&mut self, renderer: &Renderer, scene: &Scene) -> Result<(), DisplayError> {
+        match self {
+            ScreenOutput::Fbdev(o) => o.show(renderer, scene),
+            ScreenOutput::Drm(o) => o.show(renderer, scene),
+        }
     }
 }
 
@@ -599,15 +747,44 @@ mod tests {
             OutputUri::Display {
                 index: 0,
                 device: None,
-                mode: None
+                mode: None,
+                backend: DisplayBackend::Auto,
+                drm_mode: None,
             }
         );
+        match OutputUri::parse("display://1?mode=1280x720@60").unwrap() {
+            OutputUri::Display {
+                index: 1,
+                backend: DisplayBackend::Drm,
+                drm_mode: Some(m),
+                mode: None,
+                ..
+            } => assert_eq!((m.width, m.height, m.refresh_hz), (1280, 720, Some(60))),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            OutputUri::parse("display://0?backend=drm&device=/dev/dri/card1").unwrap(),
+            OutputUri::Display {
+                backend: DisplayBackend::Drm,
+                device: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            OutputUri::parse("display://0?backend=fbdev").unwrap(),
+            OutputUri::Display {
+                backend: DisplayBackend::Fbdev,
+                ..
+            }
+        ));
         let u = OutputUri::parse("display://1?device=/tmp/fb&mode=64x48:16").unwrap();
         match u {
             OutputUri::Display {
                 index: 1,
                 device: Some(d),
                 mode: Some(m),
+                backend: DisplayBackend::Auto,
+                drm_mode: None,
             } => {
                 assert_eq!(d, PathBuf::from("/tmp/fb"));
                 assert_eq!((m.width, m.height, m.bits_per_pixel), (64, 48, 16));
@@ -638,6 +815,9 @@ mod tests {
             "file://out/%05d.txt",
             "display://x",
             "display://0?mode=12",
+            "display://0?backend=vulkan",
+            "display://0?backend=drm&mode=64x48:16",
+            "display://0?backend=fbdev&mode=64x48",
             "http://",
             "http://h:1?foo=1",
         ] {

@@ -11,27 +11,8 @@ ROOT=$PWD
 CACHE="${C3N_CACHE:-$HOME/.cache/c3n-edge}/vm"
 mkdir -p "$CACHE"
 
-# the running Debian release's current kernel package (linux-image-amd64 -> linux-image-X.Y.Z-N-amd64)
-PKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-[ -n "$PKG" ] || { echo "cannot resolve linux-image-amd64 (apt-get update?)" >&2; exit 1; }
-KVER=${PKG#linux-image-}
-SHA=$(apt-cache show "$PKG" | awk '/^SHA256:/ {print $2; exit}')
-DEB=$(ls "$CACHE"/"${PKG}"_*_amd64.deb 2>/dev/null | head -n1 || true)
-if [ -z "$DEB" ] || [ "$(sha256sum "$DEB" | cut -d' ' -f1)" != "$SHA" ]; then
-  rm -f "$CACHE"/"${PKG}"_*_amd64.deb
-  (cd "$CACHE" && apt-get download "$PKG" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
-  DEB=$(ls "$CACHE"/"${PKG}"_*_amd64.deb | head -n1)
-fi
-echo "$SHA  $DEB" | sha256sum -c --quiet - || { echo "sha256 mismatch for $DEB" >&2; exit 1; }
-
-KROOT="$CACHE/kernel-$KVER"
-if [ ! -f "$KROOT/.done" ]; then
-  rm -rf "$KROOT"; mkdir -p "$KROOT"
-  dpkg-deb -x "$DEB" "$KROOT"
-  depmod -b "$KROOT" "$KVER"
-  touch "$KROOT/.done"
-fi
-MODDIR="$KROOT/lib/modules/$KVER"
+# Debian kernel package, extracted: sets KVER, KROOT, MODDIR; defines vm_modules
+. tests/vm/kernel.sh
 
 # static test binary: +crt-static for the final binary only. Features v4l2 without alsa because
 # Debian ships no static libasound.a; the dependency units are the same as those `cargo test`
@@ -55,14 +36,7 @@ for a in sh mount modprobe rmmod insmod poweroff echo sleep cat ls uname dmesg; 
 done
 strip -o "$INIT/bin/v4l2_vmtest" "$BIN"
 # vivid and everything it depends on, per modules.dep
-mods=$(awk -F: '$1 ~ /\/vivid\.ko/ {print $1; print $2}' "$MODDIR/modules.dep" | tr ' ' '\n' | sed '/^$/d' | sort -u)
-[ -n "$mods" ] || { echo "vivid not in $MODDIR/modules.dep" >&2; exit 1; }
-for m in $mods; do
-  mkdir -p "$INIT/lib/modules/$KVER/$(dirname "$m")"
-  cp "$MODDIR/$m" "$INIT/lib/modules/$KVER/$m"
-done
-cp "$MODDIR"/modules.{dep,dep.bin,alias,alias.bin,symbols,symbols.bin,builtin,builtin.bin,order} \
-   "$INIT/lib/modules/$KVER/" 2>/dev/null || true
+nmods=$(vm_modules "$INIT" vivid)
 cat > "$INIT/init" <<'INIT_EOF'
 #!/bin/sh
 mount -t proc proc /proc
@@ -79,4 +53,4 @@ INIT_EOF
 chmod +x "$INIT/init"
 (cd "$INIT" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$CACHE/initrd.gz"
 cp "$KROOT/boot/vmlinuz-$KVER" "$CACHE/vmlinuz"
-echo "kernel $KVER, modules: $(echo $mods | wc -w), initrd $(du -h "$CACHE/initrd.gz" | cut -f1)"
+echo "kernel $KVER, modules: $nmods, initrd $(du -h "$CACHE/initrd.gz" | cut -f1)"
