@@ -23,10 +23,11 @@ states, state_changed events, image proxy, service calls):
    the event entity fires for every event c3n-edge published, in order (type, id, label,
    score), the image entity serves the latest snapshot JPEG byte for byte;
 3. switch.turn_off in HA pauses detection (detect/set from HA, detect/state and state.detect,
-   no new/update events after the pause took effect), switch.turn_on resumes it (new events);
+   no new/update events after the pause took effect, the binary sensor off);
 4. HA restarted while c3n-edge runs, with the retained discovery configs cleared meanwhile: HA's
    birth `online` makes c3n-edge republish discovery and states, and the entities come back live
-   (not restored, not unavailable);
+   (not restored, not unavailable); switch.turn_on in the restarted HA resumes detection (new
+   events reach it);
 5. SIGTERM to c3n-edge: `offline` makes every entity unavailable;
 6. HA's logs have no WARNING or ERROR line (besides the two known startup warnings), so
    "Invalid discovery", schema, template or event-type errors fail the test.
@@ -648,16 +649,7 @@ async def run(args) -> None:
               f"binary sensor went on {ha_rises} times, c3n/{CAMERA}/all rose {raw_rises} times")
         log(f"switch off: detection paused ({st1['frames'] - st0['frames']} frames without "
             f"inference, events after it: {late})")
-        t_on = time.monotonic()
-        await ha.service("switch", "turn_on", {"entity_id": eid["detect"]})
-        await wait_for("detect/state ON and the switch on", 30,
-                       lambda: "ON" in recorder.texts(f"c3n/{CAMERA}/detect/state", t_on)
-                       and _state_is(ha, eid["detect"], "on"))
-        await wait_for("a new or update event in HA after switch.turn_on", 180,
-                       lambda: [g for g in ha_events(t_on) if g[1] != "end"], 0.5)
-        log("switch on: detection resumed (new events in HA)")
-
-        # ---- 4. HA restart: birth -> republish
+        # ---- 4. HA restart (detection still paused): birth -> republish
         await ha.stop()
         log("HA stopped; clearing the retained discovery configs")
         cfg_topics = [f"{DISCOVERY_PREFIX}/{d}/{NODE}/{k}/config" for k, d in ENTITIES.items()]
@@ -680,10 +672,21 @@ async def run(args) -> None:
                         or s["attributes"].get("restored")):
                     return False
             return (number(await ha.state(eid["fps"])) is not None
-                    and await _state_is(ha, eid["detect"], "on"))
+                    and await _state_is(ha, eid["detect"], "off")
+                    and await _state_is(ha, eid["sound"], "off"))
 
         await wait_for("the entities live again after HA's restart", 60, back, 0.5)
         log("HA restart: birth -> discovery republished, entities live with states")
+
+        # ---- 4b. the switch in the restarted HA: detection resumes, events reach HA again
+        t_on = time.monotonic()
+        await ha.service("switch", "turn_on", {"entity_id": eid["detect"]})
+        await wait_for("detect/state ON and the switch on", 30,
+                       lambda: "ON" in recorder.texts(f"c3n/{CAMERA}/detect/state", t_on)
+                       and _state_is(ha, eid["detect"], "on"))
+        await wait_for("a new or update event in HA after switch.turn_on", 180,
+                       lambda: [g for g in ha_events(t_on) if g[1] != "end"], 0.5)
+        log("switch on: detection resumed (new events in the restarted HA)")
 
         # ---- 5. c3n-edge stops: unavailable
         GUARDS.remove(alive)
