@@ -16,7 +16,8 @@
 //! microphone is never left unread. The first error of any stage stops the run and is returned.
 //!
 //! Control ([`RunControl`], shared with sources and outputs): `detect` off skips inference (the
-//! frames still reach the sinks, without detections), a stop request ends the run at the next
+//! frames still reach the sinks, without detections, and the active objects `end` once unseen
+//! for `end_timeout_ms`), a stop request ends the run at the next
 //! window; after every window each sink gets a [`RunState`] snapshot.
 //!
 //! Looping (`--input-loop`): each pass reopens the input and continues the timeline where the
@@ -563,8 +564,15 @@ fn output_stage(
                     let events = tracker.update(&detections);
                     (detections, events)
                 }
-                // detection paused: the frame is shown without detections, tracks age out
-                None => (FrameDetections::empty(pts_ms, audio_rms), Vec::new()),
+                // detection paused: the frame is shown without detections, and the tracker
+                // sees it as a frame without objects, so the active ones end after
+                // `end_timeout_ms` (counts go to 0, Home Assistant's "sound source present"
+                // goes off)
+                None => {
+                    let detections = FrameDetections::empty(pts_ms, audio_rms);
+                    let events = tracker.update(&detections);
+                    (detections, events)
+                }
             };
             let frame = AnalysedFrame {
                 number: summary.frames,

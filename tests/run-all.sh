@@ -40,6 +40,9 @@ step "pytest (models/tests)"
 
 step "cargo test"
 cargo test --locked 2>&1
+# right after `cargo test`: it uses that debug binary (default features) as it is
+step "Home Assistant 2024.3.3 against c3n-edge's MQTT discovery (tests/ha_discovery.sh)"
+bash tests/ha_discovery.sh
 # Video files in and out (feature ffmpeg: FFmpeg's libraries; only this crate and ffmpeg-sys are
 # rebuilt, the other dependencies keep their features).
 step "cargo test --features ffmpeg (video-file input and mp4 output)"
