@@ -145,8 +145,9 @@ pub(crate) enum Conn {
 }
 
 /// Builds the client for `s.protocol`: client id, keep-alive, clean session, credentials, the last
-/// will `offline` on `<prefix>/available` (QoS 1, retained per `s.retain`), packet sizes (16 MiB
-/// out for whole-frame snapshots, 64 KiB in for commands), TLS for `mqtts://`. Nothing is sent
+/// will `offline` on `<prefix>/available` (QoS 1, retained per `s.retain`), packet sizes (64 KiB
+/// in for commands; out, for whole-frame snapshots: 16 MiB with 3.1.1, with MQTT 5 the broker's
+/// Maximum Packet Size from its CONNACK), TLS for `mqtts://`. Nothing is sent
 /// until [`Conn::recv`] runs. Errors: TLS files or settings, `mqtts://` without the `mqtt-tls`
 /// feature.
 pub(crate) fn connect(s: &ClientSettings, cap: usize) -> Result<(Link, Conn), MqttError> {
