@@ -26,6 +26,7 @@
 //!
 //! [mqtt]                                 # MQTT output (src/mqtt); off unless url or --mqtt
 //! url = "mqtt://user:pass@broker:1883"   # mqtt:// or mqtts:// (feature mqtt-tls); path = prefix
+//! protocol = "3.1.1"                     # "3.1.1" or "5" (MQTT 5: content types on every message)
 //! prefix = "c3n"                         # topics <prefix>/available, <prefix>/<camera>/...
 //! qos = 0                                # 0, 1 or 2 for every publish and subscription
 //! retain = true                          # retain states, counts, snapshots, discovery

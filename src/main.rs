@@ -268,6 +268,10 @@ struct RunArgs {
     /// --mqtt the output publishes to it (overrides [mqtt] embedded_port).
     #[arg(long = "mqtt-embedded", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     mqtt_embedded: Option<u16>,
+    /// MQTT protocol version of the client (and of the embedded broker): 3.1.1 or 5 (overrides
+    /// [mqtt] protocol; default 3.1.1). MQTT 5 adds content types to every message.
+    #[arg(long = "mqtt-protocol", value_name = "3.1.1|5")]
+    mqtt_protocol: Option<c3n_edge::mqtt::Protocol>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -507,7 +511,7 @@ fn input_of(video: &str, i: &InputArgs) -> Result<Input> {
 }
 
 fn cmd_run(a: RunArgs) -> Result<()> {
-    let cfg = match c3n_edge::config::locate(a.config.as_deref()) {
+    let mut cfg = match c3n_edge::config::locate(a.config.as_deref()) {
         Some(p) => {
             tracing::info!("configuration from {}", p.display());
             Config::load(&p)?
@@ -523,10 +527,13 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     if let Some(c) = a.camera {
         events.camera = c;
     }
+    if let Some(p) = a.mqtt_protocol {
+        cfg.mqtt.protocol = p;
+    }
     let control = std::sync::Arc::new(RunControl::default());
     let embedded = a.mqtt_embedded.or(cfg.mqtt.embedded_port);
     if let Some(port) = embedded {
-        start_embedded_broker(port)?;
+        start_embedded_broker(port, cfg.mqtt.protocol)?;
     }
     let mqtt_url = a
         .mqtt
@@ -584,12 +591,12 @@ fn cmd_run(a: RunArgs) -> Result<()> {
 }
 
 #[cfg(feature = "mqtt-broker")]
-fn start_embedded_broker(port: u16) -> Result<()> {
-    Ok(c3n_edge::mqtt::broker::start(port)?)
+fn start_embedded_broker(port: u16, protocol: c3n_edge::mqtt::Protocol) -> Result<()> {
+    Ok(c3n_edge::mqtt::broker::start(port, protocol)?)
 }
 
 #[cfg(not(feature = "mqtt-broker"))]
-fn start_embedded_broker(port: u16) -> Result<()> {
+fn start_embedded_broker(port: u16, _protocol: c3n_edge::mqtt::Protocol) -> Result<()> {
     anyhow::bail!(
         "--mqtt-embedded {port}: this build has no embedded MQTT broker (cargo feature mqtt-broker)"
     )

@@ -38,6 +38,10 @@ echo "$ROOT/models/c3n-edge-t5.onnx" > "$C3N_TEST_ARTIFACTS/eval_parity/model.tx
 step "pytest (models/tests)"
 (cd models && python -m pytest tests -q -rs)
 
+# cargo build / cargo test / the feature builds below share every dependency build (Cargo.toml
+# "Feature unification"): a dependency update that breaks it would compile tract again per step
+step "feature unification (tests/feature_unification.py)"
+python tests/feature_unification.py
 step "cargo test"
 cargo test --locked 2>&1
 # right after `cargo test`: it uses that debug binary (default features) as it is
@@ -47,16 +51,10 @@ bash tests/ha_discovery.sh
 # rebuilt, the other dependencies keep their features).
 step "cargo test --features ffmpeg (video-file input and mp4 output)"
 cargo test --locked --features ffmpeg --test run_pipeline --test display 2>&1
-if [ -n "${C3N_TEST_MQTT_FEATURES:-}" ]; then
-  # opt-in: the mqtt-broker feature changes shared dependencies' features, so this rebuilds most
-  # of the dependency tree (~20 CPU-minutes)
-  step "cargo test: MQTT over TLS and the embedded broker (features mqtt-tls, mqtt-broker)"
-  cargo test --locked --features mqtt-tls,mqtt-broker --test mqtt_broker 2>&1
-else
-  echo "*** SKIP: MQTT over TLS and the embedded broker (tests/mqtt_broker.rs, features mqtt-tls," \
-       "mqtt-broker): the mqtt-broker feature changes shared dependencies' features and rebuilds" \
-       "tract (~20 CPU-minutes), which does not fit the CI budget; run with C3N_TEST_MQTT_FEATURES=1 ***"
-fi
+# MQTT over TLS and the embedded broker (features mqtt-tls: native-tls/OpenSSL, libssl-dev;
+# mqtt-broker: rumqttd): only rumqttc, the added crates and this crate are compiled
+step "cargo test --features mqtt-tls,mqtt-broker --test mqtt_broker (TLS, embedded broker)"
+cargo test --locked --features mqtt-tls,mqtt-broker --test mqtt_broker 2>&1
 step "V4L2 capture against the vivid driver in a qemu VM (tests/vm/run.sh)"
 bash tests/vm/run.sh
 step "display:// on DRM/KMS against the bochs driver in a qemu VM, screendumps (tests/vm/run-drm.sh)"

@@ -15,12 +15,15 @@ python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing="$missing python3
 #   pkg-config, libclang-dev, libav*-dev: the `ffmpeg` cargo feature (video files; bindgen);
 #   ffmpeg: test media (tests/fixtures/make_pipeline_clip.py writes clip.mp4);
 #   mosquitto: the real broker of tests/mqtt_broker.rs (mosquitto_passwd comes with it);
+#   libssl-dev (+ pkg-config): the `mqtt-tls` cargo feature (native-tls -> openssl-sys);
+#   openssl: the certificates of the TLS test;
 #   libasound2-dev (+ libclang-dev): the default `live` feature (alsa-sys, v4l bindgen);
 #   qemu-system-x86, busybox-static, kmod: the V4L2 and DRM/KMS test VMs (tests/vm/);
 #   libsdl2-dev, xvfb: the `window` cargo feature and its test under a headless X server.
 for p in pkg-config libclang-dev ffmpeg libavcodec-dev libavformat-dev libavutil-dev \
          libswscale-dev libswresample-dev \
-         mosquitto libasound2-dev qemu-system-x86 busybox-static kmod libsdl2-dev xvfb; do
+         mosquitto libssl-dev openssl libasound2-dev qemu-system-x86 busybox-static kmod \
+         libsdl2-dev xvfb; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 # headless browser for tests/preview_browser.rs (the live preview page)

@@ -1,5 +1,6 @@
 //! Embedded MQTT broker (rumqttd, cargo feature `mqtt-broker`): `[mqtt] embedded_port` or
-//! `--mqtt-embedded PORT` starts an MQTT 3.1.1 broker on `0.0.0.0:PORT` inside the process, and
+//! `--mqtt-embedded PORT` starts an MQTT broker on `0.0.0.0:PORT` inside the process (speaking
+//! the configured protocol, 3.1.1 or 5: rumqttd listens for one version per port), and
 //! the MQTT output then publishes to it (`mqtt://127.0.0.1:PORT`) unless another broker is
 //! given, so an integration (Home Assistant, `mosquitto_sub`) can subscribe to the camera
 //! directly. No TLS and no authentication: use it on a trusted network only.
@@ -7,11 +8,12 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 
-use super::MqttError;
+use super::{MqttError, Protocol};
 
-/// Starts the broker on its own threads (it runs until the process exits). Errors: the port is
-/// taken or not allowed (checked by binding it first: rumqttd itself only logs such errors).
-pub fn start(port: u16) -> Result<(), MqttError> {
+/// Starts the broker for `protocol` on its own threads (it runs until the process exits).
+/// Errors: the port is taken or not allowed (checked by binding it first: rumqttd itself only
+/// logs such errors).
+pub fn start(port: u16, protocol: Protocol) -> Result<(), MqttError> {
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
     drop(TcpListener::bind(addr).map_err(|e| {
         MqttError::Config(format!(
@@ -28,7 +30,7 @@ pub fn start(port: u16) -> Result<(), MqttError> {
         dynamic_filters: true,
     };
     let server = rumqttd::ServerSettings {
-        name: "c3n-embedded-v4".into(),
+        name: format!("c3n-embedded-mqtt-{protocol}"),
         listen: addr,
         tls: None,
         next_connection_delay_ms: 1,
@@ -43,8 +45,18 @@ pub fn start(port: u16) -> Result<(), MqttError> {
             max_segment_count: 4,
             ..Default::default()
         },
-        v4: Some(HashMap::from([("1".to_string(), server)])),
         ..Default::default()
+    };
+    let servers = Some(HashMap::from([("1".to_string(), server)]));
+    let config = match protocol {
+        Protocol::V311 => rumqttd::Config {
+            v4: servers,
+            ..config
+        },
+        Protocol::V5 => rumqttd::Config {
+            v5: servers,
+            ..config
+        },
     };
     let mut broker = rumqttd::Broker::new(config);
     std::thread::Builder::new()
@@ -57,6 +69,6 @@ pub fn start(port: u16) -> Result<(), MqttError> {
         .map_err(MqttError::Thread)?;
     // no readiness probe (rumqttd logs an error for a connection without CONNECT): the client's
     // first connection attempts are retried with backoff within `connect_wait_ms`
-    tracing::info!("embedded MQTT broker listening on {addr}");
+    tracing::info!("embedded MQTT {protocol} broker listening on {addr}");
     Ok(())
 }

@@ -1,12 +1,13 @@
-//! The MQTT network side: two threads that never block the pipeline.
+//! The MQTT network side: two threads that never block the pipeline. The same logic serves MQTT
+//! 3.1.1 and 5; what differs between them is behind [`super::protocol`].
 //!
-//! * `mqtt-net` drives rumqttc's event loop (`Connection::recv`), which connects and, after an
+//! * `mqtt-net` drives rumqttc's event loop (`Conn::recv`), which connects and, after an
 //!   error, reconnects on the next call; between attempts it sleeps a jittered exponential
 //!   [`Backoff`]. It forwards every event to:
-//! * `mqtt-pub`, which owns the rumqttc [`Client`]. On every CONNACK it subscribes to the command
-//!   topics, publishes the discovery configs and every retained state, and only then `online`;
-//!   while connected it hands queued event messages to rumqttc. It also handles `detect/set` and
-//!   Home Assistant's `online` birth message.
+//! * `mqtt-pub`, which owns the rumqttc client (`Link`). On every CONNACK it subscribes to the
+//!   command topics, publishes the discovery configs and every retained state, and only then
+//!   `online`; while connected it hands queued event messages to rumqttc. It also handles
+//!   `detect/set` and Home Assistant's `online` birth message.
 //!
 //! The pipeline side ([`MqttClient`]) only appends to a bounded drop-oldest queue (events) or
 //! replaces a retained value (states, counts, snapshots) under a mutex, so a slow or absent
@@ -16,10 +17,13 @@
 //! broker has it (QoS 0: written to the socket; QoS 1/2: acknowledged), `dropped` when the queue
 //! overflowed (never sent), `unconfirmed` when it had been sent but not acknowledged when the
 //! connection broke (clean sessions: rumqttc does not resend it; the broker may or may not have
-//! received it — MQTT cannot tell), and `queued` while waiting or in flight. So
-//! `queued + dropped + unconfirmed + published` = events enqueued, and a subscriber that missed
-//! nothing received between `published` and `published + unconfirmed` of them. Retained states
-//! are not counted: the latest value of each is republished after every reconnect.
+//! received it — MQTT cannot tell), `rejected` when an MQTT 5 broker refused it in its
+//! PUBACK/PUBREC (reason code ≥ 0x80, e.g. not authorised; an MQTT 3.1.1 broker cannot say so),
+//! and `queued` while waiting or in flight. So
+//! `queued + dropped + unconfirmed + rejected + published` = events enqueued, and a subscriber
+//! that missed nothing received between `published` and `published + unconfirmed` of them.
+//! Retained states are not counted: the latest value of each is republished after every
+//! reconnect.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,11 +32,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rumqttc::{
-    Client, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS,
-};
 use serde::Serialize;
 
+use super::protocol::{self, Conn, Content, Link, Message, NetEvent, Protocol};
 use super::{discovery_configs, node_id, Backoff, BrokerUrl, DropOldest, MqttError, Topics};
 use crate::control::RunControl;
 
@@ -41,6 +43,8 @@ use crate::control::RunControl;
 pub struct ClientSettings {
     /// Broker address and transport.
     pub broker: BrokerUrl,
+    /// MQTT 3.1.1 or 5.
+    pub protocol: Protocol,
     /// MQTT client id.
     pub client_id: String,
     /// User name.
@@ -89,6 +93,9 @@ pub struct MqttStats {
     /// Events sent but unacknowledged when the connection broke (delivery unknown; QoS ≥ 1 only,
     /// or QoS 0 events handed to rumqttc but not yet written).
     pub unconfirmed: u64,
+    /// Events the broker refused (MQTT 5 PUBACK/PUBREC reason code ≥ 0x80, e.g. not authorised
+    /// to publish on the topic): never delivered. Always 0 with MQTT 3.1.1.
+    pub rejected: u64,
     /// Events the broker has (QoS 0: written to the socket; QoS ≥ 1: acknowledged).
     pub published: u64,
 }
@@ -96,6 +103,7 @@ pub struct MqttStats {
 #[derive(Debug)]
 struct Retained {
     payload: Vec<u8>,
+    content: Content,
     dirty: bool,
 }
 
@@ -111,6 +119,8 @@ struct Inner {
     in_flight: u64,
     /// Events unacknowledged at disconnections.
     unconfirmed: u64,
+    /// Events refused by the broker (MQTT 5).
+    rejected: u64,
     /// First connection: `Some(Ok)` connected, `Some(Err)` refused by the broker.
     first: Option<Result<(), String>>,
     last_error: Option<String>,
@@ -122,6 +132,7 @@ impl Inner {
             queued: self.queue.len() as u64 + self.in_flight,
             dropped: self.queue.dropped(),
             unconfirmed: self.unconfirmed,
+            rejected: self.rejected,
             ..self.stats
         }
     }
@@ -149,77 +160,30 @@ pub struct MqttClient {
     settings: ClientSettings,
 }
 
-/// What `mqtt-net` forwards.
-enum NetEvent {
-    Event(Event),
-    Error {
-        message: String,
-        refused: Option<ConnectReturnCode>,
-    },
-}
-
-fn qos_of(q: u8) -> QoS {
-    match q {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        _ => QoS::ExactlyOnce,
-    }
-}
-
-fn refusal_text(code: ConnectReturnCode) -> &'static str {
-    match code {
-        ConnectReturnCode::BadUserNamePassword => "bad user name or password",
-        ConnectReturnCode::NotAuthorized => "not authorised (check the user name and password)",
-        ConnectReturnCode::BadClientId => "client id rejected",
-        ConnectReturnCode::RefusedProtocolVersion => "MQTT protocol version not supported",
-        ConnectReturnCode::ServiceUnavailable => "service unavailable",
-        ConnectReturnCode::Success => "success",
-    }
-}
-
 impl MqttClient {
     /// Starts the threads and waits up to `connect_wait` for the first connection. Errors: the
     /// broker refused the connection (wrong credentials, …) within that time, TLS files, thread
     /// start. An unreachable broker is not an error: the client keeps retrying in the background
     /// (a warning is logged) and events queue up to `queue_size`.
-    /// `initial` are retained `(topic, payload)` values published before the first `online`.
+    /// `initial` are retained `(topic, payload, content)` values published before the first
+    /// `online`.
     pub fn start(
         settings: ClientSettings,
         control: Option<Arc<RunControl>>,
-        initial: Vec<(String, Vec<u8>)>,
+        initial: Vec<(String, Vec<u8>, Content)>,
     ) -> Result<Self, MqttError> {
-        let mut opts = MqttOptions::new(
-            settings.client_id.clone(),
-            settings.broker.host.clone(),
-            settings.broker.port,
-        );
-        opts.set_keep_alive(settings.keep_alive);
-        opts.set_clean_session(true);
-        // snapshots are JPEGs of whole frames; commands are tiny
-        opts.set_max_packet_size(64 * 1024, 16 * 1024 * 1024);
-        opts.set_last_will(LastWill::new(
-            settings.topics.available(),
-            "offline",
-            QoS::AtLeastOnce,
-            settings.retain,
-        ));
-        if let Some(u) = &settings.username {
-            opts.set_credentials(u.clone(), settings.password.clone().unwrap_or_default());
-        }
-        if settings.broker.tls {
-            configure_tls(&mut opts, &settings)?;
-        }
-        let (client, connection) = Client::new(opts, 1024);
+        let (link, connection) = protocol::connect(&settings, 1024)?;
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 queue: DropOldest::new(settings.queue_size),
                 retained: initial
                     .into_iter()
-                    .map(|(t, payload)| {
+                    .map(|(t, payload, content)| {
                         (
                             t,
                             Retained {
                                 payload,
+                                content,
                                 dirty: true,
                             },
                         )
@@ -233,6 +197,7 @@ impl MqttClient {
                 },
                 in_flight: 0,
                 unconfirmed: 0,
+                rejected: 0,
                 first: None,
                 last_error: None,
             }),
@@ -247,7 +212,7 @@ impl MqttClient {
             .spawn(move || net_loop(connection, tx, backoff, stop))
             .map_err(MqttError::Thread)?;
         let mut worker = Worker {
-            client,
+            client: link,
             shared: shared.clone(),
             settings: settings.clone(),
             control,
@@ -286,7 +251,11 @@ impl MqttClient {
         drop(g);
         match first {
             Some(Ok(())) => {
-                tracing::info!("MQTT: connected to {}", me.settings.broker.address());
+                tracing::info!(
+                    "MQTT: connected to {} (MQTT {})",
+                    me.settings.broker.address(),
+                    me.settings.protocol
+                );
                 Ok(me)
             }
             Some(Err(reason)) => Err(MqttError::Refused {
@@ -318,9 +287,10 @@ impl MqttClient {
         self.shared.lock().queue.push(payload);
     }
 
-    /// Sets the value of a retained topic; published now if connected, and again after every
-    /// reconnect. Unchanged values are not republished.
-    pub fn set_retained(&self, topic: String, payload: Vec<u8>) {
+    /// Sets the value of a retained topic (`content`: what the payload is, told to MQTT 5
+    /// receivers); published now if connected, and again after every reconnect. Unchanged values
+    /// are not republished.
+    pub fn set_retained(&self, topic: String, payload: Vec<u8>, content: Content) {
         let mut g = self.shared.lock();
         if g.retained.get(&topic).is_some_and(|r| r.payload == payload) {
             return;
@@ -329,6 +299,7 @@ impl MqttClient {
             topic,
             Retained {
                 payload,
+                content,
                 dirty: true,
             },
         );
@@ -365,92 +336,32 @@ impl Drop for MqttClient {
     }
 }
 
-#[cfg(feature = "mqtt-tls")]
-fn configure_tls(opts: &mut MqttOptions, s: &ClientSettings) -> Result<(), MqttError> {
-    use rumqttc::tokio_native_tls::native_tls;
-    let read = |p: &std::path::Path| {
-        std::fs::read(p).map_err(|source| MqttError::TlsFile {
-            path: p.to_path_buf(),
-            source,
-        })
-    };
-    let bad = |what: &str, e: native_tls::Error| {
-        MqttError::Config(format!(
-            "TLS for broker {}: {what}: {e}",
-            s.broker.address()
-        ))
-    };
-    let mut b = native_tls::TlsConnector::builder();
-    if let Some(ca) = &s.ca_file {
-        let cert = native_tls::Certificate::from_pem(&read(ca)?)
-            .map_err(|e| bad(&format!("CA file {}", ca.display()), e))?;
-        b.add_root_certificate(cert);
-    }
-    if let Some((cert, key)) = &s.client_auth {
-        let id = native_tls::Identity::from_pkcs8(&read(cert)?, &read(key)?).map_err(|e| {
-            bad(
-                &format!(
-                    "client certificate {} / key {}",
-                    cert.display(),
-                    key.display()
-                ),
-                e,
-            )
-        })?;
-        b.identity(id);
-    }
-    let connector = b.build().map_err(|e| bad("connector", e))?;
-    opts.set_transport(rumqttc::Transport::tls_with_config(
-        rumqttc::TlsConfiguration::NativeConnector(connector),
-    ));
-    Ok(())
-}
-
-#[cfg(not(feature = "mqtt-tls"))]
-fn configure_tls(_opts: &mut MqttOptions, s: &ClientSettings) -> Result<(), MqttError> {
-    Err(MqttError::NoTls(s.broker.address()))
-}
-
 /// `mqtt-net`: drives the event loop, sleeps the backoff after errors.
 fn net_loop(
-    mut connection: rumqttc::Connection,
+    mut connection: Conn,
     tx: mpsc::Sender<NetEvent>,
     mut backoff: Backoff,
     shared: Arc<Shared>,
 ) {
-    loop {
-        match connection.recv() {
-            Ok(Ok(ev)) => {
-                if matches!(ev, Event::Incoming(Packet::ConnAck(_))) {
-                    backoff.reset();
-                }
-                let done = matches!(ev, Event::Outgoing(Outgoing::Disconnect));
-                if tx.send(NetEvent::Event(ev)).is_err() || done {
+    // None: every client handle is gone
+    while let Some(ev) = connection.recv() {
+        let failed = matches!(ev, NetEvent::Error { .. });
+        if matches!(ev, NetEvent::Connected { .. }) {
+            backoff.reset();
+        }
+        let done = ev == NetEvent::DisconnectSent;
+        if tx.send(ev).is_err() || done {
+            return;
+        }
+        if failed {
+            // sleep the backoff in slices so that a shutdown is not held up
+            let until = Instant::now() + backoff.next_delay();
+            while Instant::now() < until {
+                if shared.stop.load(Ordering::SeqCst) {
                     return;
                 }
+                std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
             }
-            Ok(Err(e)) => {
-                let refused = match &e {
-                    ConnectionError::ConnectionRefused(c) => Some(*c),
-                    _ => None,
-                };
-                let message = match refused {
-                    Some(c) => refusal_text(c).to_string(),
-                    None => e.to_string(),
-                };
-                if tx.send(NetEvent::Error { message, refused }).is_err() {
-                    return;
-                }
-                // sleep the backoff in slices so that a shutdown is not held up
-                let until = Instant::now() + backoff.next_delay();
-                while Instant::now() < until {
-                    if shared.stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
-                }
-            }
-            Err(_) => return, // every Client handle is gone
         }
     }
 }
@@ -464,14 +375,14 @@ enum Kind {
 
 /// `mqtt-pub` state.
 struct Worker {
-    client: Client,
+    client: Link,
     shared: Arc<Shared>,
     settings: ClientSettings,
     control: Option<Arc<RunControl>>,
     node_id: String,
     connected: bool,
-    /// Publishes handed to rumqttc, in order, until rumqttc reports them sent.
-    fifo: VecDeque<(Kind, QoS)>,
+    /// Publishes handed to rumqttc (kind, QoS), in order, until rumqttc reports them sent.
+    fifo: VecDeque<(Kind, u8)>,
     /// QoS ≥ 1 publishes sent, by packet id, until acknowledged.
     awaiting: HashMap<u16, Kind>,
     need_discovery: bool,
@@ -525,10 +436,13 @@ impl Worker {
                 self.shared.lock().state_dirty = true;
                 self.hand_state();
                 self.hand(
-                    self.settings.topics.available(),
-                    b"offline".to_vec(),
-                    QoS::AtLeastOnce,
-                    self.settings.retain,
+                    Message {
+                        topic: self.settings.topics.available(),
+                        payload: b"offline".to_vec(),
+                        qos: 1,
+                        retain: self.settings.retain,
+                        content: Content::Text,
+                    },
                     Kind::Other,
                 );
                 final_sent = true;
@@ -536,12 +450,12 @@ impl Worker {
                 continue;
             }
             if final_sent && ((self.fifo.is_empty() && self.awaiting.is_empty()) || late) {
-                let _ = self.client.try_disconnect();
+                self.client.disconnect();
                 // give the event loop a moment to send DISCONNECT
                 let end = Instant::now() + Duration::from_secs(1);
                 while Instant::now() < end {
                     match rx.recv_timeout(Duration::from_millis(20)) {
-                        Ok(NetEvent::Event(Event::Outgoing(Outgoing::Disconnect))) => break,
+                        Ok(NetEvent::DisconnectSent) => break,
                         Ok(ev) => self.on_event(ev),
                         Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => break,
@@ -556,10 +470,10 @@ impl Worker {
 
     fn on_event(&mut self, ev: NetEvent) {
         match ev {
-            NetEvent::Event(Event::Incoming(Packet::ConnAck(ack))) => {
+            NetEvent::Connected { session_present } => {
                 self.connected = true;
                 let mut g = self.shared.lock();
-                if !ack.session_present {
+                if !session_present {
                     // rumqttc discards what was not acknowledged: delivery of those is unknown
                     let lost = self.fifo.iter().filter(|(k, _)| *k == Kind::Event).count()
                         + self
@@ -589,40 +503,37 @@ impl Worker {
                 g.last_error = None;
                 drop(g);
                 self.shared.changed.notify_all();
-                let qos = qos_of(self.settings.qos);
                 let mut subs = vec![self.settings.topics.detect_set()];
                 if self.settings.discovery {
                     subs.push(self.settings.topics.ha_status());
                 }
                 for t in subs {
-                    if let Err(e) = self.client.try_subscribe(t.clone(), qos) {
+                    if let Err(e) = self.client.subscribe(&t, self.settings.qos) {
                         tracing::warn!("MQTT: cannot subscribe to {t}: {e}");
                     }
                 }
                 self.need_discovery = self.settings.discovery;
                 self.need_online = true;
             }
-            NetEvent::Event(Event::Outgoing(Outgoing::Publish(pkid))) => {
+            NetEvent::PublishSent { pkid } => {
                 if let Some((kind, qos)) = self.fifo.pop_front() {
-                    if qos == QoS::AtMostOnce {
+                    if qos == 0 {
                         self.delivered(kind);
                     } else {
                         self.awaiting.insert(pkid, kind);
                     }
                 }
             }
-            NetEvent::Event(Event::Incoming(Packet::PubAck(a))) => {
-                if let Some(k) = self.awaiting.remove(&a.pkid) {
-                    self.delivered(k);
+            NetEvent::Acked { pkid, refused } => {
+                if let Some(k) = self.awaiting.remove(&pkid) {
+                    match refused {
+                        None => self.delivered(k),
+                        Some(reason) => self.refused(k, &reason),
+                    }
                 }
             }
-            NetEvent::Event(Event::Incoming(Packet::PubComp(c))) => {
-                if let Some(k) = self.awaiting.remove(&c.pkid) {
-                    self.delivered(k);
-                }
-            }
-            NetEvent::Event(Event::Incoming(Packet::Publish(p))) => self.on_message(&p),
-            NetEvent::Event(_) => {}
+            NetEvent::Message { topic, payload } => self.on_message(&topic, &payload),
+            NetEvent::DisconnectSent | NetEvent::Other => {}
             NetEvent::Error { message, refused } => {
                 let mut g = self.shared.lock();
                 if self.connected {
@@ -630,7 +541,7 @@ impl Worker {
                         "MQTT broker {}: connection lost ({message}); reconnecting",
                         self.settings.broker.address()
                     );
-                } else if refused.is_some() {
+                } else if refused {
                     tracing::error!(
                         "MQTT broker {} refused the connection: {message}",
                         self.settings.broker.address()
@@ -643,7 +554,7 @@ impl Worker {
                 }
                 self.connected = false;
                 g.stats.connected = false;
-                if refused.is_some() && g.first.is_none() {
+                if refused && g.first.is_none() {
                     g.first = Some(Err(message.clone()));
                 }
                 g.last_error = Some(message);
@@ -661,16 +572,34 @@ impl Worker {
         }
     }
 
-    fn on_message(&mut self, p: &rumqttc::Publish) {
-        let text = String::from_utf8_lossy(&p.payload);
+    /// A publish the broker refused (MQTT 5 reason code): events are counted as `rejected`.
+    fn refused(&mut self, kind: Kind, reason: &str) {
+        let mut g = self.shared.lock();
+        if kind == Kind::Event {
+            g.in_flight = g.in_flight.saturating_sub(1);
+            g.rejected += 1;
+        }
+        let n = g.rejected;
+        drop(g);
+        // refused events: warn at the 1st, 2nd, 4th, 8th, … (all are in `mqtt.rejected`)
+        if kind == Kind::Other || n.is_power_of_two() {
+            tracing::warn!(
+                "MQTT broker {} refused a publish ({reason}); events refused so far: {n}",
+                self.settings.broker.address()
+            );
+        }
+    }
+
+    fn on_message(&mut self, topic: &str, payload: &[u8]) {
+        let text = String::from_utf8_lossy(payload);
         let text = text.trim();
         let topics = &self.settings.topics;
-        if p.topic == topics.detect_set() {
+        if topic == topics.detect_set() {
             let on = match text.to_ascii_uppercase().as_str() {
                 "ON" => true,
                 "OFF" => false,
                 other => {
-                    tracing::warn!("MQTT {}: ignoring {other:?} (expected ON or OFF)", p.topic);
+                    tracing::warn!("MQTT {topic}: ignoring {other:?} (expected ON or OFF)");
                     return;
                 }
             };
@@ -683,10 +612,11 @@ impl Worker {
                 topics.detect_state(),
                 Retained {
                     payload: if on { b"ON".to_vec() } else { b"OFF".to_vec() },
+                    content: Content::Text,
                     dirty: true,
                 },
             );
-        } else if p.topic == topics.ha_status() && text == "online" && self.settings.discovery {
+        } else if topic == topics.ha_status() && text == "online" && self.settings.discovery {
             // Home Assistant (re)started: discovery and current states again
             self.need_discovery = true;
             let mut g = self.shared.lock();
@@ -699,25 +629,21 @@ impl Worker {
         }
     }
 
-    /// Hands a publish to rumqttc; false when its channel is full (try again later).
-    fn hand(
-        &mut self,
-        topic: String,
-        payload: Vec<u8>,
-        qos: QoS,
-        retain: bool,
-        kind: Kind,
-    ) -> bool {
-        match self.client.try_publish(topic, qos, retain, payload) {
-            Ok(()) => {
-                self.fifo.push_back((kind, qos));
-                true
-            }
-            Err(e) => {
-                tracing::debug!("MQTT: request channel full ({e}); retrying");
-                false
-            }
+    /// Hands a publish to rumqttc; gives it back when its channel is full (try again later).
+    fn try_hand(&mut self, m: Message, kind: Kind) -> Result<(), Message> {
+        let qos = m.qos;
+        self.client.publish(m)?;
+        self.fifo.push_back((kind, qos));
+        Ok(())
+    }
+
+    /// [`Self::try_hand`]; false when the channel is full.
+    fn hand(&mut self, m: Message, kind: Kind) -> bool {
+        let ok = self.try_hand(m, kind).is_ok();
+        if !ok {
+            tracing::debug!("MQTT: request channel full; retrying");
         }
+        ok
     }
 
     fn hand_state(&mut self) -> bool {
@@ -745,10 +671,13 @@ impl Worker {
         );
         let payload = serde_json::Value::Object(obj).to_string().into_bytes();
         let ok = self.hand(
-            self.settings.topics.state(),
-            payload,
-            qos_of(self.settings.qos),
-            self.settings.retain,
+            Message {
+                topic: self.settings.topics.state(),
+                payload,
+                qos: self.settings.qos,
+                retain: self.settings.retain,
+                content: Content::Json,
+            },
             Kind::Other,
         );
         if ok {
@@ -759,27 +688,33 @@ impl Worker {
 
     /// Discovery, dirty retained values, `online` (once they are out), then queued events.
     fn hand_out(&mut self) {
-        let qos = qos_of(self.settings.qos);
+        let qos = self.settings.qos;
         let retain = self.settings.retain;
+        let msg = |topic: String, payload: Vec<u8>, content: Content| Message {
+            topic,
+            payload,
+            qos,
+            retain,
+            content,
+        };
         if self.need_discovery {
-            for (t, p) in discovery_configs(&self.settings.topics, &self.node_id, self.settings.qos)
-            {
-                if !self.hand(t, p.into_bytes(), qos, retain, Kind::Other) {
+            for (t, p) in discovery_configs(&self.settings.topics, &self.node_id, qos) {
+                if !self.hand(msg(t, p.into_bytes(), Content::Json), Kind::Other) {
                     return;
                 }
             }
             self.need_discovery = false;
         }
-        let dirty: Vec<(String, Vec<u8>)> = {
+        let dirty: Vec<(String, Vec<u8>, Content)> = {
             let g = self.shared.lock();
             g.retained
                 .iter()
                 .filter(|(_, r)| r.dirty)
-                .map(|(t, r)| (t.clone(), r.payload.clone()))
+                .map(|(t, r)| (t.clone(), r.payload.clone(), r.content))
                 .collect()
         };
-        for (t, p) in dirty {
-            if !self.hand(t.clone(), p.clone(), qos, retain, Kind::Other) {
+        for (t, p, content) in dirty {
+            if !self.hand(msg(t.clone(), p.clone(), content), Kind::Other) {
                 return;
             }
             let mut g = self.shared.lock();
@@ -793,13 +728,15 @@ impl Worker {
             return;
         }
         if self.need_online {
-            if !self.hand(
-                self.settings.topics.available(),
-                b"online".to_vec(),
-                QoS::AtLeastOnce,
-                retain,
-                Kind::Other,
-            ) {
+            let online = Message {
+                qos: 1,
+                ..msg(
+                    self.settings.topics.available(),
+                    b"online".to_vec(),
+                    Content::Text,
+                )
+            };
+            if !self.hand(online, Kind::Other) {
                 return;
             }
             self.need_online = false;
@@ -811,21 +748,14 @@ impl Worker {
                 g.in_flight += 1;
                 p
             };
-            if let Err(e) =
-                self.client
-                    .try_publish(self.settings.topics.events(), qos, false, payload)
-            {
-                let req = match e {
-                    rumqttc::ClientError::TryRequest(r) | rumqttc::ClientError::Request(r) => r,
-                };
+            let m = msg(self.settings.topics.events(), payload, Content::Json);
+            // events are never retained
+            if let Err(m) = self.try_hand(Message { retain: false, ..m }, Kind::Event) {
                 let mut g = self.shared.lock();
                 g.in_flight -= 1;
-                if let rumqttc::Request::Publish(p) = req {
-                    g.queue.push_front(p.payload.to_vec());
-                }
+                g.queue.push_front(m.payload);
                 break;
             }
-            self.fifo.push_back((Kind::Event, qos));
         }
     }
 }

@@ -16,10 +16,15 @@
 //! | `<discovery_prefix>/<component>/<node_id>/<object_id>/config` | Home Assistant discovery (integration-conventions.md §4) | yes |
 //!
 //! "Retained" follows [`MqttConfig::retain`] (default on); events are never retained.
+//!
+//! Protocol: MQTT 3.1.1 (default) or 5 ([`MqttConfig::protocol`]), with one publishing logic
+//! ([`client`]) over a small adapter ([`protocol`]). With MQTT 5 every message also carries its
+//! content type (`application/json`, `text/plain`, `image/jpeg`) and payload format indicator.
 
 #[cfg(feature = "mqtt-broker")]
 pub mod broker;
 pub mod client;
+pub mod protocol;
 
 use std::collections::hash_map::RandomState;
 use std::collections::VecDeque;
@@ -30,8 +35,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+pub use protocol::{Content, Protocol};
+
 /// Version of the `state` payload schema (`schema/state.schema.json`, `$id` ends in it).
-pub const STATE_SCHEMA_VERSION: &str = "1.0.0";
+pub const STATE_SCHEMA_VERSION: &str = "1.1.0";
 
 /// Errors of the MQTT output; each names the broker or the setting.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +78,8 @@ pub struct MqttConfig {
     /// Broker, `mqtt://[user:pass@]host[:port][/prefix]` (port 1883) or `mqtts://…` (8883, needs
     /// the `mqtt-tls` feature). A path sets the topic prefix.
     pub url: Option<String>,
+    /// MQTT protocol version: `"3.1.1"` (default) or `"5"`.
+    pub protocol: Protocol,
     /// Topic prefix (default `c3n`); must be unique per device, like Frigate's `topic_prefix`.
     pub prefix: String,
     /// QoS of every publish and subscription: 0, 1 or 2.
@@ -109,8 +118,8 @@ pub struct MqttConfig {
     pub snapshots: bool,
     /// JPEG quality of the snapshots (1–100).
     pub snapshot_quality: u8,
-    /// Start an embedded broker on `0.0.0.0:PORT` (cargo feature `mqtt-broker`, [`broker`]);
-    /// without `url` the output publishes to it.
+    /// Start an embedded broker on `0.0.0.0:PORT` (cargo feature `mqtt-broker`, [`broker`]),
+    /// speaking [`Self::protocol`]; without `url` the output publishes to it.
     pub embedded_port: Option<u16>,
 }
 
@@ -118,6 +127,7 @@ impl Default for MqttConfig {
     fn default() -> Self {
         Self {
             url: None,
+            protocol: Protocol::V311,
             prefix: "c3n".into(),
             qos: 0,
             retain: true,
@@ -209,6 +219,7 @@ pub fn resolve(
     let broker = BrokerUrl::parse(url)?;
     let prefix = broker.prefix.clone().unwrap_or_else(|| cfg.prefix.clone());
     Ok(client::ClientSettings {
+        protocol: cfg.protocol,
         client_id: cfg
             .client_id
             .clone()

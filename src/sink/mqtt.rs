@@ -19,7 +19,7 @@ use crate::display::render::Renderer;
 use crate::display::{encode_jpeg, SceneBuilder};
 use crate::events::{Event, EventType};
 use crate::mqtt::client::{ClientSettings, MqttClient, MqttStats};
-use crate::mqtt::{label_slug, MqttError};
+use crate::mqtt::{label_slug, Content, MqttError};
 
 /// Publishes to an MQTT broker.
 #[derive(Debug)]
@@ -49,8 +49,12 @@ impl MqttSink {
         let detect = if control.detect() { "ON" } else { "OFF" };
         // published before the first `online`
         let initial = vec![
-            (settings.topics.detect_state(), detect.as_bytes().to_vec()),
-            (settings.topics.count("all"), b"0".to_vec()),
+            (
+                settings.topics.detect_state(),
+                detect.as_bytes().to_vec(),
+                Content::Text,
+            ),
+            (settings.topics.count("all"), b"0".to_vec(), Content::Text),
         ];
         let client = MqttClient::start(settings, Some(control), initial)?;
         let renderer = snapshot_quality.map(|_| Renderer {
@@ -114,12 +118,16 @@ impl MqttSink {
         }
         let topics = self.client.topics().clone();
         for (slug, n) in &self.counts {
-            self.client
-                .set_retained(topics.count(slug), n.to_string().into_bytes());
+            self.client.set_retained(
+                topics.count(slug),
+                n.to_string().into_bytes(),
+                Content::Text,
+            );
         }
         self.client.set_retained(
             topics.count("all"),
             self.active.len().to_string().into_bytes(),
+            Content::Text,
         );
     }
 }
@@ -140,9 +148,10 @@ impl Sink for MqttSink {
                 let topics = self.client.topics().clone();
                 for slug in &improved {
                     self.client
-                        .set_retained(topics.snapshot(slug), jpeg.clone());
+                        .set_retained(topics.snapshot(slug), jpeg.clone(), Content::Jpeg);
                 }
-                self.client.set_retained(topics.snapshot("all"), jpeg);
+                self.client
+                    .set_retained(topics.snapshot("all"), jpeg, Content::Jpeg);
             }
             Err(e) => tracing::warn!("MQTT snapshot of frame {}: {e}", frame.number),
         }
@@ -156,6 +165,7 @@ impl Sink for MqttSink {
             published = s.published,
             dropped = s.dropped,
             unconfirmed = s.unconfirmed,
+            rejected = s.rejected,
             queued = s.queued,
             connects = s.connects,
             "MQTT: events delivered"
