@@ -91,6 +91,9 @@ def main():
         # rumqttc's own use-native-tls is what mqtt-tls is for: only rumqttc is rebuilt
         ("--features mqtt-tls,mqtt-broker", dev + ["--features", "mqtt-tls,mqtt-broker"],
          ("rumqttc",), False),
+        # tests/run-all.sh builds every optional feature together
+        ("--features ffmpeg,mqtt-tls,mqtt-broker,window,ort",
+         dev + ["--features", "ffmpeg,mqtt-tls,mqtt-broker,window,ort"], ("rumqttc",), False),
     ]
     bad = False
     for what, args, allowed, both_ways in checks:
@@ -106,7 +109,7 @@ def main():
               "compiled again; add the features shown to the block in Cargo.toml", file=sys.stderr)
         return 1
     print("feature unification: cargo build, cargo test and --features ffmpeg / ort / "
-          "mqtt-tls,mqtt-broker share every dependency build")
+          "mqtt-tls,mqtt-broker / all optional features share every dependency build")
     return 0
 
 

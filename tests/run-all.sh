@@ -47,25 +47,20 @@ cargo test --locked 2>&1
 # right after `cargo test`: it uses that debug binary (default features) as it is
 step "Home Assistant 2024.3.3 against c3n-edge's MQTT discovery (tests/ha_discovery.sh)"
 bash tests/ha_discovery.sh
-# Video files in and out (feature ffmpeg: FFmpeg's libraries; only this crate and ffmpeg-sys are
-# rebuilt, the other dependencies keep their features).
-step "cargo test --features ffmpeg (video-file input and mp4 output)"
-cargo test --locked --features ffmpeg --test run_pipeline --test display 2>&1
-# MQTT over TLS and the embedded broker (features mqtt-tls: native-tls/OpenSSL, libssl-dev;
-# mqtt-broker: rumqttd): only rumqttc, the added crates and this crate are compiled
-step "cargo test --features mqtt-tls,mqtt-broker --test mqtt_broker (TLS, embedded broker)"
-cargo test --locked --features mqtt-tls,mqtt-broker --test mqtt_broker 2>&1
+# The optional cargo features, all in one build (this crate compiled once, not once per feature;
+# tests/feature_unification.py checks that no shared dependency is rebuilt for it):
+#   ffmpeg: video-file input and mp4 output (run_pipeline, display);
+#   mqtt-tls (native-tls/OpenSSL), mqtt-broker (rumqttd): MQTT over TLS, the embedded broker;
+#   window: window:// (SDL2) under Xvfb;
+#   ort: the ONNX Runtime CPU backend's parity tests, with the onnxruntime wheel's library.
+step "cargo test --features ffmpeg,mqtt-tls,mqtt-broker,window,ort (video files, TLS, embedded broker, window://, ort parity)"
+ORT_DYLIB_PATH="$(python -c 'import onnxruntime, pathlib; print(next((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so.*")))')" \
+  cargo test --locked --features ffmpeg,mqtt-tls,mqtt-broker,window,ort \
+    --test run_pipeline --test display --test mqtt_broker --test window --test engine_tract 2>&1
 step "V4L2 capture against the vivid driver in a qemu VM (tests/vm/run.sh)"
 bash tests/vm/run.sh
 step "display:// on DRM/KMS against the bochs driver in a qemu VM, screendumps (tests/vm/run-drm.sh)"
 bash tests/vm/run-drm.sh
-# window:// (feature window: SDL2; only this crate and the sdl2 crates are rebuilt, the other
-# dependencies keep their features)
-step "window:// under Xvfb (cargo test --features window --test window)"
-cargo test --locked --features window --test window 2>&1
-step "ONNX Runtime CPU backend: parity tests (cargo test --features ort, the onnxruntime wheel's library)"
-ORT_DYLIB_PATH="$(python -c 'import onnxruntime, pathlib; print(next((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so.*")))')" \
-  cargo test --locked --features ort --test engine_tract 2>&1
 step "systemd unit: systemd-analyze verify + security (tests/systemd.sh)"
 bash tests/systemd.sh
 step "all tests passed"
