@@ -13,9 +13,21 @@ export C3N_TEST_ARTIFACTS="$ROOT/models/build/test-fixtures"
 export PYTHONPATH="$ROOT/models${PYTHONPATH:+:$PYTHONPATH}"
 step() { printf '\n==> %s  [%s]\n' "$*" "$(date +%T)"; }
 
-if [ -z "${C3N_SKIP_SETUP:-}" ]; then
-  bash "$ROOT/tests/setup.sh"
-fi
+[ -n "${C3N_SKIP_SETUP:-}" ] || bash "$ROOT/tests/setup.sh" packages
+
+# The Rust test builds need only the Debian packages: they run in the background while the venv
+# is installed and the Python steps run (mostly download and single-threaded work), and the
+# cargo steps below find them done. Their output is in $BUILD_LOG (printed if they fail).
+BUILD_LOG=$(mktemp /tmp/c3n-cargo-build.XXXXXX.log)
+step "cargo builds in the background (cargo test --no-run, default and all optional features; log $BUILD_LOG)"
+( cargo test --locked --no-run && cargo build --locked \
+  && cargo test --locked --features ffmpeg,mqtt-tls,mqtt-broker,window,ort --no-run \
+       --test run_pipeline --test display --test mqtt_broker --test window --test engine_tract ) \
+  > "$BUILD_LOG" 2>&1 &
+BUILD_PID=$!
+trap 'pkill -P "$BUILD_PID" 2>/dev/null; kill "$BUILD_PID" 2>/dev/null || true' EXIT
+
+[ -n "${C3N_SKIP_SETUP:-}" ] || bash "$ROOT/tests/setup.sh" python
 # shellcheck disable=SC1091
 . "$ROOT/.venv/bin/activate"
 
@@ -42,6 +54,13 @@ step "pytest (models/tests)"
 # "Feature unification"): a dependency update that breaks it would compile tract again per step
 step "feature unification (tests/feature_unification.py)"
 python tests/feature_unification.py
+step "waiting for the background cargo builds"
+if ! wait "$BUILD_PID"; then
+  cat "$BUILD_LOG"; echo "FAIL: cargo build (log above, $BUILD_LOG)" >&2; exit 1
+fi
+trap - EXIT
+grep -E '^\s*(Finished|warning: unused)' "$BUILD_LOG" || true
+rm -f "$BUILD_LOG"
 step "cargo test"
 cargo test --locked 2>&1
 # right after `cargo test`: it uses that debug binary (default features) as it is

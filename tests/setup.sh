@@ -2,7 +2,12 @@
 # Sets up a fresh Debian 12 machine (with Rust and Python 3.11) for c3n-edge: Debian packages,
 # the Python venv with the pinned model-package requirements, the pinned pretrained weights and
 # media (sha256-verified, cached in $C3N_CACHE, default ~/.cache/c3n-edge). Idempotent.
+#
+#   bash tests/setup.sh            # everything
+#   bash tests/setup.sh packages   # only the Debian packages (what the cargo builds need)
+#   bash tests/setup.sh python     # only the venv, weights and media
 set -euo pipefail
+WHAT="${1:-all}"
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 step() { printf '\n==> %s  [%s]\n' "$*" "$(date +%T)"; }
@@ -30,11 +35,13 @@ done
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 # systemd-analyze (verify/security of systemd/c3n-edge.service, tests/systemd.sh)
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
-if [ -n "$missing" ]; then
+if [ "$WHAT" != python ] && [ -n "$missing" ]; then
   step "apt-get install$missing"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
+
+[ "$WHAT" = packages ] && exit 0
 
 if [ ! -x .venv/bin/python ] || ! cmp -s models/requirements.txt .venv/.requirements.txt; then
   step "Python venv .venv (models/requirements.txt; torch pulls its CUDA wheels, ~6 GB)"
