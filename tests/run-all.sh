@@ -61,4 +61,6 @@ ORT_DYLIB_PATH="$(python -c 'import onnxruntime, pathlib; print(next((pathlib.Pa
   cargo test --locked --features ort --test engine_tract 2>&1
 step "systemd unit: systemd-analyze verify + security (tests/systemd.sh)"
 bash tests/systemd.sh
+step "systemd unit under a real systemd (PID 1) in a qemu VM: readiness, hardening, watchdog, stop (tests/vm/systemd.sh)"
+bash tests/vm/systemd.sh
 step "all tests passed"
