@@ -20,8 +20,8 @@
 # Needs: qemu-system-x86, busybox-static, kmod, systemd (the guest's PID 1 is this machine's
 # /lib/systemd/systemd), apt-get/dpkg-deb (the kernel), a Rust toolchain, and the contract test
 # model $C3N_TEST_ARTIFACTS/contract_t1/model.onnx (run-all.sh makes it). Missing: loud SKIP, FAIL
-# with CI=true. Measured here (2 cores shared with other jobs, load 4.6-8): 4.5-9.5 min wall,
-# 270-570 s of it in the VM.
+# with CI=true. Measured here (2 cores shared with other jobs, load 4.6-8): 4.5-9.7 min wall,
+# 262-571 s of it in the VM.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
