@@ -296,10 +296,19 @@ fn init_logging(filter: Option<&str>) {
         None => tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
     };
-    tracing_subscriber::fmt()
+    // plain text in pipes, files and the journal; in the journal no second timestamp, and each
+    // record's priority (c3n_edge::service::JournalStderr)
+    let style = c3n_edge::service::log_style();
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(style.ansi);
+    if style.journal {
+        fmt.with_writer(c3n_edge::service::JournalStderr)
+            .without_time()
+            .init();
+    } else {
+        fmt.with_writer(std::io::stderr).init();
+    }
 }
 
 fn main() -> Result<()> {

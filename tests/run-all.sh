@@ -82,4 +82,6 @@ step "display:// on DRM/KMS against the bochs driver in a qemu VM, screendumps (
 bash tests/vm/run-drm.sh
 step "systemd unit: systemd-analyze verify + security (tests/systemd.sh)"
 bash tests/systemd.sh
+step "systemd unit under a real systemd (PID 1) in a qemu VM: readiness, hardening, watchdog, stop (tests/vm/systemd.sh)"
+bash tests/vm/systemd.sh
 step "all tests passed"

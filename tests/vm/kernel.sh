@@ -1,7 +1,11 @@
 # Sourced by the VM build scripts (tests/vm/build-*.sh), from the repository root, with
 # `set -euo pipefail`: Debian's own amd64 kernel (toolchain-and-test-infra.md §7.3), downloaded
 # with apt-get, sha256-checked against the apt index, extracted (not installed) and depmod'ed,
-# cached in $CACHE (set by the caller). Sets PKG, KVER, KROOT and MODDIR; defines vm_modules.
+# cached in $CACHE (default $C3N_CACHE/vm, shared by every VM test). Sets PKG, KVER, KROOT,
+# MODDIR and VMLINUZ; defines vm_modules.
+# shellcheck shell=bash
+CACHE="${CACHE:-${C3N_CACHE:-$HOME/.cache/c3n-edge}/vm}"
+mkdir -p "$CACHE"
 
 # the running Debian release's current kernel package (linux-image-amd64 -> linux-image-X.Y.Z-N-amd64)
 PKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
@@ -24,6 +28,7 @@ if [ ! -f "$KROOT/.done" ]; then
   touch "$KROOT/.done"
 fi
 MODDIR="$KROOT/lib/modules/$KVER"
+VMLINUZ="$KROOT/boot/vmlinuz-$KVER"
 
 # vm_modules INITRAMFS MODULE...: copies each module (file name without .ko, e.g. vivid) and
 # everything it depends on (modules.dep lists the whole closure) into INITRAMFS/lib/modules/$KVER,
