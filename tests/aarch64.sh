@@ -8,9 +8,8 @@
 #      models/c3n-edge-t1.onnx over the real clip assets/clips/bbb-bird (--max-clips 2), checking
 #      that it emits valid JSON events and that they match the x86_64 build's events (type, label,
 #      score to 1e-3).
-#   The test suite itself is not run under qemu by default: its dev-dependencies change the
-#   feature set of shared dependencies, so `cargo test` would compile the whole tract stack a
-#   second time for aarch64 (as it does on the host), doubling the cost. C3N_AARCH64_UNIT_TESTS=1
+#   The test suite itself is not run under qemu by default: it adds the dev-dependencies'
+#   aarch64 build and every test's run under emulation. C3N_AARCH64_UNIT_TESTS=1
 #   adds `cargo test --lib` (the library's unit tests) under qemu.
 # Own target dir (the host build cache cannot be reused for another target):
 #   C3N_AARCH64_TARGET_DIR (default target/aarch64-cross).
