@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use c3n_edge::display::render::{blend, object_colour, ImageCanvas, Renderer, Scene, SceneObject};
 use c3n_edge::display::{OutputUri, ScreenOutput};
-use c3n_edge::post::{BitMask, Region};
+use c3n_edge::post::Region;
 use drm::buffer::DrmFourcc;
 use drm::control::{connector, crtc, framebuffer, ClipRect, Device as ControlDevice};
 use drm::Device;
@@ -56,21 +56,10 @@ fn fail(msg: String) -> ! {
     std::process::exit(1);
 }
 
-/// A 224×224 mask with an ellipse centred at (cx, cy), radii (rx, ry), model pixels.
-fn ellipse(cx: f32, cy: f32, rx: f32, ry: f32) -> BitMask {
-    let mut bits = vec![false; 224 * 224];
-    for y in 0..224 {
-        for x in 0..224 {
-            let (dx, dy) = ((x as f32 - cx) / rx, (y as f32 - cy) / ry);
-            bits[y * 224 + x] = dx * dx + dy * dy <= 1.0;
-        }
-    }
-    BitMask {
-        width: 224,
-        height: 224,
-        bits,
-    }
-}
+// the display tests' synthetic objects (tests/common)
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::ellipse_mask as ellipse;
 
 /// The object of an ellipse (model pixels) on a `w×h` frame: mask, box, 8-point outline.
 fn object(w: u32, h: u32, e: (f32, f32, f32, f32), id: Option<&str>) -> SceneObject {

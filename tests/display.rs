@@ -23,21 +23,7 @@ use image::{Rgb, RgbImage};
 
 const ID: &str = "1.000-abcdef";
 
-/// A 224×224 mask with an ellipse centred at (cx, cy) (model pixels), radii (rx, ry).
-fn ellipse(cx: f32, cy: f32, rx: f32, ry: f32) -> BitMask {
-    let mut bits = vec![false; 224 * 224];
-    for y in 0..224 {
-        for x in 0..224 {
-            let (dx, dy) = ((x as f32 - cx) / rx, (y as f32 - cy) / ry);
-            bits[y * 224 + x] = dx * dx + dy * dy <= 1.0;
-        }
-    }
-    BitMask {
-        width: 224,
-        height: 224,
-        bits,
-    }
-}
+use common::ellipse_mask as ellipse;
 
 /// Region of `mask` on a `w×h` frame: box and an 8-point outline of the ellipse.
 fn region(mask: BitMask, w: u32, h: u32, ell: (f32, f32, f32, f32), score: f32) -> Region {

@@ -190,13 +190,8 @@ fn preview_page_in_headless_chromium_shows_the_tinted_stream_and_the_events() {
     // shown has event ids (and colours); linger keeps the page up after the input ends.
     let mut child = Command::new(BIN)
         .current_dir(root())
+        .args(common::demo_clip_run_args(1))
         .args([
-            "run",
-            &format!("file://{}/frames/%05d.png", clip.display()),
-            "--audio",
-            &format!("file://{}/audio.wav", clip.display()),
-            "--max-clips",
-            "1",
             "--min-frames",
             "1",
             "--events",

@@ -140,13 +140,8 @@ fn window_under_xvfb_shows_the_rendered_overlay() {
     // window is inferred; min-frames 1 announces objects at once (colours by event id)
     let child = Command::new(BIN)
         .current_dir(root())
+        .args(common::demo_clip_run_args(2))
         .args([
-            "run",
-            &format!("file://{}/frames/%05d.png", clip.display()),
-            "--audio",
-            &format!("file://{}/audio.wav", clip.display()),
-            "--max-clips",
-            "2",
             "--min-frames",
             "1",
             "--events",

@@ -65,3 +65,34 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// A 224×224 model-resolution mask (row-major) holding the filled ellipse centred at (`cx`, `cy`)
+/// with radii (`rx`, `ry`), all in model pixels: the synthetic objects of the display tests.
+pub fn ellipse_mask(cx: f32, cy: f32, rx: f32, ry: f32) -> c3n_edge::post::BitMask {
+    let mut bits = vec![false; 224 * 224];
+    for y in 0..224 {
+        for x in 0..224 {
+            let (dx, dy) = ((x as f32 - cx) / rx, (y as f32 - cy) / ry);
+            bits[y * 224 + x] = dx * dx + dy * dy <= 1.0;
+        }
+    }
+    c3n_edge::post::BitMask {
+        width: 224,
+        height: 224,
+        bits,
+    }
+}
+
+/// `c3n-edge run` arguments for the shipped demo clip `assets/clips/bbb-bird` (frames and WAV,
+/// absolute paths) limited to `max_clips` model windows; callers append their own flags.
+pub fn demo_clip_run_args(max_clips: u32) -> Vec<String> {
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/clips/bbb-bird");
+    vec![
+        "run".into(),
+        format!("file://{}/frames/%05d.png", clip.display()),
+        "--audio".into(),
+        format!("file://{}/audio.wav", clip.display()),
+        "--max-clips".into(),
+        max_clips.to_string(),
+    ]
+}

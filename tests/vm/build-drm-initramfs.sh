@@ -18,22 +18,11 @@ mkdir -p "$CACHE/drm"
 # static test binary; same features as the V4L2 VM's (build-initramfs.sh), so both examples link
 # against the same c3n-edge library unit
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-t0=$(date +%s)
-cargo rustc --locked --quiet --example drm_vmtest --no-default-features --features v4l2 \
-  -- -C target-feature=+crt-static
-echo "static drm_vmtest built in $(( $(date +%s) - t0 )) s"
-BIN="$CARGO_TARGET_DIR/debug/examples/drm_vmtest"
-ldd "$BIN" 2>&1 | grep -Eq 'statically linked|not a dynamic' \
-  || { echo "$BIN is not statically linked" >&2; exit 1; }
+vm_static_example drm_vmtest
 
 INIT="$CACHE/drm/initramfs"
-rm -rf "$INIT"
-mkdir -p "$INIT"/{bin,sbin,proc,sys,dev,tmp} "$INIT/lib/modules/$KVER"
-cp /bin/busybox "$INIT/bin/busybox"
-for a in sh mount modprobe poweroff echo sleep cat ls dmesg; do
-  ln -s busybox "$INIT/bin/$a"
-done
-strip -o "$INIT/bin/drm_vmtest" "$BIN"
+vm_busybox_root "$INIT" sh mount modprobe poweroff echo sleep cat ls dmesg
+strip -o "$INIT/bin/drm_vmtest" "$VM_BIN"
 cp "$INIT/bin/drm_vmtest" "$CACHE/drm/drm_vmtest"
 nmods=$(vm_modules "$INIT" bochs virtio-gpu virtio_pci)
 # fbdev emulation off (drm_kms_helper's fbdev_emulation=0): no /dev/fb0, so display://0 has to
@@ -55,7 +44,7 @@ fi
 poweroff -f
 INIT_EOF
 chmod +x "$INIT/init"
-(cd "$INIT" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$CACHE/drm/initrd.gz"
+vm_pack "$INIT" "$CACHE/drm/initrd.gz"
 cp "$KROOT/boot/vmlinuz-$KVER" "$CACHE/drm/vmlinuz"
 echo "kernel $KVER, modules: $nmods ($(echo $(cd "$INIT/lib/modules/$KVER" && find . -name '*.ko' -printf '%f ')))," \
      "initrd $(du -h "$CACHE/drm/initrd.gz" | cut -f1)"

@@ -14,27 +14,14 @@ mkdir -p "$CACHE"
 # Debian kernel package, extracted: sets KVER, KROOT, MODDIR; defines vm_modules
 . tests/vm/kernel.sh
 
-# static test binary: +crt-static for the final binary only. Features v4l2 without alsa because
-# Debian ships no static libasound.a; the dependency units are the same as those `cargo test`
-# builds (checked with `cargo +nightly build --unit-graph`: only the c3n-edge lib and the example
-# differ), so this step compiles our own crate once more and links, nothing else.
+# static test binary (the dependency units are the same as those `cargo test` builds, checked
+# with `cargo +nightly build --unit-graph`: this compiles our own crate once more and links)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-t0=$(date +%s)
-cargo rustc --locked --quiet --example v4l2_vmtest --no-default-features --features v4l2 \
-  -- -C target-feature=+crt-static
-echo "static v4l2_vmtest built in $(( $(date +%s) - t0 )) s"
-BIN="$CARGO_TARGET_DIR/debug/examples/v4l2_vmtest"
-ldd "$BIN" 2>&1 | grep -Eq 'statically linked|not a dynamic' \
-  || { echo "$BIN is not statically linked" >&2; exit 1; }
+vm_static_example v4l2_vmtest
 
 INIT="$CACHE/initramfs"
-rm -rf "$INIT"
-mkdir -p "$INIT"/{bin,sbin,proc,sys,dev,tmp} "$INIT/lib/modules/$KVER"
-cp /bin/busybox "$INIT/bin/busybox"
-for a in sh mount modprobe rmmod insmod poweroff echo sleep cat ls uname dmesg; do
-  ln -s busybox "$INIT/bin/$a"
-done
-strip -o "$INIT/bin/v4l2_vmtest" "$BIN"
+vm_busybox_root "$INIT" sh mount modprobe rmmod insmod poweroff echo sleep cat ls uname dmesg
+strip -o "$INIT/bin/v4l2_vmtest" "$VM_BIN"
 # vivid and everything it depends on, per modules.dep
 nmods=$(vm_modules "$INIT" vivid)
 cat > "$INIT/init" <<'INIT_EOF'
@@ -51,6 +38,6 @@ fi
 poweroff -f
 INIT_EOF
 chmod +x "$INIT/init"
-(cd "$INIT" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$CACHE/initrd.gz"
+vm_pack "$INIT" "$CACHE/initrd.gz"
 cp "$KROOT/boot/vmlinuz-$KVER" "$CACHE/vmlinuz"
 echo "kernel $KVER, modules: $nmods, initrd $(du -h "$CACHE/initrd.gz" | cut -f1)"

@@ -2,7 +2,7 @@
 # `set -euo pipefail`: Debian's own amd64 kernel (toolchain-and-test-infra.md §7.3), downloaded
 # with apt-get, sha256-checked against the apt index, extracted (not installed) and depmod'ed,
 # cached in $CACHE (default $C3N_CACHE/vm, shared by every VM test). Sets PKG, KVER, KROOT,
-# MODDIR and VMLINUZ; defines vm_modules.
+# MODDIR and VMLINUZ; defines vm_modules, vm_static_example, vm_busybox_root and vm_pack.
 # shellcheck shell=bash
 CACHE="${CACHE:-${C3N_CACHE:-$HOME/.cache/c3n-edge}/vm}"
 mkdir -p "$CACHE"
@@ -51,4 +51,35 @@ vm_modules() {
   cp "$MODDIR"/modules.{dep,dep.bin,alias,alias.bin,symbols,symbols.bin,builtin,builtin.bin,order} \
      "$init/lib/modules/$KVER/" 2>/dev/null || true
   echo "$mods" | wc -w
+}
+
+# vm_static_example NAME: builds examples/NAME.rs linked statically (+crt-static for the final
+# binary only; features v4l2 without alsa, as Debian ships no static libasound.a; the dependency
+# units are those `cargo test` builds, so only the c3n-edge lib and the example are compiled) and
+# sets VM_BIN to it. Needs CARGO_TARGET_DIR.
+vm_static_example() {
+  local t0
+  t0=$(date +%s)
+  cargo rustc --locked --quiet --example "$1" --no-default-features --features v4l2 \
+    -- -C target-feature=+crt-static
+  echo "static $1 built in $(( $(date +%s) - t0 )) s"
+  VM_BIN="$CARGO_TARGET_DIR/debug/examples/$1"
+  ldd "$VM_BIN" 2>&1 | grep -Eq 'statically linked|not a dynamic' \
+    || { echo "$VM_BIN is not statically linked" >&2; exit 1; }
+}
+
+# vm_busybox_root INITRAMFS APPLET...: a fresh initramfs tree (bin, sbin, proc, sys, dev, tmp,
+# lib/modules/$KVER) with busybox and a link for each applet.
+vm_busybox_root() {
+  local init=$1 a; shift
+  rm -rf "$init"
+  mkdir -p "$init"/{bin,sbin,proc,sys,dev,tmp} "$init/lib/modules/$KVER"
+  cp /bin/busybox "$init/bin/busybox"
+  for a in "$@"; do ln -s busybox "$init/bin/$a"; done
+}
+
+# vm_pack INITRAMFS OUT: packs the tree as a gzip'ed newc cpio (busybox's cpio: Debian's `cpio`
+# is not installed by default).
+vm_pack() {
+  (cd "$1" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$2"
 }

@@ -56,16 +56,12 @@ cp "$ART/contract_t1/model.onnx" "$WORK/stage/c3n-contract-t1.onnx"
 
 # initramfs: busybox, the virtio-pci, 9p and overlay modules (+ dependencies, per modules.dep), init
 INIT="$WORK/initramfs"
-rm -rf "$INIT"
-mkdir -p "$INIT"/{bin,proc,sys,dev,rw,newroot,lower/usr,lower/etc} "$INIT/lib/modules/$KVER"
-cp /bin/busybox "$INIT/bin/busybox"
-for a in sh mount umount modprobe mkdir ln rm cat echo sleep tr chmod poweroff switch_root; do
-  ln -s busybox "$INIT/bin/$a"
-done
+vm_busybox_root "$INIT" sh mount umount modprobe mkdir ln rm cat echo sleep tr chmod poweroff switch_root
+mkdir -p "$INIT"/{rw,newroot,lower/usr,lower/etc}
 vm_modules "$INIT" virtio_pci 9pnet_virtio 9p overlay >/dev/null
 cp tests/vm/systemd-init.sh "$INIT/init"
 chmod +x "$INIT/init"
-(cd "$INIT" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$WORK/initrd.gz"
+vm_pack "$INIT" "$WORK/initrd.gz"
 
 LOG="$WORK/console.log"
 TIMEOUT="${C3N_SYSVM_TIMEOUT:-600}"
