@@ -61,4 +61,9 @@ ORT_DYLIB_PATH="$(python -c 'import onnxruntime, pathlib; print(next((pathlib.Pa
   cargo test --locked --features ort --test engine_tract 2>&1
 step "systemd unit: systemd-analyze verify + security (tests/systemd.sh)"
 bash tests/systemd.sh
+# aarch64 (Jetson): cross build (profile aarch64-ci), the library's unit tests + two integration
+# tests under qemu-user, and a real tract inference on the shipped model compared with this
+# x86_64 build's events (target/debug/c3n-edge from the cargo test steps above).
+step "aarch64 cross build, tests and a real inference under qemu-user (tests/aarch64.sh)"
+bash tests/aarch64.sh
 step "all tests passed"

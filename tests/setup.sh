@@ -16,10 +16,13 @@ python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing="$missing python3
 #   ffmpeg: test media (tests/fixtures/make_pipeline_clip.py writes clip.mp4);
 #   mosquitto: the real broker of tests/mqtt_broker.rs (mosquitto_passwd comes with it);
 #   libasound2-dev (+ libclang-dev): the default `live` feature (alsa-sys, v4l bindgen);
-#   qemu-system-x86, busybox-static, kmod: the V4L2 test VM (tests/vm/).
+#   qemu-system-x86, busybox-static, kmod: the V4L2 test VM (tests/vm/);
+#   gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user-static, libc6:arm64,
+#   libasound2-dev:arm64: the aarch64 cross build and its qemu-user run (tests/aarch64.sh).
 for p in pkg-config libclang-dev ffmpeg libavcodec-dev libavformat-dev libavutil-dev \
          libswscale-dev libswresample-dev \
-         mosquitto libasound2-dev qemu-system-x86 busybox-static kmod; do
+         mosquitto libasound2-dev qemu-system-x86 busybox-static kmod \
+         gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static libc6:arm64 libasound2-dev:arm64; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 # headless browser for tests/preview_browser.rs (the live preview page)
@@ -29,6 +32,7 @@ command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 if [ -n "$missing" ]; then
   step "apt-get install$missing"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  case "$missing" in *:arm64*) $SUDO dpkg --add-architecture arm64;; esac
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
 
