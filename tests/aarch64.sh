@@ -1,89 +1,109 @@
 #!/usr/bin/env bash
-# aarch64 (Jetson) cross build and a real run under qemu-user, without docker
-# (toolchain-and-test-infra.md §6; .cargo/config.toml):
-#   1. installs the cross toolchain, qemu-user-static and the arm64 multiarch libraries if missing;
-#   2. rustup target add aarch64-unknown-linux-gnu (SKIP, or FAIL with CI=true, if it cannot);
-#   3. cargo build --target aarch64-unknown-linux-gnu (debug; dependencies at opt-level 3);
-#   4. under qemu-aarch64-static: `c3n-edge run` with tract on the shipped model
-#      models/c3n-edge-t1.onnx over the real clip assets/clips/bbb-bird (--max-clips 2), checking
-#      that it emits valid JSON events and that they match the x86_64 build's events (type, label,
-#      score to 1e-3).
-#   The test suite itself is not run under qemu by default: it adds the dev-dependencies'
-#   aarch64 build and every test's run under emulation. C3N_AARCH64_UNIT_TESTS=1
-#   adds `cargo test --lib` (the library's unit tests) under qemu.
-# Own target dir (the host build cache cannot be reused for another target):
-#   C3N_AARCH64_TARGET_DIR (default target/aarch64-cross).
+# aarch64 (Jetson) cross build, tests and a real inference under qemu-user, without docker
+# (toolchain-and-test-infra.md §6; .cargo/config.toml). Part of tests/run-all.sh (CI).
+#   1. installs what is missing (in CI, tests/setup.sh already has): the cross C compiler and
+#      libc, qemu-user-static, and the arm64 multiarch libc6 + libasound2-dev (the default `live`
+#      feature links libasound; qemu's loader /lib/ld-linux-aarch64.so.1 comes from libc6:arm64);
+#   2. rustup target add aarch64-unknown-linux-gnu.
+#   A missing prerequisite is a loud SKIP, or a failure with CI=true.
+#   3. ONE cargo invocation, profile `aarch64-ci` (Cargo.toml: nothing optimised, no debug info),
+#      default features (`live`: alsa-sys links the arm64 libasound, v4l2-sys-mit runs bindgen on
+#      the arm64 kernel headers), builds the c3n-edge binary, the library's unit tests and the
+#      integration tests frontend_parity and engine_tract. One invocation, one feature resolution:
+#      built on its own, the binary would not get the dev-dependencies' features and cargo would
+#      compile the tract stack a second time for the tests.
+#   4. runs those tests under qemu (the cargo runner, `-cpu cortex-a76`): the library's unit tests
+#      (all 68), the log-mel front end vs the Python reference, and engine_tract except the two
+#      parity tests on the full-size untrained exports (tract_matches_pytorch_c3n_edge_t1/_t5:
+#      ~125 s and ~5x that under qemu; the full-size t1 graph runs in step 5 instead). The other
+#      integration tests start the c3n-edge binary as a child process, which needs binfmt_misc
+#      (not available in the CI containers) to run an aarch64 executable.
+#   5. `c3n-edge run` with tract (2 threads) on the shipped model models/c3n-edge-t1.onnx over
+#      the real clip assets/clips/bbb-bird (1 window, --min-frames 1 so that it emits events),
+#      checking that it emits events and that they equal the x86_64 build's (type, label, score and
+#      c3im_score to 1e-3, box to 1 px): that x86_64 binary is $C3N_HOST_BIN, else
+#      ${CARGO_TARGET_DIR:-target}/debug/c3n-edge (in CI: the one `cargo test` built), built if missing.
+# Own target dir (a host build cache cannot serve another target): C3N_AARCH64_TARGET_DIR
+# (default target/aarch64-cross). Cold on 2 cores: see README "Jetson deployment".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TARGET=aarch64-unknown-linux-gnu
+PROFILE=aarch64-ci
+QEMU=(qemu-aarch64-static -cpu cortex-a76) # same as the cargo runner in .cargo/config.toml
+HOST_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+HOST_BUILD_DIR="${CARGO_BUILD_BUILD_DIR:-$HOST_TARGET_DIR}"
+export C3N_TEST_ARTIFACTS="${C3N_TEST_ARTIFACTS:-$ROOT/models/build/test-fixtures}"
+[ -d "$C3N_TEST_ARTIFACTS" ] || unset C3N_TEST_ARTIFACTS # the tests then SKIP loudly (FAIL with CI=true)
 step() { printf '\n==> %s  [%s]\n' "$*" "$(date +%T)"; }
 skip() {
   if [ "${CI:-}" = true ]; then echo "FAIL tests/aarch64.sh: $*" >&2; exit 1; fi
   echo "SKIP tests/aarch64.sh: $*" >&2; exit 0
 }
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+T0=$(date +%s); t=$T0
+lap() { local now; now=$(date +%s); echo "aarch64 $1: $(( now - t )) s"; t=$now; }
 
 need=""
-command -v aarch64-linux-gnu-gcc >/dev/null || need="$need gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross"
+command -v aarch64-linux-gnu-gcc >/dev/null || need="$need gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
 command -v qemu-aarch64-static >/dev/null || need="$need qemu-user-static"
+dpkg-query -W -f='${Status}' libc6:arm64 2>/dev/null | grep -q "install ok installed" || need="$need libc6:arm64"
+dpkg-query -W -f='${Status}' libasound2-dev:arm64 2>/dev/null | grep -q "install ok installed" || need="$need libasound2-dev:arm64"
 if [ -n "$need" ]; then
   step "apt-get install$need"
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends $need || skip "cannot install$need"
-fi
-if ! dpkg -s libc6:arm64 libstdc++6:arm64 libasound2-dev:arm64 >/dev/null 2>&1; then
-  step "arm64 multiarch libraries (libc6, libstdc++6, libasound2-dev)"
-  $SUDO dpkg --add-architecture arm64
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends libc6:arm64 libstdc++6:arm64 libasound2-dev:arm64 \
-    || skip "cannot install the arm64 multiarch libraries"
+  case "$need" in *:arm64*) $SUDO dpkg --add-architecture arm64 || skip "cannot add the arm64 dpkg architecture";; esac
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends $need >/dev/null \
+    || skip "cannot install$need"
 fi
 step "rustup target add $TARGET"
 rustup target add "$TARGET" || skip "rustup cannot add the $TARGET target (offline? no rustup?)"
+lap "prerequisites"
 
 export CARGO_TARGET_DIR="${C3N_AARCH64_TARGET_DIR:-$ROOT/target/aarch64-cross}"
 export CARGO_BUILD_BUILD_DIR="$CARGO_TARGET_DIR"
-step "cargo build --target $TARGET (target dir $CARGO_TARGET_DIR)"
-t0=$(date +%s)
-cargo build --locked --target "$TARGET" --bin c3n-edge
-echo "aarch64 build: $(( $(date +%s) - t0 )) s"
-BIN="$CARGO_TARGET_DIR/$TARGET/debug/c3n-edge"
-file "$BIN" 2>/dev/null | grep -q 'ARM aarch64' || { command -v file >/dev/null && { echo "FAIL: $BIN is not an aarch64 ELF" >&2; exit 1; }; }
+TESTS=(--lib --test frontend_parity --test engine_tract)
+step "cargo build: binary + tests for $TARGET, profile $PROFILE (target dir $CARGO_TARGET_DIR)"
+cargo test --locked --target "$TARGET" --profile "$PROFILE" --no-run "${TESTS[@]}"
+BIN="$CARGO_TARGET_DIR/$TARGET/$PROFILE/c3n-edge"
+python3 - "$BIN" <<'PY'
+import sys
+head = open(sys.argv[1], "rb").read(20)
+# ELF, 64-bit, little-endian, e_machine EM_AARCH64 (183)
+assert head[:4] == b"\x7fELF" and head[4] == 2 and head[5] == 1 and int.from_bytes(head[18:20], "little") == 183, \
+    f"{sys.argv[1]} is not an aarch64 ELF executable"
+PY
+lap "build"
 
-if [ "${C3N_AARCH64_UNIT_TESTS:-}" = 1 ]; then
-  step "library unit tests under qemu-aarch64-static"
-  t0=$(date +%s)
-  cargo test --locked --target "$TARGET" --lib
-  echo "aarch64 unit tests: $(( $(date +%s) - t0 )) s"
-fi
+step "tests under qemu-user: library unit tests, frontend_parity, engine_tract (without the full-size parity tests)"
+cargo test --locked --target "$TARGET" --profile "$PROFILE" "${TESTS[@]}" -- --skip tract_matches_pytorch_c3n_edge
+lap "tests"
 
-step "c3n-edge run (tract, models/c3n-edge-t1.onnx, bbb-bird, 2 windows) under qemu"
+step "c3n-edge run (tract, models/c3n-edge-t1.onnx, bbb-bird, 1 window) under qemu-user vs x86_64"
 OUT=$(mktemp -d /tmp/c3n-aarch64.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 ARGS=(run "file://$ROOT/assets/clips/bbb-bird/frames/%05d.png" --audio "file://$ROOT/assets/clips/bbb-bird/audio.wav"
-      --model "$ROOT/models/c3n-edge-t1.onnx" --backend tract --max-clips 2)
-t0=$(date +%s)
-qemu-aarch64-static "$BIN" "${ARGS[@]}" --events "$OUT/aarch64.jsonl"
-echo "aarch64 run under qemu: $(( $(date +%s) - t0 )) s"
-HOST="${C3N_HOST_BIN:-$ROOT/target/debug/c3n-edge}"
-[ -x "$HOST" ] || cargo build --locked --bin c3n-edge --target-dir "$ROOT/target" >/dev/null 2>&1 || true
-python3 - "$OUT/aarch64.jsonl" "$HOST" "${ARGS[@]}" <<'PY'
-import json, subprocess, sys, os
-path, host, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-ev = [json.loads(l) for l in open(path) if l.strip()]
-assert ev, f"no events from the aarch64 run in {path}"
-lab = lambda e: (e.get("after") or {}).get("label")
-sc = lambda e: (e.get("after") or {}).get("score")
-print(f"aarch64: {len(ev)} events: " + ", ".join(f"{e.get('type')}:{lab(e)}" for e in ev))
-if os.access(host, os.X_OK):
-    ref = subprocess.run([host, *args, "--events", "-"], check=True, capture_output=True, text=True).stdout
-    hv = [json.loads(l) for l in ref.splitlines() if l.strip()]
-    key = lambda e: (e.get("type"), lab(e))
-    assert [key(e) for e in ev] == [key(e) for e in hv], f"aarch64 events differ from x86_64: {ev} vs {hv}"
-    for a, b in zip(ev, hv):
-        if isinstance(sc(a), (int, float)):
-            assert abs(sc(a) - sc(b)) <= 1e-3, (a, b)
-    print(f"x86_64 ({host}): same {len(hv)} events (type, label, score to 1e-3)")
-else:
-    print(f"note: no x86_64 binary at {host}; events not compared", file=sys.stderr)
+      --model "$ROOT/models/c3n-edge-t1.onnx" --backend tract --threads 2 --max-clips 1 --min-frames 1)
+HOST="${C3N_HOST_BIN:-$HOST_TARGET_DIR/debug/c3n-edge}"
+if [ ! -x "$HOST" ]; then
+  echo "no x86_64 binary at $HOST: building it"
+  CARGO_TARGET_DIR="$HOST_TARGET_DIR" CARGO_BUILD_BUILD_DIR="$HOST_BUILD_DIR" cargo build --locked --bin c3n-edge
+fi
+"$HOST" "${ARGS[@]}" --events "$OUT/x86_64.jsonl"
+"${QEMU[@]}" "$BIN" "${ARGS[@]}" --events "$OUT/aarch64.jsonl"
+python3 - "$OUT/aarch64.jsonl" "$OUT/x86_64.jsonl" "$HOST" <<'PY'
+import json, sys
+arm, x86 = ([json.loads(l) for l in open(p) if l.strip()] for p in sys.argv[1:3])
+after = lambda e: e.get("after") or {}
+key = lambda e: (e.get("type"), after(e).get("label"))
+assert arm, f"no events from the aarch64 run ({sys.argv[1]})"
+print(f"aarch64: {len(arm)} events: " + ", ".join("%s:%s" % key(e) for e in arm))
+assert [key(e) for e in arm] == [key(e) for e in x86], f"aarch64 events differ from x86_64 ({sys.argv[3]}): {arm} vs {x86}"
+for a, b in zip(arm, x86):
+    for f in ("score", "c3im_score"):
+        assert abs(after(a)[f] - after(b)[f]) <= 1e-3, (f, a, b)
+    assert all(abs(p - q) <= 1 for p, q in zip(after(a)["box"], after(b)["box"])), ("box", a, b)
+print(f"x86_64 ({sys.argv[3]}): the same {len(x86)} events (type, label; score, c3im_score to 1e-3; box to 1 px)")
 PY
+lap "run"
+echo "aarch64 total: $(( $(date +%s) - T0 )) s"
 step "aarch64 ok"

@@ -84,4 +84,9 @@ step "systemd unit: systemd-analyze verify + security (tests/systemd.sh)"
 bash tests/systemd.sh
 step "systemd unit under a real systemd (PID 1) in a qemu VM: readiness, hardening, watchdog, stop (tests/vm/systemd.sh)"
 bash tests/vm/systemd.sh
+# aarch64 (Jetson): cross build (profile aarch64-ci), the library's unit tests + two integration
+# tests under qemu-user, and a real tract inference on the shipped model compared with this
+# x86_64 build's events (target/debug/c3n-edge from the cargo test steps above).
+step "aarch64 cross build, tests and a real inference under qemu-user (tests/aarch64.sh)"
+bash tests/aarch64.sh
 step "all tests passed"

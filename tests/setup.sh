@@ -24,11 +24,14 @@ python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing="$missing python3
 #   openssl: the certificates of the TLS test;
 #   libasound2-dev (+ libclang-dev): the default `live` feature (alsa-sys, v4l bindgen);
 #   qemu-system-x86, busybox-static, kmod: the V4L2 and DRM/KMS test VMs (tests/vm/);
-#   libsdl2-dev, xvfb: the `window` cargo feature and its test under a headless X server.
+#   libsdl2-dev, xvfb: the `window` cargo feature and its test under a headless X server;
+#   gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user-static, libc6:arm64,
+#   libasound2-dev:arm64: the aarch64 cross build and its qemu-user run (tests/aarch64.sh).
 for p in pkg-config libclang-dev ffmpeg libavcodec-dev libavformat-dev libavutil-dev \
          libswscale-dev libswresample-dev \
          mosquitto libssl-dev openssl libasound2-dev qemu-system-x86 busybox-static kmod \
-         libsdl2-dev xvfb; do
+         libsdl2-dev xvfb \
+         gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static libc6:arm64 libasound2-dev:arm64; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 # headless browser for tests/preview_browser.rs (the live preview page)
@@ -38,6 +41,7 @@ command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 if [ "$WHAT" != python ] && [ -n "$missing" ]; then
   step "apt-get install$missing"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  case "$missing" in *:arm64*) $SUDO dpkg --add-architecture arm64;; esac
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
 
