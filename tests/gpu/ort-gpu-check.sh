@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# GPU check of the ONNX Runtime backend (cargo feature `tensorrt`) on a machine with an NVIDIA GPU.
+# Not part of CI (CI has no GPU); README "Jetson deployment" gives the results of the runs so far.
+#
+# Needs:
+#   C3N_BIN         c3n-edge built with `--features tensorrt` (default: target/debug/c3n-edge)
+#   ORT_DYLIB_PATH  libonnxruntime.so.1.31.x of the onnxruntime-gpu build, with
+#                   libonnxruntime_providers_{shared,cuda,tensorrt}.so beside it
+#   CUDA 13 runtime libraries (cudart, cublas, cudnn 9, cufft, curand, nvrtc): on the loader path,
+#                   or as the `nvidia-*` Python wheels of `python3` (found and added here)
+#   C3N_MODEL       default models/c3n-edge-t5.onnx
+# Checks, each a PASS or FAIL line (exit status 1 on any FAIL):
+#   1. `bench-engines --backends cpu,cuda,tract`: the CUDA provider's mask logits, audio/visual
+#      logits and C3IM scores against ONNX Runtime's CPU provider (the CPU provider matches the
+#      PyTorch model to 4.9e-4, tests/engine_tract.rs) and latency of each, in one process;
+#   2. `run` on assets/clips/bbb-bird with --backend cuda / cpu / tract: the same events (type;
+#      score and c3im_score to 5e-3 for cuda, 1e-3 for tract; box IoU >= 0.9; a different label only where the C3IM scores
+#      say the two classes are tied to that tolerance, reported);
+#   3. `--backend auto` where TensorRT is missing: the log says why TensorRT was skipped, the run
+#      uses ort-cuda and gives the CUDA events; `--backend tensorrt` fails with an error naming
+#      libnvinfer; `build-engine --backend auto` is a no-op;
+#   4. with C3N_EVAL_DATA (an AVSBench-format folder): `eval` FP32 on cpu and cuda (mIoU and
+#      F-score equal to 1e-3), and C3N_MODEL_FP16 (c3n.quantize --fp16-out) on cuda and cpu;
+#   5. `bench --backend cuda` vs `--backend cpu`: per-stage latency of the whole pipeline.
+# Usage: bash tests/gpu/ort-gpu-check.sh [OUTDIR]   (logs and JSON files are written there)
+set -uo pipefail
+export RUST_BACKTRACE=0 RUST_LIB_BACKTRACE=0
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+OUTDIR="${1:-$(mktemp -d /tmp/c3n-gpu.XXXXXX)}"
+mkdir -p "$OUTDIR"
+BIN="${C3N_BIN:-$ROOT/target/debug/c3n-edge}"
+MODEL="${C3N_MODEL:-$ROOT/models/c3n-edge-t5.onnx}"
+FAILS=0
+step() { printf '\n==> %s  [%s]\n' "$*" "$(date +%T)"; }
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+
+[ -x "$BIN" ] || { echo "FAIL: no c3n-edge binary at $BIN (C3N_BIN)"; exit 1; }
+[ -f "${ORT_DYLIB_PATH:-}" ] || { echo "FAIL: ORT_DYLIB_PATH is not a file: '${ORT_DYLIB_PATH:-}'"; exit 1; }
+[ -f "$MODEL" ] || { echo "FAIL: no model at $MODEL (C3N_MODEL)"; exit 1; }
+
+step "GPU and libraries"
+nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv || fail "nvidia-smi"
+# CUDA 13 libraries from the nvidia-* wheels of python3, if the loader does not find them
+for lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcudnn.so.9 libcufft.so.12 libcurand.so.10 libnvrtc.so.13; do
+  if ! ldconfig -p 2>/dev/null | grep -q "$lib"; then
+    d=$(python3 - "$lib" <<'PY' 2>/dev/null
+import pathlib, site, sys
+for sp in site.getsitepackages():
+    for p in sorted(pathlib.Path(sp, "nvidia").rglob(sys.argv[1])):
+        print(p.parent); raise SystemExit
+PY
+)
+    if [ -n "$d" ]; then LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; fi
+    echo "$lib: ${d:-NOT FOUND}"
+  fi
+done
+export LD_LIBRARY_PATH="$(dirname "$ORT_DYLIB_PATH")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+CUDA_EP="$(dirname "$ORT_DYLIB_PATH")/libonnxruntime_providers_cuda.so"
+if [ ! -f "$CUDA_EP" ]; then fail "no $CUDA_EP (not the onnxruntime-gpu build?)"
+elif missing=$(ldd "$CUDA_EP" 2>&1 | grep "not found"); then fail "providers_cuda: $missing"
+else pass "libonnxruntime_providers_cuda.so resolves all its libraries"; fi
+"$BIN" --version
+"$BIN" model-info "$MODEL" | head -5
+
+step "1. bench-engines cpu,cuda,tract (model call only, one process; diffs against cpu)"
+"$BIN" bench-engines --model "$MODEL" --backends cpu,cuda,tract --iters 10 --json >"$OUTDIR/bench-engines.jsonl" 2>"$OUTDIR/bench-engines.log"
+rc=$?
+cat "$OUTDIR/bench-engines.log" | tail -20
+cat "$OUTDIR/bench-engines.jsonl"
+if [ $rc -ne 0 ]; then fail "bench-engines exited $rc"; else
+  python3 - "$OUTDIR/bench-engines.jsonl" <<'PY' && pass "bench-engines: cuda and tract agree with cpu" || fail "bench-engines parity"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+for r in rows:
+    print(f"{r['engine']}: load {r['load_s']:.2f} s, first {r['first_ms']:.1f} ms, mean {r['mean_ms']:.2f} ms, "
+          f"min {r['min_ms']:.2f} ms, max |diff| mask_logits {r['mask_max_abs_diff']:.2e}, c3im_score {r['score_max_abs_diff']:.2e}")
+assert [r["engine"] for r in rows] == ["ort-cpu", "ort-cuda", "tract"], [r["engine"] for r in rows]
+# mask logits are pre-sigmoid (thresholded at 0); the CUDA provider may use TF32 convolutions
+bad = [(r["engine"], r["mask_max_abs_diff"], r["score_max_abs_diff"]) for r in rows
+       if r["mask_max_abs_diff"] > 1e-2 or r["score_max_abs_diff"] > 1e-3]
+assert not bad, f"differences against ort-cpu above 1e-2 (mask logits) / 1e-3 (C3IM score): {bad}"
+PY
+fi
+
+has_trt=""
+ldconfig -p 2>/dev/null | grep -q "libnvinfer.so.10" && has_trt=1
+for d in ${LD_LIBRARY_PATH//:/ }; do [ -e "$d/libnvinfer.so.10" ] && has_trt=1; done
+step "2. run on assets/clips/bbb-bird: cuda, cpu, tract"
+ARGS=(run "file://$ROOT/assets/clips/bbb-bird/frames/%05d.png" --audio "file://$ROOT/assets/clips/bbb-bird/audio.wav"
+      --model "$MODEL" --max-clips 2)
+for b in cuda cpu tract auto; do
+  [ "$b" = auto ] && [ -n "$has_trt" ] && continue
+  t0=$(date +%s%N)
+  "$BIN" "${ARGS[@]}" --backend "$b" --log info --events "$OUTDIR/events-$b.jsonl" >"$OUTDIR/run-$b.log" 2>&1
+  rc=$?
+  echo "$b: exit $rc, $(( ($(date +%s%N) - t0) / 1000000 )) ms, $(cat "$OUTDIR/events-$b.jsonl" 2>/dev/null | wc -l) events"
+  [ $rc -eq 0 ] || { fail "run --backend $b exited $rc"; tail -5 "$OUTDIR/run-$b.log"; }
+done
+compare() {
+  python3 - "$OUTDIR/events-$1.jsonl" "$OUTDIR/events-$2.jsonl" "$3" <<'PY'
+import json, sys
+a, b = ([json.loads(l) for l in open(p) if l.strip()] for p in sys.argv[1:3])
+tol = float(sys.argv[3])
+after = lambda e: e.get("after") or {}
+assert a, f"no events in {sys.argv[1]}"
+assert [e.get("type") for e in a] == [e.get("type") for e in b], \
+    f"event types differ: {[e.get('type') for e in a]} vs {[e.get('type') for e in b]}"
+worst, flips, worst_box, worst_iou = 0.0, [], 0, 1.0
+for x, y in zip(a, b):
+    for f in ("score", "c3im_score"):
+        if isinstance(after(x).get(f), (int, float)):
+            d = abs(after(x)[f] - after(y)[f]); worst = max(worst, d)
+            assert d <= tol, (f, d, x.get("type"), after(x).get("frame_time"), after(x).get("label"))
+    # The unified label is C3IM's argmax over classes: where two classes' scores are within the
+    # backends' numeric difference the label may differ. Both runs' C3IM scores of the labels they
+    # chose are then within `tol` (checked above), i.e. the classes are tied to that precision.
+    if after(x).get("label") != after(y).get("label"):
+        flips.append((after(x).get("label"), after(x).get("c3im_score"), after(y).get("label"), after(y).get("c3im_score")))
+    bx, by = after(x).get("box"), after(y).get("box")
+    if bx is not None:
+        # [x0, y0, x1, y1] pixels of the 224x224 mask; mask pixels whose logits are within the
+        # backends' difference of 0 can flip and move an edge by a few pixels
+        iw = max(0, min(bx[2], by[2]) - max(bx[0], by[0])); ih = max(0, min(bx[3], by[3]) - max(bx[1], by[1]))
+        area = lambda r: (r[2] - r[0]) * (r[3] - r[1])
+        iou = iw * ih / max(1e-9, area(bx) + area(by) - iw * ih)
+        worst_box = max(worst_box, max(abs(p - q) for p, q in zip(bx, by))); worst_iou = min(worst_iou, iou)
+        assert iou >= 0.9, ("box IoU", iou, bx, by)
+print(f"{len(a)} events: " + ", ".join(f"{e.get('type')}:{after(e).get('label')}" for e in a)
+      + f"; max score diff {worst:.2e}; boxes: max edge diff {worst_box} px, min IoU {worst_iou:.3f}")
+for f in sorted(set(flips)):
+    print("near-tie label (C3IM score): %s %.6f vs %s %.6f" % f)
+PY
+}
+compare cuda cpu 5e-3 && pass "run: cuda events equal cpu's (scores to 5e-3)" || fail "run: cuda vs cpu events"
+compare tract cpu 1e-3 && pass "run: tract events equal cpu's (scores to 1e-3)" || fail "run: tract vs cpu events"
+
+step "3. auto without TensorRT, tensorrt, build-engine"
+if [ -n "$has_trt" ]; then
+  echo "*** SKIP step 3: libnvinfer.so.10 is present here, and this step checks how c3n-edge behaves" \
+       "without TensorRT; check \`--backend tensorrt\` and \`build-engine\` by hand (README \"Jetson deployment\") ***"
+else
+  grep -E "engine auto" "$OUTDIR/run-auto.log" | head -5
+  if grep -q "engine auto: tensorrt skipped: .*libnvinfer" "$OUTDIR/run-auto.log" && grep -q "engine auto: using ort-cuda" "$OUTDIR/run-auto.log"; then
+    pass "auto: TensorRT skipped with the reason (libnvinfer), then ort-cuda"
+  else
+    fail "auto: expected 'tensorrt skipped: …libnvinfer…' then 'using ort-cuda' in run-auto.log"
+  fi
+  compare auto cuda 5e-3 && pass "run: auto events equal cuda's" || fail "run: auto vs cuda events"
+  "$BIN" "${ARGS[@]}" --backend tensorrt --events /dev/null >"$OUTDIR/run-tensorrt.log" 2>&1
+  rc=$?
+  tail -3 "$OUTDIR/run-tensorrt.log"
+  if [ $rc -ne 0 ] && grep -q "libnvinfer" "$OUTDIR/run-tensorrt.log"; then pass "tensorrt: fails, naming libnvinfer"; else fail "tensorrt: exit $rc without naming libnvinfer"; fi
+  "$BIN" build-engine --model "$MODEL" --backend auto >"$OUTDIR/build-engine.log" 2>&1
+  rc=$?
+  tail -3 "$OUTDIR/build-engine.log"
+  [ $rc -eq 0 ] && pass "build-engine --backend auto without TensorRT: exit 0" || fail "build-engine --backend auto exited $rc"
+fi
+
+if [ -n "${C3N_EVAL_DATA:-}" ]; then
+  step "4. eval on $C3N_EVAL_DATA: FP32 on cpu and cuda, FP16 (${C3N_MODEL_FP16:-none}) on cuda"
+  ev() { # name backend model
+    "$BIN" eval "$C3N_EVAL_DATA" --model "$3" --backend "$2" --threads 8 --json --quiet >"$OUTDIR/eval-$1.jsonl" 2>"$OUTDIR/eval-$1.log" \
+      || { fail "eval $1"; tail -3 "$OUTDIR/eval-$1.log"; }
+  }
+  ev fp32-cpu cpu "$MODEL"; ev fp32-cuda cuda "$MODEL"
+  [ -n "${C3N_MODEL_FP16:-}" ] && ev fp16-cuda cuda "$C3N_MODEL_FP16" && ev fp16-cpu cpu "$C3N_MODEL_FP16"
+  python3 - "$OUTDIR" <<'PY' && pass "eval: cuda FP32 mIoU/F-score equal cpu's to 1e-3" || fail "eval: cuda vs cpu"
+import json, pathlib, sys
+d = pathlib.Path(sys.argv[1])
+runs = {p.stem[5:]: {r["subset"]: r for r in map(json.loads, p.read_text().splitlines())} for p in sorted(d.glob("eval-*.jsonl")) if p.stat().st_size}
+print("| run | " + " | ".join(f"{s} mIoU | {s} F-score" for s in runs["fp32-cpu"]) + " |")
+for name, r in runs.items():
+    print(f"| {name} | " + " | ".join(f"{r[s]['miou']:.4f} | {r[s]['fscore']:.4f}" for s in runs["fp32-cpu"]) + f" | ({next(iter(r.values()))['clips']}+ clips)")
+for s, ref in runs["fp32-cpu"].items():
+    for m in ("miou", "fscore"):
+        assert abs(runs["fp32-cuda"][s][m] - ref[m]) <= 1e-3, (s, m, runs["fp32-cuda"][s][m], ref[m])
+PY
+fi
+
+step "5. bench (whole pipeline, synthetic input): cuda vs cpu"
+for b in cuda cpu; do
+  echo "--- bench --backend $b"
+  "$BIN" bench --model "$MODEL" --backend "$b" --seconds 20 >"$OUTDIR/bench-$b.txt" 2>"$OUTDIR/bench-$b.log" \
+    && cat "$OUTDIR/bench-$b.txt" || { fail "bench --backend $b"; tail -5 "$OUTDIR/bench-$b.log"; }
+done
+
+step "summary"
+if [ $FAILS -eq 0 ]; then echo "ALL PASS ($OUTDIR)"; else echo "$FAILS FAIL(s) ($OUTDIR)"; exit 1; fi
