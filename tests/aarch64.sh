@@ -13,7 +13,7 @@
 #      built on its own, the binary would not get the dev-dependencies' features and cargo would
 #      compile the tract stack a second time for the tests.
 #   4. runs those tests under qemu (the cargo runner, `-cpu cortex-a76`): the library's unit tests
-#      (all 68), the log-mel front end vs the Python reference, and engine_tract except the two
+#      (all of them), the log-mel front end vs the Python reference, and engine_tract except the two
 #      parity tests on the full-size untrained exports (tract_matches_pytorch_c3n_edge_t1/_t5:
 #      ~125 s and ~5x that under qemu; the full-size t1 graph runs in step 5 instead). The other
 #      integration tests start the c3n-edge binary as a child process, which needs binfmt_misc
@@ -84,6 +84,9 @@ trap 'rm -rf "$OUT"' EXIT
 ARGS=(run "file://$ROOT/assets/clips/bbb-bird/frames/%05d.png" --audio "file://$ROOT/assets/clips/bbb-bird/audio.wav"
       --model "$ROOT/models/c3n-edge-t1.onnx" --backend tract --threads 2 --max-clips 1 --min-frames 1)
 HOST="${C3N_HOST_BIN:-$HOST_TARGET_DIR/debug/c3n-edge}"
+if [ -n "${C3N_HOST_BIN:-}" ] && [ ! -x "$HOST" ]; then
+  echo "FAIL tests/aarch64.sh: C3N_HOST_BIN=$HOST is not an executable" >&2; exit 1
+fi
 if [ ! -x "$HOST" ]; then
   echo "no x86_64 binary at $HOST: building it"
   CARGO_TARGET_DIR="$HOST_TARGET_DIR" CARGO_BUILD_BUILD_DIR="$HOST_BUILD_DIR" cargo build --locked --bin c3n-edge

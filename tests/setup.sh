@@ -42,7 +42,9 @@ if [ "$WHAT" != python ] && [ -n "$missing" ]; then
   step "apt-get install$missing"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   case "$missing" in *:arm64*) $SUDO dpkg --add-architecture arm64;; esac
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends $missing
+  # (inside `if`, a failing `a && b` would not stop the script under `set -e`)
+  { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends $missing; } \
+    || { echo "FAIL tests/setup.sh: apt-get could not install$missing" >&2; exit 1; }
 fi
 
 [ "$WHAT" = packages ] && exit 0

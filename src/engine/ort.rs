@@ -205,7 +205,7 @@ fn providers(
         match avail {
         Ok(true) => Ok(()),
         Ok(false) => Err(format!(
-            "the loaded ONNX Runtime library was built without the {ep} execution provider (use the onnxruntime-gpu build or JetPack's)"
+            "the loaded ONNX Runtime library was built without the {ep} execution provider (use one built with it: PyPI's onnxruntime-gpu on x86_64, an ONNX Runtime built for JetPack on a Jetson)"
         )),
         Err(e) => Err(format!("cannot list ONNX Runtime's execution providers: {e}")),
     }

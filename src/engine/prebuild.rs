@@ -161,10 +161,31 @@ pub struct BackendTiming {
     pub mean_ms: f64,
     /// Fastest of the following calls, ms.
     pub min_ms: f64,
-    /// Max |mask_logits − first backend's| (0 for the first backend).
+    /// Max |mask_logits − first backend's| (0 for the first backend; infinite when the sizes
+    /// differ or a value is NaN or infinite).
     pub mask_max_abs_diff: f32,
-    /// Max |c3im_score − first backend's|.
+    /// Max |c3im_score − first backend's| (same rules).
     pub score_max_abs_diff: f32,
+}
+
+/// Max |a − b| over two outputs in iteration order, for [`BackendTiming`]'s diffs.
+/// `f32::INFINITY` when their lengths differ or either holds a NaN or an infinity, so that a broken
+/// backend can never look like a perfect match (a plain `max` fold would skip NaN).
+fn max_abs_diff<'a>(
+    a: impl ExactSizeIterator<Item = &'a f32>,
+    b: impl ExactSizeIterator<Item = &'a f32>,
+) -> f32 {
+    if a.len() != b.len() {
+        return f32::INFINITY;
+    }
+    a.zip(b).fold(0.0f32, |m, (x, y)| {
+        let d = (x - y).abs();
+        if d.is_finite() {
+            m.max(d)
+        } else {
+            f32::INFINITY
+        }
+    })
 }
 
 /// Times `backends` on `model` with the same [`test_window`]: load, first call, then `iters`
@@ -194,19 +215,10 @@ pub fn compare(
         }
         let mean_ms = times.iter().sum::<f64>() / times.len().max(1) as f64;
         let min_ms = times.iter().copied().fold(f64::INFINITY, f64::min);
-        let diff = |a: &[f32], b: &[f32]| {
-            a.iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0f32, f32::max)
-        };
         let (mask_max_abs_diff, score_max_abs_diff) = match &reference {
             Some(r) => (
-                diff(
-                    first.mask_logits.as_slice().unwrap_or(&[]),
-                    r.mask_logits.as_slice().unwrap_or(&[]),
-                ),
-                diff(&first.c3im_score, &r.c3im_score),
+                max_abs_diff(first.mask_logits.iter(), r.mask_logits.iter()),
+                max_abs_diff(first.c3im_score.iter(), r.c3im_score.iter()),
             ),
             None => (0.0, 0.0),
         };
@@ -224,4 +236,20 @@ pub fn compare(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::max_abs_diff;
+
+    #[test]
+    fn max_abs_diff_is_infinite_on_nan_inf_or_size_mismatch() {
+        let d = |a: &[f32], b: &[f32]| max_abs_diff(a.iter(), b.iter());
+        assert_eq!(d(&[1.0, 2.0, 3.0], &[1.0, 2.5, 2.75]), 0.5);
+        assert_eq!(d(&[], &[]), 0.0);
+        assert_eq!(d(&[1.0, f32::NAN], &[1.0, 2.0]), f32::INFINITY);
+        assert_eq!(d(&[1.0, 2.0], &[f32::NAN, 2.0]), f32::INFINITY);
+        assert_eq!(d(&[f32::INFINITY], &[f32::INFINITY]), f32::INFINITY);
+        assert_eq!(d(&[1.0, 2.0], &[1.0]), f32::INFINITY);
+    }
 }
