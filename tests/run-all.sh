@@ -22,7 +22,7 @@ BUILD_LOG=$(mktemp /tmp/c3n-cargo-build.XXXXXX.log)
 step "cargo builds in the background (cargo test --no-run, default and all optional features; log $BUILD_LOG)"
 ( cargo test --locked --no-run && cargo build --locked \
   && cargo test --locked --features ffmpeg,mqtt-tls,mqtt-broker,window,ort --no-run \
-       --test run_pipeline --test display --test mqtt_broker --test window --test engine_tract ) \
+       --lib --test run_pipeline --test display --test mqtt_broker --test window --test engine_tract ) \
   > "$BUILD_LOG" 2>&1 &
 BUILD_PID=$!
 trap 'pkill -P "$BUILD_PID" 2>/dev/null; kill "$BUILD_PID" 2>/dev/null || true' EXIT
@@ -71,11 +71,12 @@ bash tests/ha_discovery.sh
 #   ffmpeg: video-file input and mp4 output (run_pipeline, display);
 #   mqtt-tls (native-tls/OpenSSL), mqtt-broker (rumqttd): MQTT over TLS, the embedded broker;
 #   window: window:// (SDL2) under Xvfb;
-#   ort: the ONNX Runtime CPU backend's parity tests, with the onnxruntime wheel's library.
-step "cargo test --features ffmpeg,mqtt-tls,mqtt-broker,window,ort (video files, TLS, embedded broker, window://, ort parity)"
+#   ort: the ONNX Runtime CPU backend's parity tests, with the onnxruntime wheel's library;
+#   --lib: the unit tests behind those features too (engine-cache key, GPU library probe, ...).
+step "cargo test --features ffmpeg,mqtt-tls,mqtt-broker,window,ort (unit tests, video files, TLS, embedded broker, window://, ort parity)"
 ORT_DYLIB_PATH="$(python -c 'import onnxruntime, pathlib; print(next((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so.*")))')" \
   cargo test --locked --features ffmpeg,mqtt-tls,mqtt-broker,window,ort \
-    --test run_pipeline --test display --test mqtt_broker --test window --test engine_tract 2>&1
+    --lib --test run_pipeline --test display --test mqtt_broker --test window --test engine_tract 2>&1
 step "V4L2 capture against the vivid driver in a qemu VM (tests/vm/run.sh)"
 bash tests/vm/run.sh
 step "display:// on DRM/KMS against the bochs driver in a qemu VM, screendumps (tests/vm/run-drm.sh)"

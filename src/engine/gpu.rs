@@ -42,6 +42,16 @@ pub fn decode_trt_version(v: i32) -> (u32, u32, u32) {
     }
 }
 
+/// The dynamic loader's own message (`dlerror`, e.g. "libnvinfer.so.10: cannot open shared object
+/// file: No such file or directory"): libloading 0.9 keeps it in the error's `source`, its
+/// `Display` says only "dlopen failed".
+fn loader_message(e: &libloading::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(s) => s.to_string(),
+        None => e.to_string(),
+    }
+}
+
 fn open_first(names: &[&str]) -> Result<Library, String> {
     let mut errs = Vec::new();
     for n in names {
@@ -49,7 +59,7 @@ fn open_first(names: &[&str]) -> Result<Library, String> {
         // TensorRT execution provider loads anyway.
         match unsafe { Library::new(*n) } {
             Ok(l) => return Ok(l),
-            Err(e) => errs.push(format!("{e}")),
+            Err(e) => errs.push(loader_message(&e)),
         }
     }
     Err(errs.join("; "))
@@ -121,6 +131,16 @@ pub fn probe() -> Result<GpuInfo, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_library_is_named_with_the_loaders_reason() {
+        let e = open_first(&["libc3n-edge-no-such-library.so.1"]).expect_err("no such library");
+        assert!(
+            e.contains("libc3n-edge-no-such-library.so.1")
+                && e.contains("cannot open shared object file"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn trt_versions_decode() {

@@ -113,7 +113,7 @@ impl ContainerVideo {
         })
     }
 
-    fn to_rgb(&mut self, frame: &ff::frame::Video) -> Result<RgbImage, SourceError> {
+    fn convert_to_rgb(&mut self, frame: &ff::frame::Video) -> Result<RgbImage, SourceError> {
         let (w, h) = (frame.width(), frame.height());
         if self.scaler.is_none() {
             let s = scaling::Context::get(
@@ -167,7 +167,7 @@ impl VideoSource for ContainerVideo {
                     };
                     let pts_ms = pts_ms.max(self.last_pts_ms + 1);
                     self.last_pts_ms = pts_ms;
-                    let image = self.to_rgb(&frame)?;
+                    let image = self.convert_to_rgb(&frame)?;
                     return Ok(Some(VideoFrame {
                         pts_ms,
                         image: Arc::new(image),
