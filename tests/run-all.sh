@@ -72,7 +72,7 @@ bash tests/ha_discovery.sh
 #   mqtt-tls (native-tls/OpenSSL), mqtt-broker (rumqttd): MQTT over TLS, the embedded broker;
 #   window: window:// (SDL2) under Xvfb;
 #   ort: the ONNX Runtime CPU backend's parity tests, with the onnxruntime wheel's library;
-#   --lib: the unit tests behind those features too (engine-cache key, GPU library probe, ...).
+#   --lib: the unit tests behind those features too (the engine-cache key and GPU library probe behind `ort`).
 step "cargo test --features ffmpeg,mqtt-tls,mqtt-broker,window,ort (unit tests, video files, TLS, embedded broker, window://, ort parity)"
 ORT_DYLIB_PATH="$(python -c 'import onnxruntime, pathlib; print(next((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so.*")))')" \
   cargo test --locked --features ffmpeg,mqtt-tls,mqtt-broker,window,ort \
