@@ -93,20 +93,8 @@ if [ ! -x "$HOST" ]; then
 fi
 "$HOST" "${ARGS[@]}" --events "$OUT/x86_64.jsonl"
 "${QEMU[@]}" "$BIN" "${ARGS[@]}" --events "$OUT/aarch64.jsonl"
-python3 - "$OUT/aarch64.jsonl" "$OUT/x86_64.jsonl" "$HOST" <<'PY'
-import json, sys
-arm, x86 = ([json.loads(l) for l in open(p) if l.strip()] for p in sys.argv[1:3])
-after = lambda e: e.get("after") or {}
-key = lambda e: (e.get("type"), after(e).get("label"))
-assert arm, f"no events from the aarch64 run ({sys.argv[1]})"
-print(f"aarch64: {len(arm)} events: " + ", ".join("%s:%s" % key(e) for e in arm))
-assert [key(e) for e in arm] == [key(e) for e in x86], f"aarch64 events differ from x86_64 ({sys.argv[3]}): {arm} vs {x86}"
-for a, b in zip(arm, x86):
-    for f in ("score", "c3im_score"):
-        assert abs(after(a)[f] - after(b)[f]) <= 1e-3, (f, a, b)
-    assert all(abs(p - q) <= 1 for p, q in zip(after(a)["box"], after(b)["box"])), ("box", a, b)
-print(f"x86_64 ({sys.argv[3]}): the same {len(x86)} events (type, label; score, c3im_score to 1e-3; box to 1 px)")
-PY
+python3 "$ROOT/tests/compare_events.py" "$OUT/aarch64.jsonl" "$OUT/x86_64.jsonl" --tol 1e-3 --box-px 1 \
+  --names aarch64 "x86_64 ($HOST)"
 lap "run"
 echo "aarch64 total: $(( $(date +%s) - T0 )) s"
 step "aarch64 ok"

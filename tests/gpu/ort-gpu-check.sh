@@ -11,11 +11,12 @@
 #                   CUDA 13 as the `nvidia-*` Python wheels of `python3` (found and added here)
 #   C3N_MODEL       default models/c3n-edge-t5.onnx
 # Checks, each a PASS or FAIL line (exit status 1 on any FAIL):
-#   1. `bench-engines --backends cpu,cuda,tract`: the CUDA provider's mask logits, audio/visual
-#      logits and C3IM scores against ONNX Runtime's CPU provider (the CPU provider matches the
+#   1. `bench-engines --backends cpu,cuda,tract`: the CUDA provider's mask logits and C3IM
+#      scores against ONNX Runtime's CPU provider (the CPU provider matches the
 #      PyTorch model to 4.9e-4, tests/engine_tract.rs) and latency of each, in one process;
-#   2. `run` on assets/clips/bbb-bird with --backend cuda / cpu / tract: the same events (type;
-#      score and c3im_score to 5e-3 for cuda, 1e-3 for tract; box IoU >= 0.9; a different label
+#   2. `run` on assets/clips/bbb-bird with --backend cuda / cpu / tract: the same events
+#      (tests/compare_events.py: type; score and c3im_score to 5e-3 for cuda, 1e-3 for tract;
+#      box IoU >= 0.9; a different label
 #      only where both runs' C3IM scores of the labels they chose agree to 1e-3 — the two classes
 #      tie to that precision — each such near-tie reported and counted);
 #   3. `--backend auto` where TensorRT is missing: the log says why TensorRT was skipped, the run
@@ -114,44 +115,9 @@ for b in cuda cpu tract auto; do
   echo "$b: exit $rc, $(( ($(date +%s%N) - t0) / 1000000 )) ms, $(cat "$OUTDIR/events-$b.jsonl" 2>/dev/null | wc -l) events"
   [ $rc -eq 0 ] || { fail "run --backend $b exited $rc"; tail -5 "$OUTDIR/run-$b.log"; }
 done
-compare() {
-  python3 - "$OUTDIR/events-$1.jsonl" "$OUTDIR/events-$2.jsonl" "$3" <<'PY'
-import json, sys
-a, b = ([json.loads(l) for l in open(p) if l.strip()] for p in sys.argv[1:3])
-tol = float(sys.argv[3])
-after = lambda e: e.get("after") or {}
-assert a, f"no events in {sys.argv[1]}"
-assert [e.get("type") for e in a] == [e.get("type") for e in b], \
-    f"event types differ: {[e.get('type') for e in a]} vs {[e.get('type') for e in b]}"
-worst, flips, worst_box, worst_iou = 0.0, [], 0, 1.0
-for x, y in zip(a, b):
-    for f in ("score", "c3im_score"):
-        vx, vy = after(x).get(f), after(y).get(f)  # serde_json writes NaN as null: not a number
-        assert isinstance(vx, (int, float)) and isinstance(vy, (int, float)), (f, vx, vy, x.get("type"))
-        d = abs(vx - vy); worst = max(worst, d)
-        assert d <= tol, (f, d, x.get("type"), after(x).get("frame_time"), after(x).get("label"))
-    # The unified label is C3IM's argmax over classes: where two classes' scores are within the
-    # backends' numeric difference the label may differ. Accepted only when both runs' C3IM scores
-    # of the labels they chose agree to 1e-3 (the engines differ by ~2e-4), i.e. the classes tie.
-    if after(x).get("label") != after(y).get("label"):
-        assert abs(after(x)["c3im_score"] - after(y)["c3im_score"]) <= 1e-3, ("label", after(x).get("label"), after(y).get("label"))
-        flips.append((after(x).get("label"), after(x).get("c3im_score"), after(y).get("label"), after(y).get("c3im_score")))
-    bx, by = after(x).get("box"), after(y).get("box")
-    assert (bx is None) == (by is None), ("box", bx, by)
-    if bx is not None:
-        # [x0, y0, x1, y1] in source-frame pixels; mask pixels whose logits are within the
-        # backends' difference of 0 can flip and move an edge by a few pixels
-        iw = max(0, min(bx[2], by[2]) - max(bx[0], by[0])); ih = max(0, min(bx[3], by[3]) - max(bx[1], by[1]))
-        area = lambda r: (r[2] - r[0]) * (r[3] - r[1])
-        iou = iw * ih / max(1e-9, area(bx) + area(by) - iw * ih)
-        worst_box = max(worst_box, max(abs(p - q) for p, q in zip(bx, by))); worst_iou = min(worst_iou, iou)
-        assert iou >= 0.9, ("box IoU", iou, bx, by)
-print(f"{len(a)} events: " + ", ".join(f"{e.get('type')}:{after(e).get('label')}" for e in a)
-      + f"; max score diff {worst:.2e}; boxes: max edge diff {worst_box} px, min IoU {worst_iou:.3f}")
-for f in sorted(set(flips)):
-    print("near-tie label (C3IM score): %s %.6f vs %s %.6f" % f)
-print(f"{len(flips)} of {len(a)} events with a near-tied label")
-PY
+compare() { # ENGINE REFERENCE TOLERANCE (tests/compare_events.py)
+  python3 "$ROOT/tests/compare_events.py" "$OUTDIR/events-$1.jsonl" "$OUTDIR/events-$2.jsonl" \
+    --tol "$3" --box-iou 0.9 --label-ties 1e-3 --names "$1" "$2"
 }
 compare cuda cpu 5e-3 && pass "run: cuda events equal cpu's (scores to 5e-3)" || fail "run: cuda vs cpu events"
 compare tract cpu 1e-3 && pass "run: tract events equal cpu's (scores to 1e-3)" || fail "run: tract vs cpu events"

@@ -45,6 +45,6 @@ poweroff -f
 INIT_EOF
 chmod +x "$INIT/init"
 vm_pack "$INIT" "$CACHE/drm/initrd.gz"
-cp "$KROOT/boot/vmlinuz-$KVER" "$CACHE/drm/vmlinuz"
+cp "$VMLINUZ" "$CACHE/drm/vmlinuz"
 echo "kernel $KVER, modules: $nmods ($(echo $(cd "$INIT/lib/modules/$KVER" && find . -name '*.ko' -printf '%f ')))," \
      "initrd $(du -h "$CACHE/drm/initrd.gz" | cut -f1)"

@@ -39,5 +39,5 @@ poweroff -f
 INIT_EOF
 chmod +x "$INIT/init"
 vm_pack "$INIT" "$CACHE/initrd.gz"
-cp "$KROOT/boot/vmlinuz-$KVER" "$CACHE/vmlinuz"
+cp "$VMLINUZ" "$CACHE/vmlinuz"
 echo "kernel $KVER, modules: $nmods, initrd $(du -h "$CACHE/initrd.gz" | cut -f1)"
