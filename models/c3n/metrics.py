@@ -217,3 +217,16 @@ class AvsMetrics:
             "clips": self.clips,
             "frames": self.frames,
         }
+
+
+def false_alarm(logits, min_area_fraction: float = 0.002) -> bool:
+    """Silence / off-screen check of one clip whose ground truth is empty in every frame.
+
+    True if any frame of ``logits`` ([T,1,H,W] or [T,H,W]) has at least ``min_area_fraction`` of its
+    pixels predicted sounding (sigmoid > 0.5, i.e. logit > 0): an upper bound of "the runtime reports
+    a region of at least the minimum area" (c3n-edge's ``[post] min_area_fraction``, default 0.002),
+    since a region is one connected part of those pixels.
+    """
+    lg = _as_tensor(logits)
+    frac = (lg > 0).float().reshape(lg.shape[0], -1).mean(dim=1)
+    return bool((frac >= min_area_fraction).any())

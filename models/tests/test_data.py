@@ -46,7 +46,7 @@ def _read_csv(p: Path) -> list[dict]:
 def small(tmp_path_factory):
     _media_or_skip()
     out = tmp_path_factory.mktemp("avsc") / "small"
-    assert C.main([str(out), "--small", "--workers", "1"]) == 0
+    assert C.main([str(out), "--small", "--backgrounds", "skimage", "--workers", "1"]) == 0
     return out
 
 
@@ -56,7 +56,7 @@ def small(tmp_path_factory):
 def test_generator_is_deterministic(small, tmp_path):
     # same seed -> same bytes, whatever the number of worker processes
     other = tmp_path / "again"
-    assert C.main([str(other), "--small", "--workers", "2"]) == 0
+    assert C.main([str(other), "--small", "--backgrounds", "skimage", "--workers", "2"]) == 0
     a, b = _tree_digest(small), _tree_digest(other)
     assert a == b
     assert len(a) > 100
@@ -75,7 +75,7 @@ def test_generator_layout_is_avsbench(small):
         assert (d / "audio_wav" / sp / cat / f"{vid}.wav").exists()
         for i in range(1, 6):
             assert (d / "visual_frames" / sp / cat / vid / f"{vid}_{i}.png").exists()
-            assert (d / "gt_masks" / sp / cat / vid / f"{vid}_{i}.png").exists() == (i == 1 or sp != "train")
+            assert (d / "gt_masks" / sp / cat / vid / f"{vid}_{i}.png").exists()  # train too (v2)
     for r in list(csv.reader(open(ms3 / "ms3_meta_data.csv")))[1:]:
         vid, sp = r[0], r[1]
         d = ms3 / "ms3_data"
@@ -127,6 +127,71 @@ def test_empty_mask_clips_exist_and_match_recipe(small):
                     assert float(m.sum()) == 0.0
                 else:
                     assert float(m.sum()) > 0.0
+
+
+def test_clip_kinds_have_their_audio_levels(small):
+    # onscreen / offscreen: -40..-14 dBFS; silent: zero or <= -75 dBFS; noise floor: -65..-42 dBFS
+    rows = _read_csv(small / "clips.csv")
+    assert {r["kind"] for r in rows} >= {"onscreen", "offscreen", "silent"}
+    for r in rows:
+        sub = "Single-source/s4_data" if r["subset"] == "s4" else "Multi-sources/ms3_data"
+        wav = next((small / sub / "audio_wav").rglob(f"{r['vid']}.wav"))
+        x = sf.read(wav, dtype="float64")[0]
+        db = 20 * np.log10(np.sqrt(np.mean(x ** 2)) + 1e-12)
+        if r["kind"] == "silent":
+            assert db <= -74.0, (r["vid"], db)
+        elif r["kind"] == "noise":
+            assert -66.0 <= db <= -41.0, (r["vid"], db)
+        else:
+            assert -41.0 <= db <= -13.0, (r["vid"], db)
+        assert (r["kind"] == "onscreen") == (r["sounding_visible"] == "1")
+
+
+def test_audio_kinds_levels_unit():
+    from c3n.data import mixing
+
+    rng = np.random.default_rng(0)
+    rec = np.sin(np.arange(8000) / 5.0).astype(np.float32) * 0.1
+    for _ in range(20):
+        wav, snr, level = mixing.mix_audio([rec], rng)
+        x = wav / 32767.0
+        assert wav.shape == (80000,) and 5 <= snr <= 25
+        assert abs(20 * np.log10(np.sqrt(np.mean(x ** 2))) - level) < 0.2
+        nf, lv = mixing.noise_floor(rng)
+        assert -65 <= lv <= -42 and abs(20 * np.log10(np.sqrt(np.mean((nf / 32767.0) ** 2))) - lv) < 1.0
+        si, lv = mixing.silence(rng)
+        rms_db = 20 * np.log10(np.sqrt(np.mean((si / 32767.0) ** 2)) + 1e-20)
+        assert (lv == -np.inf) == (not si.any()) and (lv == -np.inf or (rms_db <= -74 and abs(rms_db - lv) < 1.5))
+
+
+def test_camera_is_deterministic_and_keeps_shape():
+    from c3n.data import camera
+
+    img = (np.arange(224 * 224 * 3) % 251).astype(np.uint8).reshape(224, 224, 3)
+    for seed in range(10):
+        cam = camera.draw(np.random.default_rng(seed))
+        a = camera.apply(cam, img, np.random.default_rng(99))
+        b = camera.apply(cam, img, np.random.default_rng(99))
+        assert a.shape == img.shape and a.dtype == np.uint8 and np.array_equal(a, b)
+        assert 0.55 <= cam.gain <= 1.5 and cam.jpeg_quality in range(0, 91)
+
+
+def test_background_packages_split_and_hold_out():
+    from c3n.data import backgrounds as B
+
+    try:
+        bgs = B.load_backgrounds(("skimage", "plasma", "opencv"))
+        shift = B.load_backgrounds(B.SHIFT_SOURCES)
+    except Exception as e:  # offline without the cache
+        pytest.skip(f"background packages not available: {e}")
+    assert len(bgs) >= 50 and len(shift) >= 20
+    splits = {b.name: B.split_of(b) for b in bgs}
+    assert set(splits.values()) == {"train", "val", "test"}
+    assert {B.split_of(b) for b in shift} == {"shift"}
+    assert not ({b.name for b in bgs} & {b.name for b in shift})
+    for b in bgs[:5] + shift[:5]:
+        im = B.load_image(b.path)
+        assert im.ndim == 3 and min(im.shape[:2]) >= B.MIN_SIDE and min(im.shape[:2]) <= B.MAX_SIDE
 
 
 def test_split_by_object_instance_is_disjoint(small):

@@ -1,0 +1,118 @@
+"""Frozen-backbone training path: the feature cache (c3n.featcache) reproduces the full model, the
+decoder-only trainer (c3n.train_frozen) runs, resumes and writes checkpoints that export, and the
+label-agreement map (c3n.labelstats) names real ImageNet classes."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from c3n.data import composites as C
+
+
+@pytest.fixture(autouse=True)
+def _build_in_tmp(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("C3N_BUILD", str(tmp_path_factory.getbasetemp() / "build"))
+
+
+@pytest.fixture(scope="module")
+def small_cache(tmp_path_factory):
+    try:
+        from c3n import fetch
+
+        fetch.tuxpaint_stamps_dir()
+        fetch.mobilenet_v2_weights()
+    except Exception as e:  # offline without the cache
+        pytest.skip(f"media / weights not available: {e}")
+    from c3n import featcache
+
+    root = tmp_path_factory.mktemp("frozen")
+    data = root / "data"
+    assert C.main([str(data), "--small", "--backgrounds", "skimage", "--workers", "1"]) == 0
+    torch.set_num_threads(1)
+    assert featcache.main([str(data), "--out", str(root / "cache"), "--splits", "train", "val",
+                           "--max-clips", "s4_train=3"]) == 0
+    return data, root / "cache"
+
+
+def test_cache_reproduces_the_full_model(small_cache):
+    from c3n.data.avsbench import AvsClipDataset
+    from c3n.export import build_model
+    from c3n.featcache import CachedSplit
+    from c3n.train_frozen import decode
+
+    data, cache = small_cache
+    model = build_model("edge", seed=5).eval()  # pretrained backbone, seeded decoder
+    ds = AvsClipDataset(data, "s4", "val")
+    sp = CachedSplit(cache / "s4_val")
+    assert len(sp) == len(ds) and sp.meta["vids"] == [c.vid for c in ds.clips]
+    for i in range(len(ds)):
+        it = ds[i]
+        with torch.no_grad():
+            mask, _, _, label, score, *cams = model(it["frames"], it["audio_logmel"], t=5, return_cam=True)
+            b = sp.batch([i])
+            got = decode(model, b, use_ccam=True)
+        assert np.array_equal(sp.a["label"][i], label.numpy())
+        np.testing.assert_allclose(sp.a["score"][i], score.numpy(), rtol=1e-6)
+        for k in range(4):  # Grad-CAM channel weights: the same modules, float32: exact
+            np.testing.assert_array_equal(b["cams"][k].numpy(), cams[k].numpy())
+        # stage maps are stored as float16: the mask logits differ by the rounding only
+        assert float((got - mask).abs().max()) < 2e-2 * max(1.0, float(mask.abs().max()))
+        gt = torch.stack([torch.from_numpy(np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(p).convert("L")) > 0)
+                          for p in ds.clips[i].mask_paths if p is not None]).float()
+        assert torch.equal(b["masks"][:, 0], gt) and b["valid"].tolist() == [1.0] * 5
+    # S4 train: all five masks are cached (the loader reads only the first)
+    tr = CachedSplit(cache / "s4_train")
+    assert len(tr) == 3 and tr.a["valid"][:].min() == 1
+
+
+def test_ccam_from_weights_equals_ccam():
+    from c3n.model import ccam
+    from c3n.train_frozen import ccam_from_weights
+
+    g = torch.Generator().manual_seed(0)
+    stage = torch.randn(3, 8, 5, 5, generator=g)
+    grad = torch.randn(3, 8, 5, 5, generator=g)
+    torch.testing.assert_close(ccam_from_weights(stage, grad.mean(dim=(2, 3))), ccam(stage, grad))
+
+
+def test_train_frozen_runs_resumes_and_exports(small_cache, tmp_path):
+    from c3n import export, train_frozen
+
+    _, cache = small_cache
+    out = tmp_path / "run"
+    args = [str(cache), "--out", str(out), "--batch-clips", "2", "--eval-every", "2", "--threads", "1"]
+    assert train_frozen.main(args + ["--max-steps", "2"]) == 0
+    h = json.loads((out / "history.json").read_text())
+    assert [r["step"] for r in h] == [2] and 0.0 <= h[0]["s4_miou"] <= 1.0
+    before = torch.load(out / "last.pt", weights_only=False)["model"]
+    assert train_frozen.main(args + ["--max-steps", "4", "--resume"]) == 0
+    h = json.loads((out / "history.json").read_text())
+    assert [r["step"] for r in h] == [2, 4]
+    after = torch.load(out / "last.pt", weights_only=False)["model"]
+    assert all(k.startswith("decoder.") for k in after)  # the decoder only
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # it trained on
+    # the checkpoint is a full C3N state: pretrained backbone untouched, decoder trained
+    model = export.build_model("edge", checkpoint=str(out / "best.pt"))
+    ref = export.build_model("edge", seed=0)
+    for k, v in ref.backbone.state_dict().items():
+        assert torch.equal(v, model.backbone.state_dict()[k]), k
+
+
+def test_stamp_imagenet_map_names_real_classes():
+    from c3n.labels import imagenet_names
+    from c3n.labelstats import load_map
+
+    m = load_map(imagenet_names())
+    assert m["violin"] == {imagenet_names().index("violin")}
+    assert len(m["dog"]) == 118 and m["ghost"] == set()
+    try:
+        from c3n import fetch
+
+        inv = C.scan_stamps(fetch.tuxpaint_stamps_dir())
+    except Exception as e:
+        pytest.skip(f"tuxpaint media not available: {e}")
+    sounding = {s.name for s in inv.stamps if s.role == "sound"}
+    assert sounding <= set(m), sorted(sounding - set(m))  # every sounding category is mapped (maybe to [])
