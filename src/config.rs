@@ -21,7 +21,8 @@
 //! [events]                               # `run` event lifecycle (src/events.rs)
 //! min_frames = 2                         # frames seen before `new`
 //! end_timeout_ms = 3000                  # unseen this long -> `end`
-//! silence_dbfs = -60.0                   # quieter frames count as "nothing sounds"
+//! silence_dbfs = -50.0                   # quieter frames count as "nothing sounds"
+//! silence_classes = ["Silence"]          # ... and so do frames whose top AudioSet class is one of these
 //! camera = "default"                     # camera name: events' `camera`, MQTT topic level
 //!
 //! [mqtt]                                 # MQTT output (src/mqtt); off unless url or --mqtt

@@ -5,8 +5,13 @@
 //! sent; on `new` equal to `after`, as in Frigate) and `after` (the current state).
 //!
 //! Matching: each frame's regions are matched to live tracks greedily by box IoU (highest first,
-//! at least `iou_threshold`); unmatched regions start new tracks. Frames whose audio is quieter
-//! than `silence_dbfs` count as frames without regions (nothing sounds), so silence ends events.
+//! at least `iou_threshold`); unmatched regions start new tracks.
+//!
+//! Silence gate: a frame whose audio is quieter than `silence_dbfs`, or whose top AudioSet class
+//! (YAMNet's, in `FrameLabels::audio_label`) is one of `silence_classes` (default `["Silence"]`),
+//! counts as a frame without regions — nothing sounds, so no object starts and silence ends events.
+//! The level alone misses a quiet room's noise floor (the demo clip's silent seconds measure
+//! −50…−55 dBFS, above a −60 dBFS limit); the class alone misses a dead microphone.
 //!
 //! Times are seconds on the source timeline (a file starts at 0). Ids are
 //! `<start_time>-<6 chars>` like Frigate's, the suffix derived from a per-run counter (so runs are
@@ -33,6 +38,9 @@ pub struct EventConfig {
     pub iou_threshold: f32,
     /// Frames with audio below this level (dBFS) have no sounding object; `None` disables.
     pub silence_dbfs: Option<f32>,
+    /// Frames whose top AudioSet class is one of these names (exact, as in the model's
+    /// `c3n.labels.audioset` metadata) have no sounding object; empty disables.
+    pub silence_classes: Vec<String>,
 }
 
 impl Default for EventConfig {
@@ -42,7 +50,8 @@ impl Default for EventConfig {
             min_frames: 2,
             end_timeout_ms: 3000,
             iou_threshold: 0.3,
-            silence_dbfs: Some(-60.0),
+            silence_dbfs: Some(-50.0),
+            silence_classes: vec!["Silence".into()],
         }
     }
 }
@@ -306,13 +315,23 @@ impl Tracker {
         (matched, region_used)
     }
 
+    /// The silence gate (module doc): true when the frame's audio is below `silence_dbfs` or its
+    /// top AudioSet class is one of `silence_classes`.
+    pub fn is_silent(&self, det: &FrameDetections) -> bool {
+        self.cfg
+            .silence_dbfs
+            .is_some_and(|limit| dbfs(det.audio_rms) < limit)
+            || self
+                .cfg
+                .silence_classes
+                .iter()
+                .any(|c| *c == det.labels.audio_label)
+    }
+
     /// Feeds one frame (frames in time order); returns the events it causes: `end` of expired
     /// objects first, then `new` / `update` of the objects seen in this frame.
     pub fn update(&mut self, det: &FrameDetections) -> Vec<Event> {
-        let silent = self
-            .cfg
-            .silence_dbfs
-            .is_some_and(|limit| dbfs(det.audio_rms) < limit);
+        let silent = self.is_silent(det);
         let regions: &[Region] = if silent { &[] } else { &det.regions };
         let (matched, region_used) = self.match_regions(regions);
         for (ti, ri) in matched {
@@ -502,6 +521,40 @@ mod tests {
         let ev = tr.finish();
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].kind, EventType::End);
+    }
+
+    #[test]
+    fn silence_gate_by_level_and_by_audio_class() {
+        let tr = Tracker::new(EventConfig::default()); // -50 dBFS, ["Silence"]
+        let mut d = det(0, vec![region(10)]);
+        d.audio_rms = 10f32.powf(-49.0 / 20.0);
+        assert!(!tr.is_silent(&d), "-49 dBFS is above the -50 dBFS limit");
+        d.audio_rms = 10f32.powf(-51.0 / 20.0);
+        assert!(tr.is_silent(&d), "-51 dBFS is below the limit");
+        let mut d = det(0, vec![region(10)]); // -20 dBFS, but YAMNet's top class is Silence
+        d.labels.audio_label = "Silence".into();
+        assert!(tr.is_silent(&d));
+        d.labels.audio_label = "silence".into(); // names are exact
+        assert!(!tr.is_silent(&d));
+        // both gates off: a frame at -100 dBFS labelled Silence still counts
+        let tr = Tracker::new(EventConfig {
+            silence_dbfs: None,
+            silence_classes: vec![],
+            ..Default::default()
+        });
+        let mut d = det(0, vec![region(10)]);
+        d.audio_rms = 1e-5;
+        d.labels.audio_label = "Silence".into();
+        assert!(!tr.is_silent(&d));
+        // a gated frame starts no object
+        let mut tr = Tracker::new(EventConfig {
+            min_frames: 1,
+            ..Default::default()
+        });
+        let mut d = det(0, vec![region(10)]);
+        d.labels.audio_label = "Silence".into();
+        assert!(tr.update(&d).is_empty());
+        assert_eq!(tr.live(), 0);
     }
 
     #[test]
