@@ -24,13 +24,14 @@ def plot(runs: list[Path], out: Path, title: str = "") -> None:
         h = json.loads((run / "history.json").read_text())
         steps = [r["step"] for r in h]
         c = f"C{k}"
-        ax.plot(steps, [r["s4_miou"] for r in h], "-", color=c, label=f"{run.name} S4 mIoU")
-        ax.plot(steps, [r["ms3_miou"] for r in h], "--", color=c, label=f"{run.name} MS3 mIoU")
+        ax.plot(steps, [r["s4_miou"] for r in h], "o-", color=c, label=f"{run.name} S4 mIoU")
+        ax.plot(steps, [r["ms3_miou"] for r in h], "s--", color=c, label=f"{run.name} MS3 mIoU")
         fa = [(r.get("s4_false_alarm", 0) + r.get("ms3_false_alarm", 0)) / 2 for r in h]
         ax2.plot(steps, fa, ":", color=c, alpha=0.7, label=f"{run.name} false alarms")
     ax.set_xlabel("step (batch of 4 clips)")
     ax.set_ylabel("validation mIoU")
     ax2.set_ylabel("silent / off-screen clips with a false region")
+    ax.set_xlim(left=0)
     ax.set_ylim(0, 1)
     ax2.set_ylim(0, 1)
     ax.grid(alpha=0.3)
