@@ -477,18 +477,19 @@ fn cmd_bench_engines(m: &ModelArgs, backends: &[String], iters: usize, json: boo
             m.model().display(),
             m.threads()
         );
-        println!("| engine | load s | first call ms | mean ms | min ms | max abs diff mask_logits | max abs diff c3im_score |");
-        println!("|---|---|---|---|---|---|---|");
+        println!("| engine | load s | first call ms | median ms | mean ms | min ms | max abs diff mask_logits | max abs diff c3im_score |");
+        println!("|---|---|---|---|---|---|---|---|");
     }
     for r in rows {
         if json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
             println!(
-                "| {} | {:.2} | {:.0} | {:.0} | {:.0} | {:.2e} | {:.2e} |",
+                "| {} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2e} | {:.2e} |",
                 r.engine,
                 r.load_s,
                 r.first_ms,
+                r.median_ms,
                 r.mean_ms,
                 r.min_ms,
                 r.mask_max_abs_diff,

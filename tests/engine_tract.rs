@@ -44,7 +44,7 @@ fn ort_library(test: &str) -> Option<()> {
     common::require(
         test,
         std::env::var_os("ORT_DYLIB_PATH").is_some(),
-        "ORT_DYLIB_PATH is not set (point it at libonnxruntime.so.1.31+, e.g. \
+        "ORT_DYLIB_PATH is not set (point it at libonnxruntime.so of ONNX Runtime 1.17+, e.g. \
          .venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1)",
     )
     .then_some(())

@@ -77,6 +77,10 @@ step "cargo test --features ffmpeg,mqtt-tls,mqtt-broker,window,ort (unit tests, 
 ORT_DYLIB_PATH="$(python -c 'import onnxruntime, pathlib; print(next((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so.*")))')" \
   cargo test --locked --features ffmpeg,mqtt-tls,mqtt-broker,window,ort \
     --lib --test run_pipeline --test display --test mqtt_broker --test window --test engine_tract 2>&1
+# The same ort parity tests on the oldest (1.19.2) and the newest (1.32.0) PyPI onnxruntime CPU
+# library (the test build above is reused; ~50 MB of wheels downloaded once into $C3N_CACHE).
+step "ONNX Runtime versions: ort_cpu tests on the oldest and newest PyPI onnxruntime (tests/ort_versions.sh)"
+bash tests/ort_versions.sh
 step "V4L2 capture against the vivid driver in a qemu VM (tests/vm/run.sh)"
 bash tests/vm/run.sh
 step "display:// on DRM/KMS against the bochs driver in a qemu VM, screendumps (tests/vm/run-drm.sh)"

@@ -2,8 +2,10 @@
 
 The C3N reference (c3n-method.md §7) obtains Grad-CAM weights with autograd *inside* the model's
 forward. Neither TensorRT nor tract has autograd, so this module writes that backward pass out as
-ordinary forward operations (``ConvTranspose`` for convolutions, a per-channel scale for eval-mode
-BatchNorm, a ``0 < x < 6`` mask for ReLU6, a sum at residual joins). The result is exported to
+ordinary forward operations: each convolution + eval-mode BatchNorm pair becomes a forward ``Conv``
+with the transposed (1×1) or flipped (depthwise) weight scaled by the BN factor, with zero
+insertion for the stride-2 depthwise ones (see :func:`_conv_bn_backward`); ReLU6 becomes a
+``0 < x < 6`` mask, a residual join a sum. The result is exported to
 ONNX like any other layer, and ``tests/test_model.py`` checks it against PyTorch autograd.
 
 Stages (torchvision MobileNetV2, input [N,3,224,224]):
@@ -37,40 +39,98 @@ STAGE_CHANNELS = (24, 32, 96, 1280)
 Backward = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _conv_backward(conv: nn.Conv2d, x_shape: torch.Size) -> Backward:
-    """Vector-Jacobian product of a (bias-free part of a) Conv2d w.r.t. its input."""
+#: taps of the stride-2, padding-1, 3×3 transposed convolution split into its four output phases:
+#: for phase p = 2a + b (output row 2m+a, column 2n+b) and 2×2 tap (dy, dx) on g[m+dy, n+dx], the
+#: index kh*3 + kw of the 3×3 kernel weight it uses, 9 = none (zero). Rows: dx[i] = sum over
+#: 2o + k - 1 = i of g[o] W[k] gives, per axis, a=0: (dy=0, k=1); a=1: (dy=0, k=2), (dy=1, k=0).
+_S2_PHASE_TAPS = torch.tensor([4, 9, 9, 9,   # a=0 b=0: W11
+                               5, 3, 9, 9,   # a=0 b=1: W12, W10
+                               7, 9, 1, 9,   # a=1 b=0: W21, W01
+                               8, 6, 2, 0])  # a=1 b=1: W22, W20, W02, W00
+
+
+def _conv_bn_backward(conv: nn.Conv2d, bn: nn.BatchNorm2d, x_shape: torch.Size) -> Backward:
+    """Vector-Jacobian product of ``bn(conv(x))`` (eval-mode BN, bias-free part) w.r.t. ``x``.
+
+    Written as forward convolutions that every runtime executes fast (tract lowers
+    ``ConvTranspose`` to a slow single-threaded loop), with the BN scale folded into the weight:
+
+    * 1×1, stride 1: ``Conv`` 1×1 with the transposed weight ``W[o,i] * s[o]`` -> ``[Cin,Cout,1,1]``;
+    * depthwise k×k, stride 1, padding (k-1)/2: depthwise ``Conv`` with the spatially flipped kernel;
+    * depthwise 3×3, stride 2, padding 1, even input size: the four output phases (even/odd row ×
+      column) as one depthwise 2×2 ``Conv`` over the gradient repeated 4× per channel, then
+      ``DepthToSpace`` (see ``_S2_PHASE_TAPS``): 4/9 of the multiply-adds of zero insertion and
+      no 6-D ``Pad`` (slow in onnxruntime);
+    * anything else: ``ConvTranspose`` (not used by MobileNetV2).
+
+    The maths is exactly the transposed convolution's; only the float summation order differs.
+    """
+    (sh, sw), (ph, pw), (dh, dw) = conv.stride, conv.padding, conv.dilation
+    kh, kw = conv.kernel_size
+    cout = conv.out_channels
+    depthwise = conv.groups == conv.in_channels == cout and conv.groups > 1
+    same_pad = (dh, dw) == (1, 1) and kh % 2 == 1 and kw % 2 == 1 and (ph, pw) == ((kh - 1) // 2, (kw - 1) // 2)
+
+    def scaled_weight() -> torch.Tensor:
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        return conv.weight * scale[:, None, None, None]  # [Cout, Cin/groups, kh, kw]
+
+    if (kh, kw) == (1, 1) and (sh, sw) == (1, 1) and (ph, pw) == (0, 0) and conv.groups == 1:
+        return lambda g: F.conv2d(g, scaled_weight().transpose(0, 1))
+    def flipped_weight() -> torch.Tensor:
+        # index_select, not flip: the exporter folds Gather on a constant, not a negative-step Slice
+        rh, rw = torch.arange(kh - 1, -1, -1), torch.arange(kw - 1, -1, -1)
+        return scaled_weight().index_select(2, rh).index_select(3, rw)
+
+    if depthwise and same_pad and (sh, sw) == (1, 1):
+        return lambda g: F.conv2d(g, flipped_weight(), None, 1, (ph, pw), 1, cout)
+    if (depthwise and (kh, kw, ph, pw, sh, sw) == (3, 3, 1, 1, 2, 2) and (dh, dw) == (1, 1)
+            and x_shape[2] % 2 == 0 and x_shape[3] % 2 == 0):
+        h, w = int(x_shape[2]) // 2, int(x_shape[3]) // 2
+
+        def bwd_s2(g: torch.Tensor) -> torch.Tensor:
+            # dx[2m+a, 2n+b] only sees g[m..m+1, n..n+1]: one 2×2 depthwise Conv per phase (a, b)
+            # on g padded by one zero row/column, the four phases as 4 channels per channel
+            # (input repeated), interleaved back by DepthToSpace (pixel_shuffle, CRD order).
+            wflat = torch.cat([scaled_weight().reshape(cout, 9), torch.zeros(cout, 1)], dim=1)
+            k = wflat.index_select(1, _S2_PHASE_TAPS).reshape(4 * cout, 1, 2, 2)
+            gp = F.pad(g, (0, 1, 0, 1))[:, :, None].expand(-1, -1, 4, -1, -1).reshape(-1, 4 * cout, h + 1, w + 1)
+            return F.pixel_shuffle(F.conv2d(gp, k, None, 1, 0, 1, 4 * cout), 2)
+        return bwd_s2
 
     def bwd(g: torch.Tensor) -> torch.Tensor:
-        (sh, sw), (ph, pw), (dh, dw) = conv.stride, conv.padding, conv.dilation
-        kh, kw = conv.kernel_size
         oh = x_shape[2] - ((g.shape[2] - 1) * sh - 2 * ph + dh * (kh - 1) + 1)
         ow = x_shape[3] - ((g.shape[3] - 1) * sw - 2 * pw + dw * (kw - 1) + 1)
-        return F.conv_transpose2d(g, conv.weight, None, conv.stride, conv.padding, (oh, ow), conv.groups, conv.dilation)
+        return F.conv_transpose2d(g, scaled_weight(), None, conv.stride, conv.padding, (oh, ow), conv.groups, conv.dilation)
 
     return bwd
 
 
-def _bn_backward(bn: nn.BatchNorm2d) -> Backward:
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    return lambda g: g * scale[None, :, None, None]
-
-
 def _relu6_backward(pre: torch.Tensor) -> Backward:
+    """Backward of ``relu6(pre)``: ``g * [0 < pre < 6]``, the float mask computed once in the forward.
+
+    (``sign(y * (6 - y))`` of the output ``y`` gives the same mask with float ops only, but
+    onnxruntime's ``Sign`` is a slow scalar loop: measured slower than these comparisons.)
+    """
     mask = ((pre > 0) & (pre < 6)).to(pre.dtype)
     return lambda g: g * mask
 
 
 def _run_seq(seq: nn.Sequential, x: torch.Tensor, tape: list[Backward] | None) -> torch.Tensor:
-    for m in seq:
+    layers = list(seq)
+    i = 0
+    while i < len(layers):
+        m = layers[i]
         if isinstance(m, nn.Conv2d):
+            bn = layers[i + 1] if i + 1 < len(layers) else None
+            if not isinstance(bn, nn.BatchNorm2d):
+                raise TypeError("MobileNetV2: every Conv2d is followed by a BatchNorm2d")
             if tape is not None:
-                tape.append(_conv_backward(m, x.shape))
-            x = m(x)
-        elif isinstance(m, nn.BatchNorm2d):
-            if tape is not None:
-                tape.append(_bn_backward(m))
-            x = m(x)
-        elif isinstance(m, nn.ReLU6):
+                tape.append(_conv_bn_backward(m, bn, x.shape))
+            x = bn(m(x))
+            i += 2
+            continue
+        if isinstance(m, nn.ReLU6):
             if tape is not None:
                 tape.append(_relu6_backward(x))
             x = m(x)
@@ -78,6 +138,7 @@ def _run_seq(seq: nn.Sequential, x: torch.Tensor, tape: list[Backward] | None) -
             x = _run_seq(m, x, tape)
         else:
             raise TypeError(f"unexpected layer {type(m).__name__} in MobileNetV2")
+        i += 1
     return x
 
 
@@ -102,6 +163,30 @@ def _run_block(block: nn.Module, x: torch.Tensor, tape: list[Backward] | None) -
     return _run_seq(block, x, tape)
 
 
+class CamBackward(nn.Module):
+    """The written-out backward from the stage-4 gradient down to stage 1 (no parameters: the
+    tapes hold the backbone's layers).
+
+    A module of its own so that its nodes carry the ONNX scope ``/model/backbone/cam_backward/``:
+    :mod:`c3n.quantize` keeps them in float (as when they were ``ConvTranspose``, which it never
+    quantised): per-tensor INT8 on gradient maps would cost the CAM its precision.
+    """
+
+    def forward(self, g4: torch.Tensor, tapes: list[list[Backward]], n_blocks: int) -> list[torch.Tensor]:
+        """g4: d logit / d stage-4 map [N,1280,7,7] -> the 4 stage gradients, stage 1 first."""
+        g = g4
+        grads = [g]
+        # tapes[k] is the backward of features[STAGE_ENDS[0] + 1 + k]
+        first = STAGE_ENDS[0] + 1
+        for block_idx in range(n_blocks - 1, first - 1, -1):
+            for f in reversed(tapes[block_idx - first]):
+                g = f(g)
+            if block_idx - 1 in STAGE_ENDS:
+                grads.append(g)
+        grads.reverse()
+        return grads
+
+
 class MobileNetV2Backbone(nn.Module):
     """torchvision MobileNetV2 returning the four stage maps and the 1000 ImageNet logits.
 
@@ -117,6 +202,7 @@ class MobileNetV2Backbone(nn.Module):
             net.load_state_dict(state, strict=True)
         self.features = net.features
         self.head = net.classifier[1]  # Linear(1280, 1000); the Dropout is inactive at inference
+        self.cam_backward = CamBackward()
 
     def train(self, mode: bool = True):  # BN statistics stay frozen (see module doc)
         super().train(mode)
@@ -149,13 +235,4 @@ class MobileNetV2Backbone(nn.Module):
         hw = a4.shape[2] * a4.shape[3]
         w = self.head.weight[label]  # [N,1280]
         g = (w / hw)[:, :, None, None].expand_as(a4)
-        grads = [g]
-        # tapes[k] is the backward of features[STAGE_ENDS[0] + 1 + k]
-        first = STAGE_ENDS[0] + 1
-        for block_idx in range(len(self.features) - 1, first - 1, -1):
-            for f in reversed(tapes[block_idx - first]):
-                g = f(g)
-            if block_idx - 1 in STAGE_ENDS:
-                grads.append(g)
-        grads.reverse()
-        return grads
+        return self.cam_backward(g, tapes, len(self.features))

@@ -6,7 +6,8 @@
 * **INT8**: onnxruntime.quantization static quantisation in **QDQ** format (explicit
   QuantizeLinear/DequantizeLinear pairs, the form TensorRT 10 builds INT8 engines from — implicit
   calibration is deprecated there), symmetric INT8 activations and per-channel symmetric INT8
-  weights (TensorRT requires zero points of 0), Conv / MatMul / Gemm only, MinMax calibration on
+  weights (TensorRT requires zero points of 0), Conv / MatMul / Gemm only and not those of CCAM's
+  written-out backward (scope ``cam_backward``: gradient maps stay float), MinMax calibration on
   ``--calib-clips`` clips of the **training** split of DATA (S4 and MS3 in proportion, evenly
   spaced; never the test split).
 * **FP16**: ``onnxruntime.transformers.float16.convert_float_to_float16`` (onnxruntime's copy of
@@ -90,10 +91,14 @@ def quantize_int8(model: Path, out: Path, data: Path, calib_clips: int) -> dict:
 
     t0 = time.time()
     reader = CalibrationReader(data, calib_clips, _input_t(model))
+    # CCAM's written-out backward stays float (c3n.backbone.CamBackward)
+    cam_backward = [n.name for n in onnx.load(str(model), load_external_data=False).graph.node
+                    if "/cam_backward/" in n.name]
     quantize_static(
         str(model), str(out), reader,
         quant_format=QuantFormat.QDQ,
         op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+        nodes_to_exclude=cam_backward,
         per_channel=True,
         activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8,

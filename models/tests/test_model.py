@@ -191,6 +191,20 @@ def test_onnx_export_matches_eager_and_autograd(edge_model, real_inputs, tmp_pat
             assert rel <= max(1e-4, 2 * floor[k]), (kind, k + 1, rel, floor[k])
 
 
+def test_autograd_forward_matches_written_out(edge_model, real_inputs):
+    """The research-code form timed by ``c3n.bench_torch`` (CCAM by autograd) computes the same
+    mask and labels as the exported form (written-out backward)."""
+    from c3n.bench_torch import forward_autograd
+
+    frames, logmel = real_inputs
+    with torch.no_grad():
+        ref = edge_model(frames, logmel, t=2)
+    mask, label = forward_autograd(edge_model, frames, logmel, 2)
+    assert torch.equal(label, ref[3])
+    assert (mask - ref[0]).abs().max() <= 1e-3
+    assert (mask - ref[0]).abs().max() < 0.01 * ref[0].abs().max()  # not a vacuous bound
+
+
 def test_aspp_broadcast_pool_equals_concat_form():
     from c3n.decoder import ASPP
 

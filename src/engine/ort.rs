@@ -3,9 +3,10 @@
 //!
 //! `libonnxruntime.so` is loaded at run time (`ort` feature `load-dynamic`; nothing is linked):
 //! from [`EngineSettings::ort_library`] (`--ort-lib`, `$ORT_DYLIB_PATH`), else the dynamic
-//! loader's search path. ort rc.15 targets ONNX Runtime 1.31 and refuses older libraries
-//! (toolchain-and-test-infra.md §4; the `onnxruntime` 1.31.1 wheel's library works). One library
-//! per process: the first engine loads it.
+//! loader's search path. Built against ONNX Runtime's C API 17 (ort without an `api-NN` feature),
+//! so any ONNX Runtime ≥ 1.17 loads; ort refuses older ones. CI runs the parity tests on the
+//! PyPI wheels' libraries 1.19.2 (the oldest wheel that ships `libonnxruntime.so`), 1.31.1 and
+//! 1.32.0 (`tests/ort_versions.sh`). One library per process: the first engine loads it.
 //!
 //! TensorRT (frigate's ONNX detector and integration-conventions.md §1.7 / §3.6): FP16 unless
 //! [`super::Precision::Fp32`]; INT8 only through an explicitly quantised (QDQ) model — TensorRT 10
@@ -68,7 +69,7 @@ fn environment(
     let lib_s = lib.display().to_string();
     let got = ENV.get_or_init(|| {
         let builder = ort::init_from(&lib).map_err(|e| {
-            format!("cannot load ONNX Runtime from {lib_s} (set --ort-lib or ORT_DYLIB_PATH to libonnxruntime.so.1.31+): {e}")
+            format!("cannot load ONNX Runtime from {lib_s} (set --ort-lib or ORT_DYLIB_PATH to libonnxruntime.so of ONNX Runtime 1.17 or newer): {e}")
         })?;
         let env = builder
             .with_name("c3n-edge")

@@ -159,6 +159,8 @@ pub struct BackendTiming {
     pub first_ms: f64,
     /// Mean of the following calls, ms.
     pub mean_ms: f64,
+    /// Median of the following calls, ms (the upper middle one for an even count).
+    pub median_ms: f64,
     /// Fastest of the following calls, ms.
     pub min_ms: f64,
     /// Max |mask_logits − first backend's| (0 for the first backend; infinite when the sizes
@@ -215,6 +217,13 @@ pub fn compare(
         }
         let mean_ms = times.iter().sum::<f64>() / times.len().max(1) as f64;
         let min_ms = times.iter().copied().fold(f64::INFINITY, f64::min);
+        let median_ms = crate::bench::percentile_ms(
+            &times
+                .iter()
+                .map(|ms| Duration::from_secs_f64(ms / 1e3))
+                .collect::<Vec<_>>(),
+            0.5,
+        );
         let (mask_max_abs_diff, score_max_abs_diff) = match &reference {
             Some(r) => (
                 max_abs_diff(first.mask_logits.iter(), r.mask_logits.iter()),
@@ -228,6 +237,11 @@ pub fn compare(
             first_ms,
             mean_ms: if times.is_empty() { first_ms } else { mean_ms },
             min_ms: if times.is_empty() { first_ms } else { min_ms },
+            median_ms: if times.is_empty() {
+                first_ms
+            } else {
+                median_ms
+            },
             mask_max_abs_diff,
             score_max_abs_diff,
         });

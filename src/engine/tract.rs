@@ -11,6 +11,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ndarray::{Ix1, Ix2, Ix4};
 use tract_linalg::multithread::Executor;
@@ -80,6 +81,125 @@ impl TractEngine {
             .into_runnable_with_options(&run_options)
             .map_err(|e| load_err("plan", e))?;
         Ok(Self { contract, plan })
+    }
+}
+
+/// Time one kind of tract operator took in [`TractEngine::profile`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OpTime {
+    /// tract's operator name after optimisation (e.g. `Conv`, `DepthWise`, `OptMatMul`,
+    /// `DeconvSum`); one optimised node may stand for several ONNX nodes (fusions).
+    pub op: String,
+    /// Nodes of the optimised plan with this operator.
+    pub nodes: usize,
+    /// Median over the profiled calls of the time in these nodes, ms per model call.
+    pub ms_per_call: f64,
+}
+
+/// One node of the optimised plan in a [`Profile`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct NodeTime {
+    /// Node name (the ONNX node it comes from, with tract's suffixes).
+    pub name: String,
+    /// tract's operator name.
+    pub op: String,
+    /// Median time per model call, ms.
+    pub ms_per_call: f64,
+}
+
+/// What [`TractEngine::profile`] measured.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Profile {
+    /// Operators, slowest first.
+    pub ops: Vec<OpTime>,
+    /// Nodes, slowest first.
+    pub nodes: Vec<NodeTime>,
+    /// Median total node time per model call, ms.
+    pub total_ms: f64,
+}
+
+impl TractEngine {
+    /// tract's per-operator profile: runs `window` once to warm up, then `calls` times with a
+    /// timer around every node of the optimised plan (same executor and threads as
+    /// [`Engine::infer`]). Returns the operators and the nodes, slowest first, and the median
+    /// total node time per call (the small remainder of a call's wall time is tract's scheduling).
+    ///
+    /// Errors: [`EngineError::Run`] when tract fails; [`EngineError::InputShape`] for a window that
+    /// does not fit the contract.
+    pub fn profile(&self, window: &ModelInput, calls: usize) -> Result<Profile, EngineError> {
+        check_input(&self.contract, window)?;
+        let nodes = self.plan.model().nodes.len();
+        let mut per_call: Vec<Vec<Duration>> = Vec::new();
+        let mut state = tract_onnx::tract_core::plan::SimpleState::new(&self.plan)
+            .map_err(|e| run_err(format!("{e:#}")))?;
+        for _ in 0..calls.max(1) + 1 {
+            let inputs: TVec<TValue> = tvec![
+                Tensor::from(window.frames.clone()).into_tvalue(),
+                Tensor::from(window.audio_logmel.clone()).into_tvalue(),
+            ];
+            let mut times = vec![Duration::ZERO; nodes];
+            state
+                .run_plan_with_eval(inputs, |ctx, op_state, node, input| {
+                    let t = Instant::now();
+                    let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, input);
+                    times[node.id] += t.elapsed();
+                    r
+                })
+                .map_err(|e| run_err(format!("{e:#}")))?;
+            per_call.push(times);
+        }
+        per_call.remove(0); // warm-up
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let mut node_times: Vec<NodeTime> = self
+            .plan
+            .model()
+            .nodes
+            .iter()
+            .map(|n| NodeTime {
+                name: n.name.clone(),
+                op: n.op().name().to_string(),
+                ms_per_call: median(
+                    per_call
+                        .iter()
+                        .map(|t| t[n.id].as_secs_f64() * 1e3)
+                        .collect(),
+                ),
+            })
+            .collect();
+        node_times.sort_by(|a, b| b.ms_per_call.total_cmp(&a.ms_per_call));
+        let mut by_op: std::collections::BTreeMap<String, (usize, Vec<f64>)> = Default::default();
+        for node in &self.plan.model().nodes {
+            let e = by_op
+                .entry(node.op().name().to_string())
+                .or_insert_with(|| (0, vec![0.0; per_call.len()]));
+            e.0 += 1;
+            for (acc, times) in e.1.iter_mut().zip(&per_call) {
+                *acc += times[node.id].as_secs_f64() * 1e3;
+            }
+        }
+        let total = median(
+            per_call
+                .iter()
+                .map(|t| t.iter().map(|d| d.as_secs_f64() * 1e3).sum())
+                .collect(),
+        );
+        let mut ops: Vec<OpTime> = by_op
+            .into_iter()
+            .map(|(op, (nodes, ms))| OpTime {
+                op,
+                nodes,
+                ms_per_call: median(ms),
+            })
+            .collect();
+        ops.sort_by(|a, b| b.ms_per_call.total_cmp(&a.ms_per_call));
+        Ok(Profile {
+            ops,
+            nodes: node_times,
+            total_ms: total,
+        })
     }
 }
 
