@@ -334,7 +334,7 @@ pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, image::ImageE
 /// Writes `img` as PNG or JPEG (quality 90) by the extension of `path`, creating its directory.
 pub fn save_image(img: &RgbImage, path: &Path) -> Result<(), SinkError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| SinkError::Io {
+        crate::guard::create_dir(dir).map_err(|source| SinkError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
