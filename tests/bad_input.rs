@@ -6,7 +6,8 @@
 //! by a hostile header fails instead of eating the machine) and a timeout, and must:
 //! * exit with the expected status, by itself (no signal, no abort, no timeout);
 //! * print no `panicked at` and no allocation failure;
-//! * name the bad file or flag on stderr (the case's `stderr` substrings);
+//! * name the bad file or flag on stderr (the case's `stderr` substrings), in prose without runs
+//!   of spaces;
 //! * leave the files it lists in `protect` byte-identical;
 //! * for a full disk, leave only whole JSON lines in the events file.
 //!
@@ -22,8 +23,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Address-space limit of each run (a normal run of the shipped model maps ~1.5 GiB).
-const MEMORY_LIMIT: &str = "4G";
+/// Address-space limit of each run in bytes, 4 GiB (a normal run of the shipped model maps
+/// ~1.5 GiB). In bytes: util-linux 2.38's prlimit crashes on suffixes such as `4G`.
+const MEMORY_LIMIT: u64 = 4 << 30;
 /// Wall-clock limit of each run.
 const TIMEOUT: Duration = Duration::from_secs(90);
 /// Cases run at once.
@@ -137,6 +139,15 @@ fn run_case(case: &Case, dir: &Path, model: &Path) -> Result<Duration, String> {
         if err.contains(bad) {
             problems.push(format!("stderr contains {bad:?}"));
         }
+    }
+    // messages are prose: no runs of spaces inside a line (a broken string continuation); the
+    // caret lines of a TOML parse error (`  |        ^`) are layout
+    let gap = "        ";
+    if err.lines().any(|l| {
+        let t = l.trim_start();
+        t.find(gap).is_some_and(|i| !t[..i].ends_with('|'))
+    }) {
+        problems.push("stderr has a run of 8 or more spaces inside a line".into());
     }
     for want in &case.stderr {
         let want = subst(want);

@@ -193,6 +193,8 @@ def main():
     case("flag_mqtt_url", run_with("--mqtt", "http://x"), 1, ["http://x"])
     case("flag_output_scheme", run_with("--output", "ftp://x"), 1, ["ftp"])
     case("flag_output_display_index", run_with("--output", "display://x"), 1, ["display://x"])
+    case("flag_output_display_mode", run_with("--output", "display://0?backend=drm&mode=64x48:16"), 1,
+         ["framebuffer geometry", "backend=drm give WxH"])
 
     # ---- outputs that would destroy something
     ev = put("old_events.jsonl", b'{"previous": "results"}\n')
@@ -213,7 +215,7 @@ def main():
          ["--output", "frame directory"], protect=[f"{{dir}}/frames/{i:05d}.png" for i in range(3)])
     put("regular_file", b"x")
     case("output_under_regular_file", run_with("--output", "file://{dir}/regular_file/%05d.jpg"), 1,
-         ["regular_file is a file, not a directory"])
+         ["regular_file: exists and is not a directory"])
     case("overlay_under_regular_file", run_with("--overlay", "{dir}/regular_file/ov"), 1,
          ["regular_file is a file, not a directory"])
     # a full disk (RLIMIT_FSIZE): the error names the file, and no half line is left
@@ -257,11 +259,11 @@ def main():
     case("eval_no_subset", ["eval", "{dir}/eval/empty", "--model", "{model}", "--quiet"], 1, ["Single-source"])
     case("eval_header_only", ["eval", tree("header_only", header), "--model", "{model}", "--quiet"], 1,
          ["no test clips"])
-    case("eval_no_test_rows", ["eval", tree("train_only", header + b"0,clip_a,dog,train\n"), "--model",
+    case("eval_no_test_rows", ["eval", tree("train_only", header + b"clip_a,x,dog,train\n"), "--model",
                                "{model}", "--quiet"], 1, ["no test clips"])
     case("eval_csv_garbage", ["eval", tree("garbage", bytes(range(256))), "--model", "{model}", "--quiet"],
          1, ["s4_meta_data.csv"])
-    case("eval_missing_files", ["eval", tree("missing", header + b"0,clip_a,dog,test\n"), "--model",
+    case("eval_missing_files", ["eval", tree("missing", header + b"clip_a,x,dog,test\n"), "--model",
                                 "{model}", "--quiet"], 1, ["clip_a"])
     case("eval_no_csv", ["eval", tree("no_csv", None), "--model", "{model}", "--quiet"], 1, ["csv"])
 
