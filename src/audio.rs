@@ -25,7 +25,7 @@ pub enum AudioError {
         source: std::io::Error,
     },
     /// The file is not a WAV file this runtime can use (the message says what is wrong).
-    #[error("WAV {path}: {source}")]
+    #[error("cannot read WAV {path}: {source}")]
     Wav {
         /// File.
         path: PathBuf,

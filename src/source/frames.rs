@@ -58,7 +58,7 @@ impl ImageSequence {
                     p.display()
                 ),
                 None => format!(
-                    "no file matches the pattern ({} and {} do not exist)",
+                    "no file matches the pattern: {} does not exist (nor {})",
                     path(0).display(),
                     path(1).display()
                 ),
