@@ -5,28 +5,33 @@
 
 use std::path::{Path, PathBuf};
 
+use std::io::Read;
+
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
+
+use crate::wavfile::WavError;
 
 /// Errors while reading or converting audio. File errors name the file.
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
-    /// The file could not be opened or is not a well-formed WAV file.
+    /// The file could not be opened or read, or is not a regular file.
+    #[error("cannot read WAV {path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a WAV file this runtime can use (the message says what is wrong).
     #[error("cannot read WAV {path}: {source}")]
     Wav {
         /// File.
         path: PathBuf,
-        /// Decoder error.
+        /// What is wrong with its bytes.
         #[source]
-        source: hound::Error,
-    },
-    /// The WAV header is valid but describes something we cannot use.
-    #[error("unsupported WAV {path}: {reason}")]
-    Unsupported {
-        /// File.
-        path: PathBuf,
-        /// What is unsupported.
-        reason: String,
+        source: WavError,
     },
     /// Resampler construction or processing failed.
     #[error("cannot resample {from_hz} Hz -> {to_hz} Hz: {reason}")]
@@ -49,53 +54,48 @@ pub struct MonoAudio {
     pub samples: Vec<f64>,
 }
 
-/// Reads a WAV file (8/16/24/32-bit integer PCM or 32-bit float) and down-mixes it to mono.
+/// Reads a WAV file (8/16/24/32-bit integer PCM, 32/64-bit float; [`crate::wavfile`]) and
+/// down-mixes it to mono. Only a regular file is read, and no more bytes than it holds; what the
+/// reader noticed (a cut-short data chunk, NaN samples, no samples at all) is logged as a
+/// warning naming the file.
 pub fn read_wav_mono(path: &Path) -> Result<MonoAudio, AudioError> {
-    let wav_err = |source| AudioError::Wav {
+    let io = |source| AudioError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let reader = hound::WavReader::open(path).map_err(wav_err)?;
-    let spec = reader.spec();
-    let channels = usize::from(spec.channels);
-    if channels == 0 || spec.sample_rate == 0 {
-        return Err(AudioError::Unsupported {
-            path: path.to_path_buf(),
-            reason: format!("{} channels at {} Hz", spec.channels, spec.sample_rate),
-        });
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(io(std::io::Error::other(
+            "not a regular file (a directory, FIFO or device cannot be read as a WAV file)",
+        )));
     }
-    let interleaved: Vec<f64> = match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Float, 32) => reader
-            .into_samples::<f32>()
-            .map(|s| s.map(f64::from))
-            .collect::<Result<_, _>>()
-            .map_err(wav_err)?,
-        (hound::SampleFormat::Int, bits @ 1..=32) => {
-            let scale = 1.0 / f64::from(1u32 << (bits - 1));
-            reader
-                .into_samples::<i32>()
-                .map(|s| s.map(|v| f64::from(v) * scale))
-                .collect::<Result<_, _>>()
-                .map_err(wav_err)?
-        }
-        (fmt, bits) => {
-            return Err(AudioError::Unsupported {
-                path: path.to_path_buf(),
-                reason: format!("{bits}-bit {fmt:?} samples"),
-            })
-        }
-    };
-    let samples = if channels == 1 {
-        interleaved
-    } else {
-        interleaved
-            .chunks_exact(channels)
-            .map(|f| f.iter().sum::<f64>() / channels as f64)
-            .collect()
-    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(meta.len()).read_to_end(&mut bytes))
+        .map_err(io)?;
+    let d = crate::wavfile::decode(&bytes).map_err(|source| AudioError::Wav {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    for note in &d.notes {
+        tracing::warn!("WAV {}: {note}", path.display());
+    }
+    let rate = f64::from(d.format.sample_rate);
+    if d.samples.is_empty() {
+        tracing::warn!(
+            "WAV {}: no samples at all; the audio is analysed as silence",
+            path.display()
+        );
+    } else if d.samples.len() < d.format.sample_rate as usize {
+        tracing::warn!(
+            "WAV {}: only {:.3} s of audio; the rest is analysed as silence",
+            path.display(),
+            d.samples.len() as f64 / rate
+        );
+    }
     Ok(MonoAudio {
-        sample_rate: spec.sample_rate,
-        samples,
+        sample_rate: d.format.sample_rate,
+        samples: d.samples,
     })
 }
 
@@ -111,6 +111,15 @@ pub fn resample(samples: &[f64], from_hz: u32, to_hz: u32) -> Result<Vec<f64>, A
         to_hz,
         reason,
     };
+    // the resampler's FFT sizes grow with the rates' ratio: bound them (16 GiB at 2^31 Hz)
+    let range = crate::wavfile::MIN_SAMPLE_RATE..=crate::wavfile::MAX_SAMPLE_RATE;
+    if !range.contains(&from_hz) || !range.contains(&to_hz) {
+        return Err(err(format!(
+            "rates must be {} to {} Hz",
+            range.start(),
+            range.end()
+        )));
+    }
     let mut rs = Fft::<f64>::new(from_hz as usize, to_hz as usize, 1024, 1, FixedSync::Both)
         .map_err(|e| err(e.to_string()))?;
     let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| err(e.to_string()))?;
@@ -198,14 +207,21 @@ mod tests {
         std::fs::write(&p, b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00garbage").unwrap();
         let e = read_wav_mono(&p).unwrap_err();
         assert!(matches!(e, AudioError::Wav { .. }), "{e:?}");
-        assert!(e.to_string().contains("bad_header.wav"));
+        let msg = e.to_string();
+        assert!(
+            msg.contains("bad_header.wav") && msg.contains("truncated"),
+            "{msg}"
+        );
         let e = read_wav_mono(Path::new("/nonexistent/a.wav")).unwrap_err();
-        assert!(matches!(e, AudioError::Wav { .. }));
+        assert!(matches!(e, AudioError::Io { .. }));
         std::fs::write(&p, b"not a wav at all").unwrap();
-        assert!(matches!(
-            read_wav_mono(&p).unwrap_err(),
-            AudioError::Wav { .. }
-        ));
+        let msg = read_wav_mono(&p).unwrap_err().to_string();
+        assert!(msg.contains("not a RIFF/WAVE file"), "{msg}");
+        // a directory is refused before any read
+        let msg = read_wav_mono(&std::env::temp_dir())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("not a regular file"), "{msg}");
     }
 
     fn dominant_freq(x: &[f64], sr: f64) -> f64 {

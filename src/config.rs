@@ -194,14 +194,34 @@ pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Largest configuration file read, in bytes.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 impl Config {
     /// Reads, parses and validates a TOML file.
+    /// Only a regular file of at most [`MAX_CONFIG_BYTES`] is read (not a FIFO or a device).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let io = |source| ConfigError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
-        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        };
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() {
+            return Err(io(std::io::Error::other("not a regular file")));
+        }
+        if meta.len() > MAX_CONFIG_BYTES {
+            return Err(io(std::io::Error::other(format!(
+                "{} bytes: a configuration file is at most {MAX_CONFIG_BYTES}",
+                meta.len()
+            ))));
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates TOML text; `path` is only used in the errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;

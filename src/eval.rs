@@ -43,6 +43,16 @@ pub enum EvalError {
     /// The model's front-end parameters are inconsistent.
     #[error("model front end: {0}")]
     Frontend(String),
+    /// The split of a subset lists no clip: a metric over nothing is not 0, it is no result.
+    #[error(
+        "no {split} clips in subset {subset}: nothing to evaluate (check the CSV and --split)"
+    )]
+    NoClips {
+        /// The subset.
+        subset: Subset,
+        /// The split.
+        split: String,
+    },
     /// A mask does not have the model's output size.
     #[error("mask {path}: {source}")]
     MaskSize {
@@ -191,6 +201,12 @@ pub fn evaluate(
     let mut reports = Vec::new();
     for subset in dataset::available_subsets(&opts.dataset_dir, opts.subset)? {
         let clips = dataset::load_clips(&opts.dataset_dir, subset, &opts.split)?;
+        if clips.is_empty() {
+            return Err(EvalError::NoClips {
+                subset,
+                split: opts.split.clone(),
+            });
+        }
         info!(%subset, split = %opts.split, clips = clips.len(), "evaluating");
         let pb = progress_bar(clips.len(), subset, opts.progress);
         let mut acc = Accumulator::new(metrics::AVSBENCH_BATCH_CLIPS);

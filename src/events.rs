@@ -68,8 +68,18 @@ impl EventConfig {
                 self.iou_threshold
             ));
         }
-        if self.camera.is_empty() {
-            return Err("events.camera must not be empty".into());
+        // the camera name is an MQTT topic level and part of Home Assistant ids, with or
+        // without --mqtt: one rule everywhere (Frigate's)
+        if self.camera.is_empty()
+            || !self
+                .camera
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!(
+                "camera name {:?}: expected letters, digits, '_' or '-' ([A-Za-z0-9_-]+)",
+                self.camera
+            ));
         }
         Ok(())
     }

@@ -22,6 +22,9 @@ use c3n_edge::source::live::LiveOptions;
 use c3n_edge::source::VideoOptions;
 use c3n_edge::uri::InputUri;
 
+mod cli_checks;
+use cli_checks::{check_outputs, model_path_of, parse_alpha, parse_input_rate};
+
 /// Runtime for the C3N audio-visual segmentation network.
 #[derive(Debug, Parser)]
 #[command(name = "c3n-edge", version, about)]
@@ -174,8 +177,9 @@ struct InputArgs {
     /// Audio input (file://clip.wav, alsa://…); default: the video file's own audio track.
     #[arg(long)]
     audio: Option<String>,
-    /// Frame rate in fps: of an image-sequence input (default 1), or requested from a camera.
-    #[arg(long = "input-rate")]
+    /// Frame rate in fps: of an image-sequence input (default 1), or requested from a camera
+    /// (0.01 to 1000).
+    #[arg(long = "input-rate", value_parser = parse_input_rate)]
     input_rate: Option<f64>,
     /// Camera: requested frame width in pixels (default 1280; closest mode wins).
     #[arg(long = "input-width")]
@@ -202,7 +206,8 @@ struct InputArgs {
     #[arg(
         long = "input-loop",
         default_value_t = 0,
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i64).range(-1..)
     )]
     input_loop: i64,
     /// Stop after N model windows (clips).
@@ -241,7 +246,7 @@ struct RunArgs {
     #[arg(long)]
     headless: bool,
     /// Overlay mask opacity, 0-1.
-    #[arg(long, default_value_t = 0.59)]
+    #[arg(long, default_value_t = 0.59, value_parser = parse_alpha)]
     alpha: f32,
     /// Mask probability threshold (overrides [post] threshold).
     #[arg(long)]
@@ -311,10 +316,22 @@ fn init_logging(filter: Option<&str>) {
     }
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log.as_deref());
-    match cli.command {
+    c3n_edge::service::ignore_file_size_signal();
+    match run_command(cli.command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // each cause once (library errors often carry their source in their own text)
+            eprintln!("{}", c3n_edge::guard::report(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command(command: Command) -> Result<()> {
+    match command {
         Command::Eval {
             dataset_dir,
             split,
@@ -534,7 +551,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     post.min_area_fraction = a.min_area.unwrap_or(post.min_area_fraction);
     events.min_frames = a.min_frames.unwrap_or(events.min_frames);
     events.end_timeout_ms = a.end_timeout_ms.unwrap_or(events.end_timeout_ms);
-    if let Some(c) = a.camera {
+    if let Some(c) = a.camera.clone() {
         events.camera = c;
     }
     if let Some(p) = a.mqtt_protocol {
@@ -563,6 +580,9 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         ..Default::default()
     };
     let overlay_format: OverlayFormat = a.overlay_format.parse()?;
+    opts.events.validate().map_err(anyhow::Error::msg)?;
+    opts.post.validate().map_err(anyhow::Error::msg)?;
+    check_outputs(&a, &opts.input, &model_path_of(&a.model, &cfg.model))?;
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(JsonlSink::open(&a.events)?)];
     if let Some(dir) = &a.overlay {
         sinks.push(Box::new(OverlaySink::open(dir, overlay_format, a.alpha)?));
@@ -588,8 +608,8 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     c3n_edge::service::stop_on_signals(control.clone())?;
     let model_args = a.model.or_config(&cfg.model);
     let engine = load_engine(&model_args)?;
-    let summary = pipeline::run_with(engine, &opts, &mut sinks, control)
-        .with_context(|| format!("running {}", a.input))?;
+    // no context here: each input, model and output error names its own file or URI
+    let summary = pipeline::run_with(engine, &opts, &mut sinks, control)?;
     tracing::info!(
         clips = summary.clips,
         frames = summary.frames,

@@ -372,6 +372,7 @@ fn sync_stage(
     let mut offset_ms = 0i64;
     let mut emitted = 0u64;
     let mut pass = 0i64;
+    let mut audio_ended_warned = false;
     loop {
         let (mut video, mut audio) = match sources.take() {
             Some(s) => s,
@@ -399,6 +400,7 @@ fn sync_stage(
             let mut slotter = FrameSlotter::new(builder.slot_ms());
             let mut decode = Duration::ZERO;
             let mut pass_end = offset_ms;
+            let mut failed = None;
             let mut emit = |builder: &mut WindowBuilder,
                             abuf: &mut AudioBuffer,
                             aclock: &mut Rebase,
@@ -406,6 +408,19 @@ fn sync_stage(
              -> Result<bool, PipelineError> {
                 if let Some(until) = builder.audio_needed_until() {
                     fill_audio(abuf, &blocks, offset_ms, aclock, until)?;
+                    if abuf.ended && !audio_ended_warned {
+                        // the video goes on without audio: say so once, with the time
+                        let end = abuf.end_ms().unwrap_or(offset_ms as f64);
+                        if end < until {
+                            audio_ended_warned = true;
+                            tracing::warn!(
+                                "the audio input ends at {:.3} s, before the video (audio is needed up to \
+                                 {:.3} s): the rest is analysed as silence",
+                                (end - offset_ms as f64) / 1000.0,
+                                (until - offset_ms as f64) / 1000.0
+                            );
+                        }
+                    }
                 }
                 let Some(w) = builder.build(abuf, std::mem::take(decode)) else {
                     return Ok(true);
@@ -440,15 +455,23 @@ fn sync_stage(
                             }
                         }
                     }
-                    Ok(Err(e)) => return Err(e.into()),
+                    Ok(Err(e)) => {
+                        failed = Some(e);
+                        break;
+                    }
                     Err(_) => break,
                 }
             }
+            // end of the input, or a frame that cannot be read: the window in progress is
+            // analysed first, so the events of the good frames before a bad one are not lost
             if let Some(slot) = slotter.finish() {
                 builder.push(slot);
             }
             let more =
                 !builder.has_pending() || emit(&mut builder, &mut abuf, &mut aclock, &mut decode)?;
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
             Ok::<_, PipelineError>((more, pass_end))
         });
         let (more, end) = result?;

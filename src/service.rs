@@ -28,6 +28,16 @@ pub enum ServiceError {
     Thread(#[source] std::io::Error),
 }
 
+/// Makes a write past the file-size limit (`ulimit -f`, RLIMIT_FSIZE) fail with EFBIG, which the
+/// output reports as an error naming its file, instead of SIGXFSZ killing the process with a
+/// half-written output.
+pub fn ignore_file_size_signal() {
+    // SAFETY: SIG_IGN installs no handler code; signal(2) only changes the disposition.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 /// Installs a SIGTERM/SIGINT handler (a background thread, `signal-hook`). The first signal
 /// sends `STOPPING=1` to `$NOTIFY_SOCKET` (when set) and calls [`RunControl::request_stop`]: the
 /// pipeline stops feeding the engine, finishes the window in progress, emits the final `end`

@@ -68,30 +68,39 @@ impl FrameSlotter {
         self.slot_start(k) as f64 + SLOT_TARGET_FRACTION * self.slot_ms
     }
 
-    /// Offers the next frame; returns the slots completed by it (usually 0 or 1).
-    /// Frames with a timestamp before the current slot are ignored.
-    pub fn push(&mut self, frame: VideoFrame) -> Vec<SlotFrame> {
+    /// Offers the next frame; returns the slots completed by it (usually 0 or 1), lazily: a
+    /// frame far ahead of the current slot (a slow image sequence, a timestamp jump) completes
+    /// many slots that repeat the last frame, and they are produced one at a time as the
+    /// iterator is advanced, so memory stays bounded and the caller can stop in between. The
+    /// frame itself is placed once the iterator is exhausted (a frame whose iterator is
+    /// dropped early is not placed). Frames with a timestamp before the current slot are
+    /// ignored.
+    pub fn push(&mut self, frame: VideoFrame) -> SlotsDone<'_> {
         let t0 = *self.t0.get_or_insert(frame.pts_ms);
         let rel = (frame.pts_ms - t0) as f64;
-        if rel < 0.0 {
-            return vec![];
+        let k = if rel < 0.0 {
+            None
+        } else {
+            Some((rel / self.slot_ms).floor() as u64)
+        };
+        SlotsDone {
+            slotter: self,
+            frame: k.map(|k| (k, frame)),
         }
-        let k = (rel / self.slot_ms).floor() as u64;
-        let mut done = vec![];
-        while k > self.current {
-            done.extend(self.close_current());
-            self.current += 1;
+    }
+
+    /// Places `frame` into slot `k` (the current one) if it is nearer to the slot's target.
+    fn place(&mut self, k: u64, frame: VideoFrame) {
+        if k != self.current {
+            return;
         }
-        if k == self.current {
-            let target = self.target(k);
-            let better = self.best.as_ref().is_none_or(|b| {
-                (frame.pts_ms as f64 - target).abs() < (b.pts_ms as f64 - target).abs()
-            });
-            if better {
-                self.best = Some(frame);
-            }
+        let target = self.target(k);
+        let better = self.best.as_ref().is_none_or(|b| {
+            (frame.pts_ms as f64 - target).abs() < (b.pts_ms as f64 - target).abs()
+        });
+        if better {
+            self.best = Some(frame);
         }
-        done
     }
 
     fn close_current(&mut self) -> Option<SlotFrame> {
@@ -113,6 +122,35 @@ impl FrameSlotter {
         });
         self.current += 1;
         s
+    }
+}
+
+/// The slots completed by one [`FrameSlotter::push`], produced one at a time.
+#[derive(Debug)]
+pub struct SlotsDone<'a> {
+    slotter: &'a mut FrameSlotter,
+    /// The frame's slot index and the frame, until it is placed.
+    frame: Option<(u64, VideoFrame)>,
+}
+
+impl Iterator for SlotsDone<'_> {
+    type Item = SlotFrame;
+
+    fn next(&mut self) -> Option<SlotFrame> {
+        loop {
+            let k = self.frame.as_ref()?.0;
+            if k <= self.slotter.current {
+                if let Some((k, frame)) = self.frame.take() {
+                    self.slotter.place(k, frame);
+                }
+                return None;
+            }
+            let done = self.slotter.close_current();
+            self.slotter.current += 1;
+            if done.is_some() {
+                return done;
+            }
+        }
     }
 }
 

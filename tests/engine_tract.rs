@@ -50,6 +50,12 @@ fn ort_library(test: &str) -> Option<()> {
     .then_some(())
 }
 
+/// Absolute part of the output tolerance (outputs of magnitude <= 1: the mask, the score).
+const TOL_ABS: f32 = 1e-3;
+/// Relative part, times the largest reference magnitude of the output (README "Tests on any
+/// CPU": measured differences are below a fifth of it on AVX-512, AVX2 and SSE kernels).
+const TOL_REL: f32 = 1e-5;
+
 /// One test body per backend (candle style): the backend's outputs vs the reference outputs.
 fn check_parity(backend: Backend, case: &str, threads: Option<usize>) {
     let test = format!("engine_tract::{case} ({backend}, threads {threads:?})");
@@ -87,9 +93,24 @@ fn check_parity(backend: Backend, case: &str, threads: Option<usize>) {
             common::max_abs_diff(&out.c3im_score, &want.c3im_score),
         ),
     ];
-    for (name, d) in diffs {
-        eprintln!("{test}: {name} max abs diff {expected_name} vs reference = {d:e}");
-        assert!(d <= 1e-3, "{name} differs by {d}");
+    let scale = |a: &[f32]| a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let scales = [
+        scale(s(&want.mask_logits)),
+        scale(s(&want.visual_logits)),
+        scale(s(&want.audio_logits)),
+        scale(&want.c3im_score),
+    ];
+    for ((name, d), ref_max) in diffs.into_iter().zip(scales) {
+        // float32 sums in another order (SIMD width, FMA, threads) differ by a few ULPs of the
+        // largest partial sums, so the tolerance grows with the output's magnitude: the real
+        // export's audio_logits reach 609, where one ULP is 6.1e-5 and 1.25e-3 (20 ULPs) was
+        // measured on an AVX2 EPYC against the 1e-3 absolute limit that held with AVX-512
+        let tol = TOL_ABS + TOL_REL * ref_max;
+        eprintln!(
+            "{test}: {name} max abs diff {expected_name} vs reference = {d:e} \
+             (max |reference| {ref_max:e}, tolerance {tol:e})"
+        );
+        assert!(d <= tol, "{name} differs by {d} (tolerance {tol})");
     }
     assert_eq!(out.unified_label, want.unified_label, "unified_label");
     // a second call on the same engine gives the same result

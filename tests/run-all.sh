@@ -62,7 +62,10 @@ trap - EXIT
 grep -E '^\s*(Finished|warning: unused)' "$BUILD_LOG" || true
 rm -f "$BUILD_LOG"
 step "cargo test"
-cargo test --locked 2>&1
+# includes the bad-input suite (tests/bad_input.rs: the binary on every case that
+# tests/bad_input/make_corpus.py generates, under prlimit and a timeout) and the property tests of
+# the parsers (tests/fuzz_parsers.rs, bounded by PROPTEST_CASES per property)
+PROPTEST_CASES="${PROPTEST_CASES:-256}" cargo test --locked 2>&1
 # right after `cargo test`: it uses that debug binary (default features) as it is
 step "Home Assistant 2024.3.3 against c3n-edge's MQTT discovery (tests/ha_discovery.sh)"
 bash tests/ha_discovery.sh

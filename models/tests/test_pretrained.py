@@ -142,9 +142,22 @@ def test_yamnet_torch_vs_onnx_real(net, ort_float, real_patches):
 
 
 def test_yamnet_float_vs_qdq_top1(ort_float, real_patches):
-    """The float model keeps the quantised export's decision (clip-level top-1) on real recordings."""
+    """The float model keeps the quantised export's decision (clip-level top-1) on real recordings.
+
+    onnxruntime fuses the QDQ pairs into int8 kernels chosen per CPU (AVX-512 VNNI, AVX2's u8s8
+    whose int16 sums saturate, SSE), so the QDQ logits depend on the CPU: the correlation with the
+    float logits on vacuum_cleaner is 0.982 with AVX-512 VNNI and 0.932 with AVX2 (measured with
+    tests/tolerance/yamnet_qdq.py, natively and under qemu -cpu EPYC-Rome; README "Tests on any
+    CPU"). What holds on every CPU is asserted on the CPU's own kernels: the top-1. The logit
+    agreement is asserted on the same QDQ graph with graph optimisations off, where quantisation is
+    simulated in float by the DequantizeLinear/QuantizeLinear nodes (no int8 kernel): 0.984 on
+    vacuum_cleaner on both CPUs, > 0.9997 elsewhere.
+    """
     path = fetch.yamnet_qdq_dir() / "model.onnx"
     sq = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sq_sim = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     m = onnx.load(str(path), load_external_data=False)
     ini = {t.name: t for t in m.graph.initializer}
     dq_in = next(n for n in m.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == "audio")
@@ -152,17 +165,25 @@ def test_yamnet_float_vs_qdq_top1(ort_float, real_patches):
     # scales / zero points are stored inline (only the weights live in model.data)
     s_in, z_in = (numpy_helper.to_array(ini[k]).astype(np.float32) for k in dq_in.input[1:3])
     s_out, z_out = (numpy_helper.to_array(ini[k]).astype(np.float32) for k in q_out.input[1:3])
-    for r, x in real_patches.items():
-        (lf,) = ort_float.run(["logits"], {"audio": x})
-        lq = []
+
+    def qdq_logits(session, x):
+        out = []
         for patch in x:  # the QDQ export is batch-1 only
             q = np.clip(np.round(patch / s_in) + z_in, 0, 255).astype(np.uint8)[None]
-            lq.append((sq.run(None, {"audio": q})[0].astype(np.float32) - z_out) * s_out)
-        lq = np.concatenate(lq)
-        corr = np.corrcoef(lf.mean(0), lq.mean(0))[0, 1]
-        print(f"{r}: top-1 float {lf.mean(0).argmax()} qdq {lq.mean(0).argmax()}, logit corr {corr:.4f}")
-        assert lf.mean(0).argmax() == lq.mean(0).argmax(), r
-        assert np.corrcoef(lf.mean(0), lq.mean(0))[0, 1] > 0.95, r
+            out.append((session.run(None, {"audio": q})[0].astype(np.float32) - z_out) * s_out)
+        return np.concatenate(out).mean(0)
+
+    for r, x in real_patches.items():
+        (lf,) = ort_float.run(["logits"], {"audio": x})
+        lf = lf.mean(0)
+        lq, ls = qdq_logits(sq, x), qdq_logits(sq_sim, x)
+        corr, corr_sim = np.corrcoef(lf, lq)[0, 1], np.corrcoef(lf, ls)[0, 1]
+        print(f"{r}: top-1 float {lf.argmax()} qdq {lq.argmax()} simulated {ls.argmax()}, "
+              f"logit corr {corr:.4f} (this CPU's int8 kernels), {corr_sim:.4f} (simulated)")
+        assert lf.argmax() == lq.argmax() == ls.argmax(), r
+        assert corr_sim > 0.95, r
+        # a broken int8 path, not a kernel difference (lowest measured: 0.932, AVX2)
+        assert corr > 0.85, r
 
 
 # ---------------------------------------------------------------- similarity

@@ -182,14 +182,16 @@ impl OutputUri {
                     if m.contains(':') {
                         if backend == DisplayBackend::Drm {
                             return Err(bad(format!(
-                                "mode {m:?} is a framebuffer geometry (WxH:BPP); with                                  backend=drm give WxH or WxH@HZ"
+                                "mode {m:?} is a framebuffer geometry (WxH:BPP); with backend=drm give WxH or \
+                                 WxH@HZ"
                             )));
                         }
                         mode = Some(fb::FbGeometry::parse_mode(&m).map_err(bad)?);
                     } else {
                         if backend == DisplayBackend::Fbdev {
                             return Err(bad(format!(
-                                "mode {m:?}: a framebuffer takes WxH:16 or WxH:32 (its                                  geometry); choosing a mode needs backend=drm"
+                                "mode {m:?}: a framebuffer takes WxH:16 or WxH:32 (its geometry); choosing a \
+                                 mode needs backend=drm"
                             )));
                         }
                         drm_mode = Some(kms::ModeRequest::parse(&m).map_err(|e| {
@@ -334,7 +336,7 @@ pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, image::ImageE
 /// Writes `img` as PNG or JPEG (quality 90) by the extension of `path`, creating its directory.
 pub fn save_image(img: &RgbImage, path: &Path) -> Result<(), SinkError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| SinkError::Io {
+        crate::guard::create_dir(dir).map_err(|source| SinkError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
@@ -600,7 +602,8 @@ impl ScreenOutput {
                     return Err(DisplayError::Output {
                         what: format!("display://{index}"),
                         reason: format!(
-                            "no screen: neither the framebuffer {} nor the DRM card {} exists                              (no display driver loaded?); use http://0.0.0.0:8080 for a                              browser preview",
+                            "no screen: neither the framebuffer {} nor the DRM card {} exists (no display \
+                             driver loaded?); use http://0.0.0.0:8080 for a browser preview",
                             fb_path().display(),
                             card_path().display()
                         ),

@@ -35,6 +35,14 @@ pub const SCHEMA: &str = "1";
 pub const N_IMAGENET: usize = 1000;
 /// Number of AudioSet classes (`audio_logits` width, `c3n.labels.audioset` length).
 pub const N_AUDIOSET: usize = 521;
+/// Largest `c3n.clip_frames` accepted (buffers are sized from it; the shipped models use 1 and 5).
+pub const MAX_CLIP_FRAMES: usize = 64;
+/// Largest `c3n.input_size` accepted, in pixels (the shipped models use 224).
+pub const MAX_INPUT_SIZE: u32 = 4096;
+/// Accepted range of `c3n.clip_rate_hz` (the frame-slot rate; C3N: 1 Hz).
+pub const MIN_CLIP_RATE_HZ: f64 = 0.01;
+/// See [`MIN_CLIP_RATE_HZ`].
+pub const MAX_CLIP_RATE_HZ: f64 = 1000.0;
 /// Input names, in contract order.
 pub const INPUTS: [&str; 2] = ["frames", "audio_logmel"];
 /// Output names, in contract order.
@@ -125,10 +133,17 @@ pub struct ModelContract {
 
 /// Reads and decodes an ONNX file. Errors: [`ModelError::Io`], [`ModelError::NotOnnx`].
 pub fn load_model_proto(path: &Path) -> Result<ModelProto, ModelError> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+    let io = |source| ModelError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    // a FIFO or a device would be read without end
+    if !std::fs::metadata(path).map_err(io)?.is_file() {
+        return Err(io(std::io::Error::other(
+            "not a regular file (a directory, FIFO or device)",
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
     let not_onnx = |reason: String| ModelError::NotOnnx {
         path: path.to_path_buf(),
         reason,
@@ -233,20 +248,28 @@ impl ModelContract {
             v => return Err(p.bad("c3n.trained", v, "expected \"true\" or \"false\"".into())),
         };
         let clip_frames: usize = p.parse("c3n.clip_frames")?;
-        if clip_frames == 0 {
-            return Err(p.bad("c3n.clip_frames", "0", "must be >= 1".into()));
+        if !(1..=MAX_CLIP_FRAMES).contains(&clip_frames) {
+            return Err(p.bad(
+                "c3n.clip_frames",
+                p.get("c3n.clip_frames")?,
+                format!("must be 1 to {MAX_CLIP_FRAMES}"),
+            ));
         }
         let clip_rate_hz: f64 = p.parse("c3n.clip_rate_hz")?;
-        if !(clip_rate_hz.is_finite() && clip_rate_hz > 0.0) {
+        if !(MIN_CLIP_RATE_HZ..=MAX_CLIP_RATE_HZ).contains(&clip_rate_hz) {
             return Err(p.bad(
                 "c3n.clip_rate_hz",
                 p.get("c3n.clip_rate_hz")?,
-                "must be > 0".into(),
+                format!("must be {MIN_CLIP_RATE_HZ} to {MAX_CLIP_RATE_HZ} Hz"),
             ));
         }
         let size: u32 = p.parse("c3n.input_size")?;
-        if size == 0 {
-            return Err(p.bad("c3n.input_size", "0", "must be >= 1".into()));
+        if !(1..=MAX_INPUT_SIZE).contains(&size) {
+            return Err(p.bad(
+                "c3n.input_size",
+                p.get("c3n.input_size")?,
+                format!("must be 1 to {MAX_INPUT_SIZE} pixels"),
+            ));
         }
         let image = ImageNorm {
             size,

@@ -69,6 +69,26 @@ impl FrontendParams {
         if self.mel_bands == 0 || self.patch_frames == 0 {
             return Err("mel_bands and patch_frames must be > 0".into());
         }
+        // buffers are sized from these: bound them (YAMNet: 16 kHz, 400/160/512, 64 x 96)
+        if !(crate::wavfile::MIN_SAMPLE_RATE..=crate::wavfile::MAX_SAMPLE_RATE)
+            .contains(&self.sample_rate)
+            || self.fft_size > 1 << 20
+            || self.hop_samples > 1 << 20
+            || self.mel_bands > 4096
+            || self.patch_frames > 100_000
+        {
+            return Err(format!(
+                "out of range: sample_rate {} Hz ({}-{}), fft_size {} and hop_samples {} \
+                 (<= 2^20), mel_bands {} (<= 4096), patch_frames {} (<= 100000)",
+                self.sample_rate,
+                crate::wavfile::MIN_SAMPLE_RATE,
+                crate::wavfile::MAX_SAMPLE_RATE,
+                self.fft_size,
+                self.hop_samples,
+                self.mel_bands,
+                self.patch_frames
+            ));
+        }
         let nyquist = f64::from(self.sample_rate) / 2.0;
         if !(self.mel_min_hz >= 0.0
             && self.mel_min_hz < self.mel_max_hz

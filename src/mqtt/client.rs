@@ -591,15 +591,12 @@ impl Worker {
     }
 
     fn on_message(&mut self, topic: &str, payload: &[u8]) {
-        let text = String::from_utf8_lossy(payload);
-        let text = text.trim();
         let topics = &self.settings.topics;
         if topic == topics.detect_set() {
-            let on = match text.to_ascii_uppercase().as_str() {
-                "ON" => true,
-                "OFF" => false,
-                other => {
-                    tracing::warn!("MQTT {topic}: ignoring {other:?} (expected ON or OFF)");
+            let on = match super::command::parse_detect(payload) {
+                Ok(on) => on,
+                Err(why) => {
+                    tracing::warn!("MQTT {topic}: {why}");
                     return;
                 }
             };
@@ -616,7 +613,10 @@ impl Worker {
                     dirty: true,
                 },
             );
-        } else if topic == topics.ha_status() && text == "online" && self.settings.discovery {
+        } else if topic == topics.ha_status()
+            && String::from_utf8_lossy(payload).trim() == "online"
+            && self.settings.discovery
+        {
             // Home Assistant (re)started: discovery and current states again
             self.need_discovery = true;
             let mut g = self.shared.lock();

@@ -24,6 +24,7 @@
 #[cfg(feature = "mqtt-broker")]
 pub mod broker;
 pub mod client;
+pub mod command;
 pub mod protocol;
 
 use std::collections::hash_map::RandomState;

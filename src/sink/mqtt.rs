@@ -161,6 +161,18 @@ impl Sink for MqttSink {
     fn finish(&mut self, events: &[Event]) -> Result<(), SinkError> {
         self.events(events)?;
         let s = self.client.shutdown();
+        let lost = s.dropped + s.queued + s.unconfirmed + s.rejected;
+        if lost > 0 {
+            tracing::warn!(
+                "MQTT: {lost} of {} events not delivered: {} dropped from the full queue, {} \
+                 still queued at exit (broker unreachable?), {} unconfirmed, {} rejected",
+                lost + s.published,
+                s.dropped,
+                s.queued,
+                s.unconfirmed,
+                s.rejected
+            );
+        }
         tracing::info!(
             published = s.published,
             dropped = s.dropped,

@@ -56,7 +56,7 @@ impl OverlaySink {
     /// Creates `dir` if needed. `alpha` (0–1) is the mask tint opacity (jetson-inference's
     /// default 150/255 ≈ 0.59).
     pub fn open(dir: &Path, format: OverlayFormat, alpha: f32) -> Result<Self, SinkError> {
-        std::fs::create_dir_all(dir).map_err(|source| SinkError::Io {
+        crate::guard::create_dir(dir).map_err(|source| SinkError::Io {
             path: dir.to_path_buf(),
             source,
         })?;

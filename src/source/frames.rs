@@ -1,9 +1,15 @@
 //! Image-sequence video source: `file://DIR/%05d.png` (PNG or JPEG files), numbered from 0 or 1,
 //! read until the first missing index. Frame `k` (0-based from the first file) gets the
 //! timestamp `round(k · 1000 / rate)` ms.
+//!
+//! An input that ends early says so: a gap in the numbering with later files present, or an
+//! entry that is not a regular file (a FIFO, a directory), ends the sequence with a warning that
+//! names the frame; a sequence that starts at another number is refused naming its first file.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use tracing::warn;
 
 use super::{SourceError, VideoFrame, VideoSource};
 use crate::frontend::image::read_rgb;
@@ -33,19 +39,32 @@ impl ImageSequence {
                 uri: uri.clone(),
                 reason: "no %d field in the pattern".into(),
             })?;
-        if !(rate_hz.is_finite() && rate_hz > 0.0) {
+        if !(MIN_RATE_HZ..=MAX_RATE_HZ).contains(&rate_hz) {
             return Err(SourceError::Unusable {
                 uri,
-                reason: format!("--input-rate must be > 0 fps, got {rate_hz}"),
+                reason: format!(
+                    "--input-rate {rate_hz}: expected {MIN_RATE_HZ} to {MAX_RATE_HZ} fps"
+                ),
             });
         }
         let path = |n| PathBuf::from(expand_pattern(pattern, field, n));
-        let first = (0..=1)
-            .find(|&n| path(n).is_file())
-            .ok_or_else(|| SourceError::NotFound {
-                uri: uri.clone(),
-                path: path(0),
-            })?;
+        let Some(first) = (0..=1).find(|&n| path(n).is_file()) else {
+            let reason = match numbered_files(pattern, field).first() {
+                Some(&(n, ref p)) => format!(
+                    "no frame numbered 0 or 1 ({} or {}); the first file of the sequence is {} \
+                     (number {n}): a sequence must start at 0 or 1",
+                    path(0).display(),
+                    path(1).display(),
+                    p.display()
+                ),
+                None => format!(
+                    "no file matches the pattern: {} does not exist (nor {})",
+                    path(0).display(),
+                    path(1).display()
+                ),
+            };
+            return Err(SourceError::Unusable { uri, reason });
+        };
         Ok(Self {
             pattern: pattern.to_string(),
             field,
@@ -58,12 +77,80 @@ impl ImageSequence {
     fn path(&self, n: u64) -> PathBuf {
         PathBuf::from(expand_pattern(&self.pattern, self.field, n))
     }
+
+    /// Warns when the sequence ends at `path` (index `self.next`) although it goes on.
+    fn warn_if_cut_short(&self, path: &Path) {
+        let frame = self.next - self.first;
+        if path.exists() {
+            warn!(
+                "input {}: {} is not a regular file (a FIFO or a directory?); the input ends \
+                 at frame {frame} ({:.3} s)",
+                self.name(),
+                path.display(),
+                frame as f64 / self.rate_hz
+            );
+            return;
+        }
+        let later: Vec<(u64, PathBuf)> = numbered_files(&self.pattern, self.field)
+            .into_iter()
+            .filter(|(n, _)| *n > self.next)
+            .collect();
+        if let Some((_, p)) = later.first() {
+            warn!(
+                "input {}: {} is missing, but {} later files exist (from {}); the input ends at \
+                 frame {frame} ({:.3} s): fill the gap or renumber the files",
+                self.name(),
+                path.display(),
+                later.len(),
+                p.display(),
+                frame as f64 / self.rate_hz
+            );
+        }
+    }
+}
+
+/// Lowest `--input-rate` of an image sequence, in fps (one frame per 100 s).
+pub const MIN_RATE_HZ: f64 = 0.01;
+/// Highest `--input-rate` of an image sequence, in fps.
+pub const MAX_RATE_HZ: f64 = 1000.0;
+
+/// The files of the pattern's directory that match it, as (number, path), by number. Only when
+/// the `%d` field is in the file name (not in a directory part); unreadable directories give
+/// nothing.
+fn numbered_files(pattern: &str, field: PrintfField) -> Vec<(u64, PathBuf)> {
+    let (a, z) = field.range;
+    let head = &pattern[..a];
+    let (dir, prefix) = match head.rfind('/') {
+        Some(i) => (&head[..=i], &head[i + 1..]),
+        None => ("", head),
+    };
+    let suffix = &pattern[z..];
+    if suffix.contains('/') || dir.contains('%') || prefix.contains('%') || suffix.contains('%') {
+        return Vec::new();
+    }
+    let Ok(entries) = std::fs::read_dir(if dir.is_empty() { "." } else { dir }) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(u64, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let digits = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            Some((digits.parse().ok()?, PathBuf::from(format!("{dir}{name}"))))
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 impl VideoSource for ImageSequence {
     fn next_frame(&mut self) -> Result<Option<VideoFrame>, SourceError> {
         let path = self.path(self.next);
         if !Path::new(&path).is_file() {
+            self.warn_if_cut_short(&path);
             return Ok(None);
         }
         let image = read_rgb(&path).map_err(|source| SourceError::Image {
@@ -87,6 +174,10 @@ impl VideoSource for ImageSequence {
 mod tests {
     use super::*;
 
+    fn field(p: &str) -> PrintfField {
+        printf_field(p).unwrap().unwrap()
+    }
+
     #[test]
     fn reads_numbered_files_with_timestamps() {
         let dir = std::env::temp_dir().join(format!("c3n-frames-{}", std::process::id()));
@@ -104,10 +195,26 @@ mod tests {
         }
         assert_eq!(pts, vec![0, 500, 1000]);
         let missing = format!("{}/x%d.png", dir.display());
-        assert!(matches!(
-            ImageSequence::open(&missing, 1.0),
-            Err(SourceError::NotFound { .. })
-        ));
+        let e = ImageSequence::open(&missing, 1.0).unwrap_err().to_string();
+        assert!(e.contains("no file matches") && e.contains("x0.png"), "{e}");
+        // a sequence starting at 2 names its first file
+        let late = dir.join("late");
+        std::fs::create_dir_all(&late).unwrap();
+        std::fs::copy(dir.join("00001.png"), late.join("f_0002.png")).unwrap();
+        let e = ImageSequence::open(&format!("{}/f_%04d.png", late.display()), 1.0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("f_0002.png (number 2)"), "{e}");
+        assert_eq!(
+            numbered_files(&format!("{}/%05d.png", dir.display()), field(&pattern))
+                .iter()
+                .map(|f| f.0)
+                .collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        for bad in [0.0, -1.0, 1e-9, f64::NAN, 1e6] {
+            assert!(ImageSequence::open(&pattern, bad).is_err(), "rate {bad}");
+        }
         std::fs::write(dir.join("00004.png"), b"not a png").unwrap();
         let mut s = ImageSequence::open(&pattern, 1.0).unwrap();
         for _ in 0..3 {
