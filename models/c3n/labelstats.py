@@ -70,8 +70,7 @@ def label_stats(data: Path, split: str, model: str, limit: int | None = None, th
             continue
         used.add(c.category)
         item = ds[i]
-        out = runner.sess.run(None, {"frames": item["frames"].numpy(), "audio_logmel": item["audio_logmel"].numpy()})
-        named = dict(zip([o.name for o in runner.sess.get_outputs()], out))
+        named = runner.outputs(item["frames"], item["audio_logmel"], ("unified_label", "visual_logits"))
         vis = named["visual_logits"]
         for t in range(vis.shape[0]):
             frames += 1
