@@ -63,26 +63,37 @@ def decode(model, batch: dict, use_ccam: bool) -> torch.Tensor:
 
 
 @torch.no_grad()
-def validate(model, splits: list[CachedSplit], use_ccam: bool, chunk: int = 4) -> dict:
+def validate(model, splits: list[CachedSplit], use_ccam: bool, chunk: int = 4,
+             silenced: dict | None = None) -> dict:
     """AVSBench mIoU / F per subset over whole cached splits, plus the false-alarm rate (see
-    :func:`false_alarm`) on the clips whose GT is empty in every frame."""
+    :func:`false_alarm`) on the clips whose GT is empty in every frame (``false_alarm_clips``: their
+    indices in the split where a region was reported).
+
+    ``silenced`` maps a split's folder to a bool array [n, T] of frames that predict nothing (a
+    silence gate, :func:`c3n.eval_cached.gate_frames`); their logits are set to -100."""
     model.decoder.eval()
     out = {}
     for sp in splits:
         m = AvsMetrics()
-        fa = []
+        fa, alarm_clips = [], []  # alarm_clips: indices of the empty-GT clips with a false region
+        off = None if silenced is None else silenced.get(sp.folder)
         for s in range(0, len(sp), chunk):
             idx = list(range(s, min(len(sp), s + chunk)))
             b = sp.batch(idx)
             logits = decode(model, b, use_ccam)
+            if off is not None:
+                logits[torch.from_numpy(np.asarray(off[idx]).reshape(-1))] = -100.0
             m.update(logits, b["masks"], valid=b["valid"], frames_per_clip=T)
             gt_empty = b["masks"].reshape(len(idx), -1).amax(dim=1) == 0
             for k in range(len(idx)):
                 if gt_empty[k]:
                     fa.append(false_alarm(logits[k * T:(k + 1) * T]))
+                    if fa[-1]:
+                        alarm_clips.append(idx[k])
         r = m.summary()
         out[sp.subset] = {"miou": r["miou"], "fscore": r["fscore"], "clips": r["clips"],
-                          "empty_clips": len(fa), "false_alarm": float(np.mean(fa)) if fa else 0.0}
+                          "empty_clips": len(fa), "false_alarm": float(np.mean(fa)) if fa else 0.0,
+                          "false_alarm_clips": alarm_clips}
     model.decoder.train()
     return out
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from c3n.data import composites as C
+from c3n.featcache import CachedSplit
 
 
 @pytest.fixture(autouse=True)
@@ -99,6 +100,32 @@ def test_train_frozen_runs_resumes_and_exports(small_cache, tmp_path):
     ref = export.build_model("edge", seed=0)
     for k, v in ref.backbone.state_dict().items():
         assert torch.equal(v, model.backbone.state_dict()[k]), k
+    # c3n.eval_cached re-scores best.pt exactly as the trainer scored it at that step
+    from c3n import eval_cached
+
+    rows = eval_cached.score(out / "best.pt", [CachedSplit(cache / "s4_val"), CachedSplit(cache / "ms3_val")])
+    rec = next(r for r in h if r["step"] == rows[str(cache / "s4_val")]["step"])
+    assert rows[str(cache / "s4_val")]["miou"] == pytest.approx(rec["s4_miou"], abs=1e-6)
+    assert rows[str(cache / "ms3_val")]["false_alarm"] == pytest.approx(rec["ms3_false_alarm"], abs=1e-6)
+    assert eval_cached.group_name(out.parent / "abl-c3n-s12" / "best.pt") == "abl-c3n"
+    # the gate: a limit above any level silences every frame (no false region can remain), a limit
+    # below digital zero's -200 dBFS with no classes silences none
+    from c3n.evaluate import SilenceGate
+
+    val = [CachedSplit(cache / "s4_val"), CachedSplit(cache / "ms3_val")]
+    every = {sp.folder: eval_cached.gate_frames(sp, SilenceGate(10.0, ())) for sp in val}
+    none = {sp.folder: eval_cached.gate_frames(sp, SilenceGate(-500.0, ())) for sp in val}
+    assert all(v.all() for v in every.values()) and not any(v.any() for v in none.values())
+    gated = eval_cached.score(out / "best.pt", val, every)
+    assert all(r["false_alarm"] == 0.0 and r["false_alarm_clips"] == [] for r in gated.values())
+    ungated = eval_cached.score(out / "best.pt", val, none)
+    assert ungated[str(cache / "s4_val")]["miou"] == pytest.approx(rec["s4_miou"], abs=1e-6)
+    kinds = ungated[str(cache / "s4_val")]["false_alarm_by_kind"]  # composites: clips.csv kinds
+    assert sum(n for _, n in kinds.values()) == ungated[str(cache / "s4_val")]["empty_clips"]
+    with pytest.raises(ValueError, match="frozen-backbone"):
+        bad = tmp_path / "full.pt"
+        torch.save({"model": {}, "config": "edge"}, bad)
+        eval_cached.score(bad, [])
 
 
 def test_stamp_imagenet_map_names_real_classes():
