@@ -10,7 +10,8 @@ costs only CCAM's re-weighting and the decoder (≈ 1/3 of the full model's step
 Recipe: Adam (lr ``--lr``, default 3e-4, cosine decay to 10 % over ``--max-steps``), BCE + Dice
 (1:1, :func:`c3n.train.bce_dice_loss`) on every frame with a GT mask (composites: all five, empty
 masks included), batch ``--batch-clips`` clips of T = 5 drawn at random from S4 + MS3 training
-clips, MS3 clips drawn with weight ``--ms3-weight``. Validation mIoU (S4 and MS3 validation clips,
+clips, MS3 clips drawn with weight ``--ms3-weight`` and clips whose GT is empty in every frame with
+``--empty-weight`` (both relative to an S4 clip with a sounding object). Validation mIoU (S4 and MS3 validation clips,
 all of them, from the cache) every ``--eval-every`` steps; ``best.pt`` keeps the best mean of the
 S4 and MS3 mIoU. Training stops at ``--max-steps``, at ``--time-budget-min`` of this invocation, or
 when validation has not improved for ``--patience`` evaluations.
@@ -108,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--batch-clips", type=int, default=4)
     ap.add_argument("--ms3-weight", type=float, default=1.0, help="sampling weight of an MS3 clip vs an S4 clip")
+    ap.add_argument("--empty-weight", type=float, default=1.0,
+                    help="sampling weight of a clip whose GT is empty in every frame (off-screen sound, silence)")
     ap.add_argument("--max-steps", type=int, default=20000)
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--patience", type=int, default=8, help="evaluations without improvement before stopping")
@@ -131,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     owners = np.concatenate([np.full(len(sp), k) for k, sp in enumerate(train)])
     local = np.concatenate([np.arange(len(sp)) for sp in train])
     weights = np.concatenate([np.full(len(sp), a.ms3_weight if sp.subset == "ms3" else 1.0) for sp in train])
+    if a.empty_weight != 1.0:  # clips whose GT is empty in every frame (silent, noise floor, off screen)
+        empty = np.concatenate([np.asarray(sp.a["masks"]).reshape(len(sp), -1).max(axis=1) == 0 for sp in train])
+        weights = np.where(empty, weights * a.empty_weight, weights)
+        print(f"{int(empty.sum())} of {len(empty)} training clips have empty masks: weight x{a.empty_weight}",
+              file=sys.stderr)
     weights /= weights.sum()
 
     model = build_model(a.config, use_ccam=use_ccam, seed=a.seed)

@@ -90,6 +90,10 @@ def test_train_frozen_runs_resumes_and_exports(small_cache, tmp_path):
     assert [r["step"] for r in h] == [2] and 0.0 <= h[0]["s4_miou"] <= 1.0
     before = torch.load(out / "last.pt", weights_only=False)["model"]
     assert train_frozen.main(args + ["--max-steps", "4", "--resume"]) == 0
+    # oversampling the empty-mask clips (off-screen / silent) runs too
+    other = [str(cache), "--out", str(tmp_path / "run-empty"), "--batch-clips", "2", "--eval-every", "2",
+             "--threads", "1", "--max-steps", "2", "--empty-weight", "3"]
+    assert train_frozen.main(other) == 0
     h = json.loads((out / "history.json").read_text())
     assert [r["step"] for r in h] == [2, 4]
     after = torch.load(out / "last.pt", weights_only=False)["model"]
