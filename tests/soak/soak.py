@@ -263,8 +263,10 @@ def main():
                 restarts += 1
                 bad_named += os.path.basename(victim) in err
                 emitted_before += count_lines(events + ".part")
-                with open(events, "ab") as f, open(events + ".part", "rb") as g:
-                    f.write(g.read())
+                if os.path.exists(events + ".part"):  # a run that failed at start writes none
+                    with open(events, "ab") as f, open(events + ".part", "rb") as g:
+                        f.write(g.read())
+                    os.remove(events + ".part")  # else it counts twice until the new run truncates it
                 if bad_until:  # restore the frame before restarting
                     with open(victim, "wb") as f:
                         f.write(victim_bytes)
