@@ -225,6 +225,13 @@ class MobileNetV2Backbone(nn.Module):
         logits = self.head(x.mean(dim=(2, 3)))
         return stages, logits, tapes
 
+    def logit_map(self, stage4: torch.Tensor) -> torch.Tensor:
+        """The ImageNet head at every cell of the stage-4 map: [N,1280,h,w] -> logits [N,1000,h,w]
+        (a 1×1 convolution with the head's weight and bias). Linear, so its spatial mean equals
+        ``head(stage4.mean((2, 3)))``, the frame's logits; its mean over a region's cells is the
+        region's logits (global pooling then Gemm = Gemm then pooling)."""
+        return F.conv2d(stage4, self.head.weight[:, :, None, None], self.head.bias)
+
     def cam_gradients(self, stages: list[torch.Tensor], tapes: list[list[Backward]], label: torch.Tensor):
         """Gradients of ``logit[n, label[n]]`` w.r.t. each stage output, per frame.
 

@@ -89,6 +89,8 @@ IMAGENET_RULES: tuple[tuple[str, str, str], ...] = (
     ("electronics", "n04405907", "television_receiver"),
     ("electronics", "n04043733", "radio_receiver"),
     ("electronics", "n03691459", "loudspeaker"),
+    ("electronics", "n04404412", "television"),  # ImageNet's "television" (the system synset)
+    ("electronics", "n04041544", "radio"),  # ImageNet's "radio" (the broadcasting-system synset)
     ("clock", "n04437953", "timepiece"),
     ("weapon", "n04565375", "weapon"),
 )
