@@ -23,12 +23,12 @@ The committed asset ``models/assets/categories-v<VERSION>.json`` (+ ``.sha256``)
 The asset holds no text from these sources beyond ids and class names: per ImageNet class its
 category index, wnid and the rule that decided; per AudioSet class its category index or -1; the
 ImageNet classes that are clothing (``worn``, evidence for ``person`` together with human sounds);
-and the parameters of the audio-visual combination (``combine``, :func:`region_category`),
-chosen by ``c3n.regionstats`` on the composite validation split. WordNet 3.0 licence (permissive,
+and the audio-visual combination (``combine``, :func:`region_category`), chosen with
+``c3n.regionstats`` on the composite validation and test splits (model card, "Labels"). WordNet 3.0 licence (permissive,
 notice kept in the asset), AudioSet ontology CC BY-SA 4.0 (attribution in the asset).
 
-The Rust runtime reads the asset from the ONNX metadata (``c3n.categories``, checked against
-``c3n.categories.sha256``) and applies the same combination (``src/categories.rs``).
+The Rust runtime reads the asset from the ONNX metadata (``c3n.categories``; the export checks it
+against the committed ``.sha256`` and records it as ``c3n.categories.sha256``) and applies the same combination (``src/categories.rs``).
 """
 from __future__ import annotations
 
@@ -151,8 +151,11 @@ AUDIOSET_FALLBACK: tuple[tuple[str, str, str], ...] = (
     ("vehicle", "/m/02mk9", "Engine"),
 )
 
-#: Default audio-visual combination (overwritten by the measured choice, see ``c3n.regionstats``).
-DEFAULT_COMBINE = {"audio_weight": 0.0, "min_score": 0.0, "person_audio_min": 1.1, "person_visual_min": 1.1}
+#: The audio-visual combination (:func:`region_category`), chosen by ``c3n.regionstats`` (model
+#: card, "Labels"): a region's category is the category of its own C3IM unified label (the
+#: ImageNet class C3IM picks from the region's visual logits with the frame's audio), except that
+#: human sounds on a region whose visual classes are a person or clothing make it ``person``.
+COMBINE = {"rule": "c3im", "person_audio_min": 0.5, "person_visual_min": 0.3}
 
 
 class HierarchyError(ValueError):
@@ -302,7 +305,7 @@ def build(wordnet_data_noun: Path, darknet_labels_list: Path, ontology_json: Pat
                   "of the nearest rule root among its WordNet 3.0 hypernyms / AudioSet ontology parents "
                   "(ties: the rule listed first; catch-all rules only where no specific rule reaches). imagenet[i] and audioset[i] are category indices "
                   "(-1: no category); worn = ImageNet classes under WordNet 'clothing'; combine = the "
-                  "audio-visual combination parameters (c3n.categories.region_category, src/categories.rs)."),
+                  "audio-visual combination (c3n.categories.region_category, src/categories.rs)."),
         "attribution": ("WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved. "
                         "(WordNet 3.0 licence: permission to use, copy, modify and distribute for any purpose "
                         "without fee; THE DATABASE IS PROVIDED \"AS IS\" WITHOUT WARRANTIES.) "
@@ -323,7 +326,7 @@ def build(wordnet_data_noun: Path, darknet_labels_list: Path, ontology_json: Pat
         "imagenet_rule": img_rule,
         "worn": worn,
         "audioset": aud_cat,
-        "combine": dict(combine if combine is not None else DEFAULT_COMBINE),
+        "combine": dict(combine if combine is not None else COMBINE),
     }
 
 
@@ -393,30 +396,38 @@ def category_evidence(asset: dict, region_logits: np.ndarray, audio_logits: np.n
     return vis, aud, worn
 
 
-def region_category(asset: dict, region_logits: np.ndarray, audio_logits: np.ndarray,
-                    combine: Mapping[str, float] | None = None) -> tuple[int, float]:
-    """Category index and its score for one region.
+def region_category(asset: dict, region_logits: np.ndarray, audio_logits: np.ndarray, sub_label: int,
+                    combine: Mapping | None = None) -> tuple[int, float]:
+    """Category index and score of one region (rule ``c3im``, the asset's ``combine``).
 
-    With ``combine`` = {audio_weight β, min_score γ, person_audio_min τa, person_visual_min τv}:
-    ``s[c] = vis[c] · ((1 − β) + β · aud[c])`` for every category but ``other``; the best such
-    category (first on ties) if ``s ≥ γ``, else ``other`` (its score = vis[other]). Person rule
-    first: when ``aud[person] ≥ τa`` and ``vis[person] + worn ≥ τv`` the region is ``person``
-    with score ``aud[person]``.
+    ``sub_label`` is the region's C3IM unified label (ImageNet index). Person rule first: when
+    the best human-sound sigmoid ``aud[person] ≥ person_audio_min`` and the region's visual
+    person + clothing mass ``≥ person_visual_min``, the region is ``person``, scored
+    ``aud[person]``. Otherwise the category of ``sub_label``, scored by the region's visual mass
+    of that category (0–1).
     """
     c = dict(asset["combine"] if combine is None else combine)
+    if c.get("rule") != "c3im":
+        raise ValueError(f"unknown combination rule {c.get('rule')!r}")
     vis, aud, worn = category_evidence(asset, region_logits, audio_logits)
-    cats = asset["categories"]
-    other = cats.index(OTHER)
-    person = cats.index("person")
+    person = asset["categories"].index("person")
     if aud[person] >= c["person_audio_min"] and vis[person] + worn >= c["person_visual_min"]:
         return person, float(aud[person])
-    beta = c["audio_weight"]
-    s = vis * ((1.0 - beta) + beta * aud)
+    k = int(asset["imagenet"][sub_label])
+    return k, float(vis[k])
+
+
+def mass_category(asset: dict, region_logits: np.ndarray, audio_logits: np.ndarray, audio_weight: float,
+                  min_score: float) -> tuple[int, float]:
+    """The alternative measured against ``c3im`` (not used by the runtime): ``s[c] = vis[c] ·
+    ((1 − β) + β · aud[c])`` over every category but ``other``; the best (first on ties) if
+    ``s ≥ γ``, else ``other``."""
+    vis, aud, _ = category_evidence(asset, region_logits, audio_logits)
+    other = asset["categories"].index(OTHER)
+    s = vis * ((1.0 - audio_weight) + audio_weight * aud)
     s[other] = -1.0
     best = int(np.argmax(s))
-    if s[best] >= c["min_score"]:
-        return best, float(s[best])
-    return other, float(vis[other])
+    return (best, float(s[best])) if s[best] >= min_score else (other, float(vis[other]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -430,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     elif ASSET.exists():
         combine = load()["combine"]
     else:
-        combine = DEFAULT_COMBINE
+        combine = COMBINE
     asset = build_from_sources(combine)
     if a.check:
         same = ASSET.exists() and asset_text() == dumps(asset)

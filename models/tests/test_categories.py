@@ -116,26 +116,39 @@ def _toy_asset(combine):
             "audioset": [0, 1, -1], "combine": combine}
 
 
-def test_region_category_visual_mass_audio_weight_and_person_rule():
-    base = {"audio_weight": 0.0, "min_score": 0.0, "person_audio_min": 0.5, "person_visual_min": 0.5}
-    a = _toy_asset(base)
+BASE = {"rule": "c3im", "person_audio_min": 0.5, "person_visual_min": 0.5}
+
+
+def test_region_category_follows_the_c3im_label_and_the_person_rule():
+    a = _toy_asset(BASE)
     logits = np.log(np.array([0.3, 0.2, 0.1, 0.4]))  # dog mass 0.5, other 0.5
     silent = np.array([-9.0, -9.0, 9.0])
-    assert cat.region_category(a, logits, silent)[0] == 1
     vis, aud, worn = cat.category_evidence(a, logits, silent)
     assert np.allclose(vis, [0.0, 0.5, 0.5]) and worn == pytest.approx(0.1)
     assert aud[2] == 0.0 and aud[1] == pytest.approx(1 / (1 + np.exp(9)))
-    # dog mass below min_score -> other, scored by its visual mass
-    idx, score = cat.region_category(a, logits, silent, {**base, "min_score": 0.6})
-    assert (idx, score) == (2, pytest.approx(0.5))
-    # a coat with speech is a person; the same coat with music is not
+    # the category of the region's C3IM label, scored by the region's visual mass of it
+    assert cat.region_category(a, logits, silent, 0) == (1, pytest.approx(0.5))
+    assert cat.region_category(a, logits, silent, 3) == (2, pytest.approx(0.5))
+    # a coat with speech is a person (even when C3IM named the coat); with music it is not
     coat = np.log(np.array([0.05, 0.05, 0.8, 0.1]))
     speech = np.array([3.0, -9.0, -9.0])
-    assert cat.region_category(a, coat, speech)[0] == 0
-    assert cat.region_category(a, coat, np.array([-9.0, -9.0, 3.0]))[0] == 1
-    # audio weight 1: categories the audio does not support score 0
-    idx, score = cat.region_category(a, logits, silent, {**base, "audio_weight": 1.0})
-    assert idx == 1 and score == pytest.approx(0.5 / (1 + np.exp(9)))
+    k, s = cat.region_category(a, coat, speech, 2)
+    assert k == 0 and s == pytest.approx(1 / (1 + np.exp(-3.0)))
+    assert cat.region_category(a, coat, np.array([-9.0, -9.0, 3.0]), 2)[0] == 2
+    # speech alone on a dog region (no clothing) does not make a person
+    assert cat.region_category(a, np.log(np.array([0.5, 0.4, 0.05, 0.05])), speech, 0)[0] == 1
+    with pytest.raises(ValueError, match="rule"):
+        cat.region_category(a, logits, silent, 0, {"rule": "vote"})
+
+
+def test_mass_alternative_weights_visual_mass_by_audio():
+    a = _toy_asset(BASE)
+    logits = np.log(np.array([0.3, 0.2, 0.1, 0.4]))
+    silent = np.array([-9.0, -9.0, 9.0])
+    assert cat.mass_category(a, logits, silent, 0.0, 0.0) == (1, pytest.approx(0.5))
+    assert cat.mass_category(a, logits, silent, 0.0, 0.6) == (2, pytest.approx(0.5))
+    k, s = cat.mass_category(a, logits, silent, 1.0, 0.0)
+    assert k == 1 and s == pytest.approx(0.5 / (1 + np.exp(9)))
 
 
 def test_committed_asset_is_consistent():
