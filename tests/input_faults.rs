@@ -52,6 +52,8 @@ impl Engine for BlobEngine {
             audio_logits: Array2::zeros((t, 521)),
             unified_label: vec![0; t],
             c3im_score: vec![0.9; t],
+            visual_logit_map: Array4::zeros((t, 1000, 1, 1)),
+            c3im_affinity: Array2::zeros((t, 1000)),
         })
     }
     fn name(&self) -> &str {

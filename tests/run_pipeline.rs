@@ -399,7 +399,10 @@ fn composite_clip_finds_the_sounding_object() {
             bits: gt.pixels().map(|p| p[0] > 127).collect(),
         };
         let iou = mask.iou(&gt_mask);
-        let label = after["label"].as_str().unwrap_or("").to_string();
+        let label = after["frame_label"]["label"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         let expected = &ref_labels[(k - 1) as usize];
         eprintln!(
             "event {} {label:?} frame {k} IoU {iou:.3} (reference: {expected:?}, IoU {})",

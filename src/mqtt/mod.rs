@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `<prefix>/available` | `online` / `offline` (last will `offline`; `online` only after the initial retained states of every (re)connect) | yes |
 //! | `<prefix>/<camera>/events` | event JSON (`schema/event.schema.json`) | no |
-//! | `<prefix>/<camera>/<label>` | count of active sounding objects with that label (`all` = any label) | yes |
+//! | `<prefix>/<camera>/<label>` | count of active sounding objects with that label — a category of the model's vocabulary, e.g. `dog` (`all` = any label) | yes |
 //! | `<prefix>/<camera>/<label>/snapshot` | JPEG of the overlay of the object's best frame (`all/snapshot` = latest of any label) | yes |
 //! | `<prefix>/<camera>/state` | run state JSON (`schema/state.schema.json`) | yes |
 //! | `<prefix>/<camera>/detect/set` | `ON` / `OFF` command (subscribed) | – |
@@ -243,6 +243,7 @@ pub fn resolve(
         flush_wait: Duration::from_millis(cfg.connect_wait_ms.max(1000)),
         ca_file: cfg.ca_file.clone(),
         client_auth: cfg.client_cert.clone().zip(cfg.client_key.clone()),
+        labels: Vec::new(),
         broker,
     })
 }
@@ -477,9 +478,16 @@ impl Topics {
 /// Home Assistant MQTT discovery configs (component-based, integration-conventions.md §4):
 /// `(topic, JSON payload)` for the sensors `fps` and `inference_ms`, the binary sensor
 /// `sound` ("sound source present", from the `all` count), the event entity `event` (from the
-/// events topic), the image entity `snapshot` (`all/snapshot`) and the switch `detect`.
-/// `node_id` is the client id reduced to `[A-Za-z0-9_-]`.
-pub fn discovery_configs(topics: &Topics, node_id: &str, qos: u8) -> Vec<(String, String)> {
+/// events topic), the image entity `snapshot` (`all/snapshot`), the switch `detect`, and per
+/// category in `labels` a sensor `count_<label>` (active sounding objects of that category, from
+/// `<prefix>/<camera>/<label>`; Frigate's per-object count sensors). `node_id` is the client id
+/// reduced to `[A-Za-z0-9_-]`.
+pub fn discovery_configs(
+    topics: &Topics,
+    node_id: &str,
+    qos: u8,
+    labels: &[String],
+) -> Vec<(String, String)> {
     let device = json!({
         "ids": [node_id],
         "name": format!("c3n-edge {}", topics.camera),
@@ -509,7 +517,7 @@ pub fn discovery_configs(topics: &Topics, node_id: &str, qos: u8) -> Vec<(String
             v.to_string(),
         )
     };
-    vec![
+    let mut out = vec![
         entity(
             "sensor",
             "fps",
@@ -537,7 +545,7 @@ pub fn discovery_configs(topics: &Topics, node_id: &str, qos: u8) -> Vec<(String
             "Sounding object",
             json!({"stat_t": topics.events(), "evt_typ": ["new", "update", "end"],
                    "val_tpl": "{{ {'event_type': value_json.type, 'label': value_json.after.label, \
-                               'score': value_json.after.score, 'id': value_json.after.id} | tojson }}"}),
+                               'sub_label': value_json.after.sub_label, 'score': value_json.after.score, 'id': value_json.after.id} | tojson }}"}),
         ),
         entity(
             "image",
@@ -552,7 +560,18 @@ pub fn discovery_configs(topics: &Topics, node_id: &str, qos: u8) -> Vec<(String
             json!({"cmd_t": topics.detect_set(), "stat_t": topics.detect_state(),
                    "pl_on": "ON", "pl_off": "OFF"}),
         ),
-    ]
+    ];
+    for label in labels {
+        let slug = label_slug(label);
+        out.push(entity(
+            "sensor",
+            &format!("count_{slug}"),
+            &format!("{} sound sources", label.replace('_', " ")),
+            json!({"stat_t": topics.count(&slug), "val_tpl": "{{ value | int(0) }}",
+                   "stat_cla": "measurement", "ic": "mdi:volume-high"}),
+        ));
+    }
+    out
 }
 
 /// `[A-Za-z0-9_-]` only (other characters become `_`): a Home Assistant `node_id`.
@@ -718,8 +737,19 @@ mod tests {
         assert!(check_camera_name("porch 1").is_err());
         assert!(check_camera_name("a/b").is_err());
         assert_eq!(node_id("c3n-edge.porch"), "c3n-edge_porch");
-        let cfgs = discovery_configs(&t, "c3n-edge-porch", 1);
+        let cfgs = discovery_configs(&t, "c3n-edge-porch", 1, &[]);
         assert_eq!(cfgs.len(), 6);
+        let labels = ["dog".to_string(), "musical_instrument".to_string()];
+        let cfgs = discovery_configs(&t, "c3n-edge-porch", 1, &labels);
+        assert_eq!(cfgs.len(), 8);
+        let (topic, payload) = &cfgs[7];
+        assert_eq!(
+            topic,
+            "homeassistant/sensor/c3n-edge-porch/count_musical_instrument/config"
+        );
+        let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+        assert_eq!(v["stat_t"], "c3n/porch/musical_instrument");
+        assert_eq!(v["name"], "musical instrument sound sources");
         for (topic, payload) in &cfgs {
             assert!(topic.starts_with("homeassistant/") && topic.ends_with("/config"));
             let v: serde_json::Value = serde_json::from_str(payload).unwrap();
