@@ -213,7 +213,8 @@ pub struct ObjectState {
     /// Category (`person`, `dog`, …, `other`): the one with the largest summed `label_score`
     /// over the frames seen.
     pub label: String,
-    /// Category score of the last frame (0–1).
+    /// Mean category score of `label` over the object's frames (0–1; a frame in which the region
+    /// had another category counts 0).
     pub label_score: f32,
     /// The region's ImageNet class in the last frame (C3IM with the frame's audio).
     pub sub_label: String,
@@ -303,7 +304,8 @@ struct Track {
 }
 
 impl Track {
-    /// Adds the last frame's category vote and sets `state.label` to the leading category.
+    /// Adds the last frame's category vote (`state.label` / `label_score` as observed) and sets
+    /// `state.label` to the leading category and `label_score` to its mean score per frame.
     fn vote(&mut self) {
         let (label, score) = (&self.state.label, self.state.label_score);
         match self.votes.iter_mut().find(|(l, _)| l == label) {
@@ -316,8 +318,9 @@ impl Track {
                 best = Some(v);
             }
         }
-        if let Some((l, _)) = best {
+        if let Some((l, sum)) = best {
             self.state.label = l.clone();
+            self.state.label_score = sum / self.state.frames.max(1) as f32;
         }
     }
 }
