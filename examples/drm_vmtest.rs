@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use c3n_edge::display::render::{blend, object_colour, ImageCanvas, Renderer, Scene, SceneObject};
 use c3n_edge::display::{OutputUri, ScreenOutput};
-use c3n_edge::post::Region;
+use c3n_edge::post::{Region, RegionLabel};
 use drm::buffer::DrmFourcc;
 use drm::control::{connector, crtc, framebuffer, ClipRect, Device as ControlDevice};
 use drm::Device;
@@ -84,6 +84,7 @@ fn object(w: u32, h: u32, e: (f32, f32, f32, f32), id: Option<&str>) -> SceneObj
                 })
                 .collect(),
             mask,
+            label: RegionLabel::default(),
         },
         visual_label: "bird".into(),
         audio_label: "Bird vocalization".into(),

@@ -24,6 +24,8 @@
 //! silence_dbfs = -50.0                   # quieter frames count as "nothing sounds"
 //! silence_classes = ["Silence"]          # ... and so do frames whose top AudioSet class is one of these
 //! camera = "default"                     # camera name: events' `camera`, MQTT topic level
+//! labels = ["person", "dog"]             # track only these categories (default [] = all)
+//! min_score = { person = 0.6 }           # minimum region score per category
 //!
 //! [mqtt]                                 # MQTT output (src/mqtt); off unless url or --mqtt
 //! url = "mqtt://user:pass@broker:1883"   # mqtt:// or mqtts:// (feature mqtt-tls); path = prefix

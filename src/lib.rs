@@ -4,10 +4,12 @@
 //! Layout (see `shared/reference/architecture-sketch.md`):
 //! [`engine`] (model contract + backends), [`frontend`] (log-mel, frame normalisation),
 //! [`audio`] (WAV reading, resampling), [`dataset`] (AVSBench S4/MS3 reader),
-//! [`metrics`] (AVSBench mIoU / F-score), [`eval`] (dataset evaluation), [`config`].
+//! [`metrics`] (AVSBench mIoU / F-score), [`eval`] (dataset evaluation), [`config`],
+//! [`categories`] (the user-facing label vocabulary).
 
 pub mod audio;
 pub mod bench;
+pub mod categories;
 pub mod config;
 pub mod control;
 pub mod dataset;

@@ -596,7 +596,14 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     }
     // MQTT before the model: wrong credentials fail fast
     if let Some(url) = &mqtt_url {
-        let settings = c3n_edge::mqtt::resolve(&cfg.mqtt, url, &opts.events.camera)?;
+        let mut settings = c3n_edge::mqtt::resolve(&cfg.mqtt, url, &opts.events.camera)?;
+        // the model's categories: a count topic and a Home Assistant sensor per tracked one
+        let contract = engine::ModelContract::from_file(&model_path_of(&a.model, &cfg.model))?;
+        let known = &contract.categories.names;
+        opts.events
+            .check_labels(known)
+            .map_err(anyhow::Error::msg)?;
+        settings.labels = opts.events.tracked(known).to_vec();
         let quality = cfg.mqtt.snapshots.then_some(cfg.mqtt.snapshot_quality);
         sinks.push(Box::new(MqttSink::connect(
             settings,

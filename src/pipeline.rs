@@ -296,6 +296,9 @@ pub fn run_with(
         return Err(PipelineError::Options("queue must be >= 1".into()));
     }
     let contract = engine.contract().clone();
+    opts.events
+        .check_labels(&contract.categories.names)
+        .map_err(PipelineError::Options)?;
     let engine_name = engine.name().to_string();
     let builder = WindowBuilder::new(&contract)
         .map_err(|e| PipelineError::Options(format!("model front-end parameters: {e}")))?;
@@ -572,9 +575,22 @@ fn output_stage(
                     let (sw, sh) = slot.frame.image.dimensions();
                     let prob =
                         post::probabilities(inf.mask_logits.slice(ndarray::s![i, 0, .., ..]));
+                    let mut regions = post::regions(prob.view(), sw, sh, &opts.post);
+                    let logit_map = inf.visual_logit_map.index_axis(ndarray::Axis(0), i);
+                    for r in &mut regions {
+                        r.label = post::label_region(
+                            &r.mask,
+                            logit_map,
+                            inf.c3im_affinity.row(i),
+                            inf.audio_logits.row(i),
+                            contract.alpha,
+                            &contract.imagenet_labels,
+                            &contract.categories,
+                        );
+                    }
                     let detections = FrameDetections {
                         pts_ms,
-                        regions: post::regions(prob.view(), sw, sh, &opts.post),
+                        regions,
                         labels: post::frame_labels(
                             inf.unified_label[i],
                             inf.c3im_score[i],

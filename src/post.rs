@@ -6,18 +6,24 @@
 //! (`S × S` = 224 × 224) and their box and outline are scaled to the source frame (frames are
 //! squashed to `S × S` without keeping the aspect ratio, so x and y scale separately).
 //!
-//! Labels are per frame (the network gives one unified label per frame): the visual label is the
-//! ImageNet name of `unified_label` (chosen by C3IM), the audio label is the AudioSet class with
-//! the largest `audio_logits`, scored by its sigmoid (YAMNet is multi-label).
+//! Labels: the frame's ([`frame_labels`]) are the ImageNet name of `unified_label` (chosen by C3IM)
+//! and the AudioSet class with the largest `audio_logits`, scored by its sigmoid (YAMNet is
+//! multi-label). Each region gets its own ([`label_region`], issue 15): its ImageNet logits are
+//! the model's class-activation map `visual_logit_map [1000,h,w]` averaged over the cells the
+//! region covers (each cell weighted by its number of region pixels; the head is linear, so this
+//! equals the classifier on the region's pooled features), its unified label is C3IM with the
+//! frame's audio (`argmax_j softmax(l)^α[j] · c3im_affinity[j]`), and its category comes from
+//! [`crate::categories::CategoryMap::classify`].
 
 use image::{GrayImage, Luma};
 use imageproc::contours::{find_contours, BorderType};
 use imageproc::geometry::approximate_polygon_dp;
 use imageproc::point::Point;
 use imageproc::region_labelling::{connected_components, Connectivity};
-use ndarray::ArrayView2;
+use ndarray::{ArrayView1, ArrayView2, ArrayView3};
 use serde::{Deserialize, Serialize};
 
+use crate::categories::CategoryMap;
 use crate::metrics::sigmoid;
 
 /// Post-processing settings (`[post]` in the config file).
@@ -176,6 +182,119 @@ pub struct Region {
     pub outline: Vec<[f32; 2]>,
     /// The region's pixels at the model resolution.
     pub mask: BitMask,
+    /// Its labels ([`label_region`]; [`RegionLabel::default`] until labelled).
+    pub label: RegionLabel,
+}
+
+/// Labels of one region (issue 15).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionLabel {
+    /// Category name (the vocabulary of `c3n.categories`), e.g. `"dog"`; empty = not labelled.
+    pub category: String,
+    /// Category score (0–1, [`crate::categories::Choice::score`]).
+    pub category_score: f32,
+    /// ImageNet index of the region's C3IM unified label (−1 = not labelled).
+    pub imagenet_index: i64,
+    /// Its ImageNet name.
+    pub imagenet_label: String,
+    /// The region's C3IM consensus `max_j softmax(l)^α[j] · r[j]`.
+    pub c3im_score: f32,
+}
+
+impl Default for RegionLabel {
+    fn default() -> Self {
+        Self {
+            category: String::new(),
+            category_score: 0.0,
+            imagenet_index: -1,
+            imagenet_label: String::new(),
+            c3im_score: 0.0,
+        }
+    }
+}
+
+/// The region's ImageNet logits: `logit_map [C,h,w]` averaged over the cells under `mask`
+/// (`H × W` model pixels; pixel `(x, y)` lies in cell `(y·h/H, x·w/W)`), each cell weighted by its
+/// number of mask pixels. An empty mask gives the mean over all cells (the frame's logits).
+pub fn region_logits(logit_map: ArrayView3<'_, f32>, mask: &BitMask) -> Vec<f32> {
+    let (c, h, w) = logit_map.dim();
+    let mut weight = vec![0u32; h * w];
+    let (mh, mw) = (mask.height as usize, mask.width as usize);
+    if h > 0 && w > 0 && mh > 0 && mw > 0 {
+        for y in 0..mh {
+            let cy = y * h / mh;
+            for x in 0..mw {
+                if mask.bits[y * mw + x] {
+                    weight[cy * w + x * w / mw] += 1;
+                }
+            }
+        }
+    }
+    if weight.iter().all(|&n| n == 0) {
+        weight.iter_mut().for_each(|n| *n = 1);
+    }
+    let total: f64 = weight.iter().map(|&n| f64::from(n)).sum();
+    (0..c)
+        .map(|k| {
+            let plane = logit_map.index_axis(ndarray::Axis(0), k);
+            let s: f64 = plane
+                .iter()
+                .zip(&weight)
+                .map(|(&l, &n)| f64::from(l) * f64::from(n))
+                .sum();
+            (s / total) as f32
+        })
+        .collect()
+}
+
+/// C3IM on a visual distribution: `(argmax_j v[j]·r[j], max)` with `v = softmax(logits)^alpha`
+/// (first on ties), `r` = the frame's `c3im_affinity` row.
+pub fn c3im_label(logits: &[f32], affinity: ArrayView1<'_, f32>, alpha: f32) -> (usize, f32) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let lse = f64::from(max)
+        + logits
+            .iter()
+            .map(|&l| (f64::from(l) - f64::from(max)).exp())
+            .sum::<f64>()
+            .ln();
+    let mut best = (0usize, f64::NEG_INFINITY);
+    for (j, (&l, &r)) in logits.iter().zip(affinity.iter()).enumerate() {
+        let s = (f64::from(alpha) * (f64::from(l) - lse)).exp() * f64::from(r);
+        if s > best.1 {
+            best = (j, s);
+        }
+    }
+    (best.0, best.1 as f32)
+}
+
+/// Labels one region of a frame: the region's logits ([`region_logits`]), its C3IM unified label
+/// with the frame's audio ([`c3im_label`]) and its category ([`CategoryMap::classify`]).
+/// `logit_map [1000,h,w]`, `affinity [1000]`, `audio_logits [521]` are the frame's rows of the
+/// model outputs; `imagenet` the class names.
+pub fn label_region(
+    mask: &BitMask,
+    logit_map: ArrayView3<'_, f32>,
+    affinity: ArrayView1<'_, f32>,
+    audio_logits: ArrayView1<'_, f32>,
+    alpha: f32,
+    imagenet: &[String],
+    categories: &CategoryMap,
+) -> RegionLabel {
+    let logits = region_logits(logit_map, mask);
+    let (j, c3im_score) = c3im_label(&logits, affinity, alpha);
+    let audio: Vec<f32> = audio_logits.to_vec();
+    let choice = categories.classify(&logits, &audio, j);
+    RegionLabel {
+        category: categories
+            .names
+            .get(choice.index)
+            .cloned()
+            .unwrap_or_else(|| "other".into()),
+        category_score: choice.score,
+        imagenet_index: j as i64,
+        imagenet_label: imagenet.get(j).cloned().unwrap_or_else(|| "?".into()),
+        c3im_score,
+    }
 }
 
 /// Frame-level labels from the classifier heads.
@@ -307,6 +426,7 @@ pub fn regions(
                 score: (psum / count as f64) as f32,
                 outline,
                 mask,
+                label: RegionLabel::default(),
             }
         })
         .collect()
@@ -419,6 +539,52 @@ mod tests {
         assert_eq!(rle.counts, vec![2, 2, 2]);
         assert_eq!(rle.to_mask(), m);
         assert!((m.iou(&m) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn region_logits_pool_the_cells_under_the_mask() {
+        // 2 classes on a 2x2 grid over a 4x4 mask: class 0 = cell index, class 1 = 10 everywhere
+        let map = ndarray::Array3::from_shape_fn((2, 2, 2), |(k, y, x)| {
+            if k == 0 {
+                (y * 2 + x) as f32
+            } else {
+                10.0
+            }
+        });
+        let mut m = BitMask {
+            width: 4,
+            height: 4,
+            bits: vec![false; 16],
+        };
+        // 3 pixels in cell (0,1) [value 1], 1 pixel in cell (1,1) [value 3]
+        for (x, y) in [(2, 0), (3, 0), (3, 1), (3, 3)] {
+            m.bits[y * 4 + x] = true;
+        }
+        let l = region_logits(map.view(), &m);
+        assert!(
+            (l[0] - 1.5).abs() < 1e-6 && (l[1] - 10.0).abs() < 1e-6,
+            "{l:?}"
+        );
+        // an empty mask pools every cell: the frame's logits
+        let empty = BitMask {
+            width: 4,
+            height: 4,
+            bits: vec![false; 16],
+        };
+        assert!((region_logits(map.view(), &empty)[0] - 1.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn c3im_label_weights_the_flattened_visual_distribution_by_the_affinity() {
+        // v = softmax([ln 0.5, ln 0.3, ln 0.2])^0.1; affinity favours class 2
+        let logits = [0.5f32.ln(), 0.3f32.ln(), 0.2f32.ln()];
+        let r = ndarray::arr1(&[0.1f32, 0.1, 0.2]);
+        let (j, s) = c3im_label(&logits, r.view(), 0.1);
+        assert_eq!(j, 2);
+        assert!((s - 0.2 * 0.2f32.powf(0.1)).abs() < 1e-6);
+        // ties: the first index
+        let (j, _) = c3im_label(&[0.0, 0.0], ndarray::arr1(&[1.0f32, 1.0]).view(), 0.1);
+        assert_eq!(j, 0);
     }
 
     #[test]

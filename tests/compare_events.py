@@ -7,8 +7,8 @@ two builds or two engines; exit status 1 (an AssertionError naming the event) wh
 * A has at least one event, and both files have the same event types in the same order;
 * ``score`` and ``c3im_score`` of each event's ``after`` object are numbers in both files (NaN is
   written as null) and differ by at most T;
-* labels are equal — or, with ``--label-ties L``, may differ where both runs' C3IM scores of the
-  labels they chose agree to L: the unified label is C3IM's argmax over classes, and two classes
+* labels (``label`` and, in schema 2, ``sub_label``) are equal — or, with ``--label-ties L``, may
+  differ where both runs' C3IM scores of the labels they chose agree to L: the unified label is C3IM's argmax over classes, and two classes
   whose scores tie within the engines' numeric difference can go either way (each such
   near-tie is printed and counted);
 * boxes (``[x0, y0, x1, y1]``, source-frame pixels): with ``--box-px N`` present in both and every
@@ -50,11 +50,14 @@ def main() -> int:
             d = abs(vx - vy)
             worst = max(worst, d)
             assert d <= o.tol, (f, d, x.get("type"), ax.get("frame_time"), ax.get("label"))
-        if ax.get("label") != ay.get("label"):
-            assert o.label_ties is not None, \
-                f"labels differ: {name_a} {ax.get('label')} vs {name_b} {ay.get('label')} ({x.get('type')}, frame {ax.get('frame_time')})"
-            assert abs(ax["c3im_score"] - ay["c3im_score"]) <= o.label_ties, ("label", ax.get("label"), ay.get("label"))
-            flips.append((ax.get("label"), ax["c3im_score"], ay.get("label"), ay["c3im_score"]))
+        # schema 2: `label` is the region's category and `sub_label` its ImageNet class, both
+        # following the region's C3IM argmax (`c3im_score`); schema 1 had only `label`
+        for f in ("label", "sub_label"):
+            if ax.get(f) != ay.get(f):
+                assert o.label_ties is not None, \
+                    f"{f}s differ: {name_a} {ax.get(f)} vs {name_b} {ay.get(f)} ({x.get('type')}, frame {ax.get('frame_time')})"
+                assert abs(ax["c3im_score"] - ay["c3im_score"]) <= o.label_ties, (f, ax.get(f), ay.get(f))
+                flips.append((ax.get(f), ax["c3im_score"], ay.get(f), ay["c3im_score"]))
         bx, by = ax.get("box"), ay.get("box")
         if o.box_px is not None:
             assert isinstance(bx, list) and isinstance(by, list), ("box", bx, by)

@@ -16,7 +16,7 @@ use c3n_edge::display::render::{
 };
 use c3n_edge::display::{DisplaySink, OutputUri, ScreenOutput};
 use c3n_edge::events::FrameDetections;
-use c3n_edge::post::{BitMask, FrameLabels, Region};
+use c3n_edge::post::{BitMask, FrameLabels, Region, RegionLabel};
 use c3n_edge::sink::{AnalysedFrame, Sink};
 use embedded_graphics::pixelcolor::Rgb888;
 use image::{Rgb, RgbImage};
@@ -48,6 +48,7 @@ fn region(mask: BitMask, w: u32, h: u32, ell: (f32, f32, f32, f32), score: f32) 
         score,
         outline,
         mask,
+        label: RegionLabel::default(),
     }
 }
 
@@ -206,6 +207,7 @@ fn solid_frame() -> AnalysedFrame {
                 score: 0.9,
                 outline: vec![],
                 mask,
+                label: RegionLabel::default(),
             }],
             labels: FrameLabels {
                 visual_index: 1,

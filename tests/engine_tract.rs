@@ -29,6 +29,8 @@ fn load_case(dir: &Path) -> (ModelInput, Inference) {
         audio_logits: read_npy(r("audio_logits")).expect("audio_logits.npy"),
         unified_label: label.to_vec(),
         c3im_score: score.to_vec(),
+        visual_logit_map: read_npy(r("visual_logit_map")).expect("visual_logit_map.npy"),
+        c3im_affinity: read_npy(r("c3im_affinity")).expect("c3im_affinity.npy"),
     };
     (input, expected)
 }
@@ -92,6 +94,14 @@ fn check_parity(backend: Backend, case: &str, threads: Option<usize>) {
             "c3im_score",
             common::max_abs_diff(&out.c3im_score, &want.c3im_score),
         ),
+        (
+            "visual_logit_map",
+            common::max_abs_diff(s(&out.visual_logit_map), s(&want.visual_logit_map)),
+        ),
+        (
+            "c3im_affinity",
+            common::max_abs_diff(s(&out.c3im_affinity), s(&want.c3im_affinity)),
+        ),
     ];
     let scale = |a: &[f32]| a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
     let scales = [
@@ -99,6 +109,8 @@ fn check_parity(backend: Backend, case: &str, threads: Option<usize>) {
         scale(s(&want.visual_logits)),
         scale(s(&want.audio_logits)),
         scale(&want.c3im_score),
+        scale(s(&want.visual_logit_map)),
+        scale(s(&want.c3im_affinity)),
     ];
     for ((name, d), ref_max) in diffs.into_iter().zip(scales) {
         // float32 sums in another order (SIMD width, FMA, threads) differ by a few ULPs of the

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use c3n_edge::categories::CategoryMap;
 use c3n_edge::engine::{Engine, EngineError, Inference, ModelContract, ModelInput};
 use c3n_edge::events::{Event, EventConfig, EventType};
 use c3n_edge::frontend::{FrontendParams, ImageNorm};
@@ -37,6 +38,15 @@ impl BlobEngine {
             frontend: FrontendParams::default(),
             imagenet_labels: (0..1000).map(|i| format!("in{i}")).collect(),
             audioset_labels: (0..521).map(|i| format!("as{i}")).collect(),
+            alpha: 0.1,
+            // the shipped vocabulary (every class of the blob's labels maps somewhere)
+            categories: CategoryMap::from_json(
+                include_str!("../models/assets/categories-v1.json"),
+                1000,
+                521,
+            )
+            .expect("models/assets/categories-v1.json"),
+            categories_sha256: String::new(),
         })
     }
 }
@@ -52,6 +62,8 @@ impl Engine for BlobEngine {
             audio_logits: Array2::zeros((t, 521)),
             unified_label: vec![0; t],
             c3im_score: vec![0.9; t],
+            visual_logit_map: Array4::zeros((t, 1000, 1, 1)),
+            c3im_affinity: Array2::zeros((t, 1000)),
         })
     }
     fn name(&self) -> &str {

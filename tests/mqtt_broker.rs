@@ -763,6 +763,37 @@ fn events_states_discovery_and_broker_restart(proto: Protocol) {
     assert!(labels.iter().any(|l| retained
         .iter()
         .any(|m| m.topic == format!("c3n/{CAMERA}/{l}/snapshot"))));
+    // labels are categories of the model's vocabulary (issue 15): every category is tracked by
+    // default, so each has a count (0 if never seen) and a Home Assistant count sensor
+    for l in labels
+        .iter()
+        .chain(["weapon".to_string(), "person".to_string()].iter())
+    {
+        assert!(
+            !l.contains("__") && l.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+            "label {l} is not a category"
+        );
+        assert_eq!(
+            get(&format!("c3n/{CAMERA}/{l}")).text(),
+            "0",
+            "count of {l}"
+        );
+        let t = format!("homeassistant/sensor/c3n-edge-bird/count_{l}/config");
+        let cfg = get(&t).json();
+        assert_valid(&ha_schema, &t, &cfg);
+        assert_eq!(cfg["stat_t"], format!("c3n/{CAMERA}/{l}"));
+    }
+    let counts = retained
+        .iter()
+        .filter(|m| {
+            m.topic
+                .starts_with("homeassistant/sensor/c3n-edge-bird/count_")
+        })
+        .count();
+    assert_eq!(
+        counts, 26,
+        "one count sensor per category of the vocabulary"
+    );
     eprintln!("{t}: wall time {:.1} s", started.elapsed().as_secs_f64());
 }
 

@@ -35,6 +35,7 @@ step "test artefacts -> $C3N_TEST_ARTIFACTS"
 python tests/fixtures/make_contract_model.py "$C3N_TEST_ARTIFACTS"
 python tests/fixtures/make_frontend_ref.py "$C3N_TEST_ARTIFACTS"
 python tests/fixtures/make_pipeline_clip.py "$C3N_TEST_ARTIFACTS"
+python tests/fixtures/make_two_objects.py "$C3N_TEST_ARTIFACTS"
 (cd models && python -m c3n.export --config edge --frames 5 1 --out-dir build \
    --reference-dir "$C3N_TEST_ARTIFACTS" 2>&1 | grep -v -i warning)
 [ -d models/build/avs-composites-small ] || \

@@ -225,6 +225,17 @@ class MobileNetV2Backbone(nn.Module):
         logits = self.head(x.mean(dim=(2, 3)))
         return stages, logits, tapes
 
+    def logit_map(self, stage4: torch.Tensor) -> torch.Tensor:
+        """The ImageNet head at every cell of the stage-4 map: [N,1280,h,w] -> logits [N,1000,h,w]
+        (a 1×1 convolution with the head's weight and bias, written as ``W @ x + b`` so that the
+        exported graph reuses the head's weight initializer instead of a second 5 MB copy).
+        Linear, so its spatial mean equals ``head(stage4.mean((2, 3)))``, the frame's logits; its
+        mean over a region's cells is the region's logits (global pooling then Gemm = Gemm then
+        pooling)."""
+        n, _, h, w = stage4.shape
+        y = torch.matmul(self.head.weight, stage4.reshape(n, stage4.shape[1], h * w)) + self.head.bias[:, None]
+        return y.reshape(n, self.head.out_features, h, w)
+
     def cam_gradients(self, stages: list[torch.Tensor], tapes: list[list[Backward]], label: torch.Tensor):
         """Gradients of ``logit[n, label[n]]`` w.r.t. each stage output, per frame.
 

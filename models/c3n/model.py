@@ -43,15 +43,28 @@ CONFIGS = {
 }
 
 
-def c3im(visual_logits: torch.Tensor, audio_logits: torch.Tensor, sim: torch.Tensor, alpha: float = ALPHA):
+def c3im_affinity(audio_logits: torch.Tensor, sim: torch.Tensor, alpha: float = ALPHA) -> torch.Tensor:
+    """C3IM's audio side per ImageNet class: ``r[n,j] = max_i S[j,i] a[n,i]`` with
+    ``a = softmax(audio)^alpha``. audio [N,521], sim [1000,521] -> [N,1000].
+
+    The unified label of *any* visual distribution v with this frame's audio is then
+    ``argmax_j v[j] r[j]`` (see :func:`c3im`); exported as ``c3im_affinity`` so that the runtime
+    can label each region from its own pooled visual logits (``visual_logit_map``)."""
+    a = torch.exp(alpha * F.log_softmax(audio_logits.detach(), dim=1))
+    return (sim[None, :, :] * a[:, None, :]).amax(dim=2)
+
+
+def c3im(visual_logits: torch.Tensor, audio_logits: torch.Tensor, sim: torch.Tensor, alpha: float = ALPHA,
+         affinity: torch.Tensor | None = None):
     """C3IM unified label. visual [N,1000], audio [N,521], sim [1000,521] -> (label int64 [N], score [N]).
 
     Uses ``argmax_j (v[j] * max_i S[j,i] a[i])``, which equals the row index of the first maximum
     of the flattened W (row-major) including ties, since v > 0 (c3n-method.md §6, derived).
+    ``affinity`` = :func:`c3im_affinity` of the same audio when already computed.
     """
     v = torch.exp(alpha * F.log_softmax(visual_logits.detach(), dim=1))
-    a = torch.exp(alpha * F.log_softmax(audio_logits.detach(), dim=1))
-    row = (sim[None, :, :] * a[:, None, :]).amax(dim=2) * v  # [N,1000]
+    r = c3im_affinity(audio_logits, sim, alpha) if affinity is None else affinity
+    row = r * v  # [N,1000]
     score, label = row.max(dim=1)
     return label, score
 
@@ -94,18 +107,25 @@ class C3N(nn.Module):
         return self
 
     def forward(self, frames: torch.Tensor, audio_logmel: torch.Tensor, t: int | None = None,
-                return_cam: bool = False):
+                return_cam: bool = False, region_outputs: bool = False):
         """frames [N,3,224,224], audio_logmel [N,1,96,64]; N = B*t (t defaults to N: one clip).
 
         Returns ``(mask_logits [N,1,224,224], visual_logits [N,1000], audio_logits [N,521],
-        unified_label int64 [N], c3im_score [N])``; with ``return_cam`` also the four Grad-CAM
-        channel-weight tensors [N,C_k] (before L2 normalisation), for tests.
+        unified_label int64 [N], c3im_score [N])``; with ``region_outputs`` then also
+        ``visual_logit_map [N,1000,7,7]`` (the ImageNet classifier applied at every cell of the
+        stage-4 map, a class-activation map: its spatial mean is ``visual_logits``) and
+        ``c3im_affinity [N,1000]`` (:func:`c3im_affinity`); with ``return_cam`` then the four
+        Grad-CAM channel-weight tensors [N,C_k] (before L2 normalisation), for tests.
         """
         t = frames.shape[0] if t is None else t
         with torch.no_grad():
             emb, audio_logits = self.audio(audio_logmel)
         stages, visual_logits, tapes = self.backbone(frames, record=self.use_ccam)
-        label, score = c3im(visual_logits, audio_logits, self.similarity)
+        affinity = c3im_affinity(audio_logits, self.similarity)
+        label, score = c3im(visual_logits, audio_logits, self.similarity, affinity=affinity)
+        region: list[torch.Tensor] = []
+        if region_outputs:
+            region = [self.backbone.logit_map(stages[3]), affinity]
         cams: list[torch.Tensor] = []
         if self.use_ccam:
             with torch.no_grad():
@@ -113,6 +133,4 @@ class C3N(nn.Module):
             cams = [g.mean(dim=(2, 3)) for g in grads]
             stages = [ccam(s, g.detach()) for s, g in zip(stages, grads)]
         mask = self.decoder(stages, emb, t)
-        if return_cam:
-            return mask, visual_logits, audio_logits, label, score, *cams
-        return mask, visual_logits, audio_logits, label, score
+        return (mask, visual_logits, audio_logits, label, score, *region, *(cams if return_cam else []))

@@ -7,7 +7,8 @@
   QuantizeLinear/DequantizeLinear pairs, the form TensorRT 10 builds INT8 engines from — implicit
   calibration is deprecated there), symmetric INT8 activations and per-channel symmetric INT8
   weights (TensorRT requires zero points of 0), Conv / MatMul / Gemm only and not those of CCAM's
-  written-out backward (scope ``cam_backward``: gradient maps stay float), MinMax calibration on
+  written-out backward (scope ``cam_backward``: gradient maps stay float) and of the
+  class-activation map ``visual_logit_map`` (float, on the quantised model's stage-4 map), MinMax calibration on
   ``--calib-clips`` clips of the **training** split of DATA (S4 and MS3 in proportion, evenly
   spaced; never the test split).
 * **FP16**: ``onnxruntime.transformers.float16.convert_float_to_float16`` (onnxruntime's copy of
@@ -86,14 +87,30 @@ def _copy_metadata(src: Path, dst: Path, extra: dict[str, str]) -> None:
     onnx.save(m, str(dst))
 
 
+def _logit_map_nodes(graph) -> list[str]:
+    """Names of the MatMul / Add / Reshape nodes that compute the ``visual_logit_map`` output."""
+    producer = {o: n for n in graph.node for o in n.output}
+    names, stack = [], ["visual_logit_map"]
+    while stack:
+        n = producer.get(stack.pop())
+        if n is None or n.name in names or n.op_type not in ("MatMul", "Add", "Reshape"):
+            continue
+        names.append(n.name)
+        if n.op_type != "MatMul":
+            stack.extend(n.input)
+    return names
+
+
 def quantize_int8(model: Path, out: Path, data: Path, calib_clips: int) -> dict:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     t0 = time.time()
     reader = CalibrationReader(data, calib_clips, _input_t(model))
-    # CCAM's written-out backward stays float (c3n.backbone.CamBackward)
-    cam_backward = [n.name for n in onnx.load(str(model), load_external_data=False).graph.node
-                    if "/cam_backward/" in n.name]
+    # CCAM's written-out backward stays float (c3n.backbone.CamBackward), and so does the
+    # class-activation map (its MatMul shares the head's weight with the quantised Gemm as the
+    # *left* operand, which onnxruntime's per-channel weight handling cannot split)
+    graph = onnx.load(str(model), load_external_data=False).graph
+    cam_backward = [n.name for n in graph.node if "/cam_backward/" in n.name] + _logit_map_nodes(graph)
     quantize_static(
         str(model), str(out), reader,
         quant_format=QuantFormat.QDQ,

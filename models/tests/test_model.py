@@ -180,6 +180,21 @@ def test_onnx_export_matches_eager_and_autograd(edge_model, real_inputs, tmp_pat
         assert np.array_equal(got[3], ref[3].numpy())
         assert got[3].dtype == np.int64
         assert np.allclose(got[4], ref[4].numpy(), rtol=1e-4)
+        # region outputs (issue 15): the class-activation map pools back to the frame's logits, and
+        # C3IM's argmax over softmax(logits)^alpha * affinity is the frame's unified label
+        names = [o.name for o in sess.get_outputs()]
+        assert names[:len(OUTPUT_NAMES)] == OUTPUT_NAMES
+        lmap, aff = got[names.index("visual_logit_map")], got[names.index("c3im_affinity")]
+        assert lmap.shape == (2, 1000, 7, 7) and aff.shape == (2, 1000)
+        assert np.abs(lmap.mean(axis=(2, 3)) - got[1]).max() <= 1e-4
+        with torch.no_grad():
+            eager = edge_model(frames, logmel, t=2, region_outputs=True)
+        assert np.abs(lmap - eager[5].numpy()).max() <= 1e-3
+        assert np.allclose(aff, eager[6].numpy(), rtol=1e-5, atol=1e-7)
+        v = torch.softmax(torch.from_numpy(got[1]).double(), 1) ** 0.1
+        row = v * torch.from_numpy(aff).double()
+        assert np.array_equal(row.argmax(1).numpy(), got[3])
+        assert np.allclose(row.max(1).values.numpy(), got[4], rtol=1e-5)
         # CAM channel weights from the exported graph vs PyTorch autograd
         cams = plain.run([f"cam_w{k}" for k in range(1, 5)], feed)
         label = torch.from_numpy(got[3])

@@ -308,7 +308,13 @@ impl SceneBuilder {
                 SceneObject {
                     id,
                     region: r.clone(),
-                    visual_label: d.labels.visual_label.clone(),
+                    // the region's own labels (category and ImageNet class); the frame's unified
+                    // label for a region that was not labelled
+                    visual_label: if r.label.category.is_empty() {
+                        d.labels.visual_label.clone()
+                    } else {
+                        format!("{} ({})", r.label.category, r.label.imagenet_label)
+                    },
                     audio_label: d.labels.audio_label.clone(),
                 }
             })

@@ -37,7 +37,8 @@ pub struct SceneObject {
     pub id: Option<String>,
     /// The region: box/outline in source-frame pixels, mask at the model resolution.
     pub region: Region,
-    /// Visual (ImageNet) label.
+    /// Visual label: `<category> (<ImageNet class>)` of the region, or the frame's ImageNet
+    /// label for a region without labels.
     pub visual_label: String,
     /// Audio (AudioSet) label.
     pub audio_label: String,

@@ -48,6 +48,13 @@ pub struct Inference {
     pub unified_label: Vec<i64>,
     /// `[T]`: C3IM consensus `max_{j,i} v[j]·S[j,i]·a[i]` (c3n-method.md).
     pub c3im_score: Vec<f32>,
+    /// `f32 [T,1000,h,w]` (`h = w = ⌈S/32⌉` = 7, [`model::map_size`]): the ImageNet classifier at every cell of the last
+    /// backbone stage (a class-activation map); its mean over a region's cells is the region's
+    /// logits ([`crate::post::region_logits`]).
+    pub visual_logit_map: Array4<f32>,
+    /// `f32 [T,1000]`: C3IM's audio side `r[j] = max_i S[j,i]·a[i]`; a visual distribution v's
+    /// unified label with this frame's audio is `argmax_j v[j]·r[j]` ([`crate::post::c3im_label`]).
+    pub c3im_affinity: Array2<f32>,
 }
 
 /// Errors of the inference engines.
@@ -314,6 +321,9 @@ pub fn check_output(contract: &ModelContract, inf: &Inference) -> Result<(), Str
         || inf.audio_logits.dim() != (t, model::N_AUDIOSET)
         || inf.unified_label.len() != t
         || inf.c3im_score.len() != t
+        || inf.visual_logit_map.dim()
+            != (t, model::N_IMAGENET, model::map_size(s), model::map_size(s))
+        || inf.c3im_affinity.dim() != (t, model::N_IMAGENET)
     {
         return Err("outputs do not have the contract shapes".into());
     }

@@ -6,7 +6,8 @@
 //! protobuf dependency or schema copy is needed and the decoded proto is reused to build the tract
 //! model ([`load_model_proto`] → [`ModelContract::from_proto`] → `tract::TractEngine`).
 //!
-//! Contract (schema "1"):
+//! Contract (schema "2"; "1" lacked the last two outputs and the `c3n.alpha` / `c3n.categories*`
+//! metadata, and is refused with a message to re-export):
 //!
 //! | tensor | dtype | shape |
 //! |---|---|---|
@@ -17,8 +18,12 @@
 //! | output `audio_logits` | float32 | `[T,521]` (AudioSet) |
 //! | output `unified_label` | int64 | `[T]` ImageNet index chosen by C3IM |
 //! | output `c3im_score` | float32 | `[T]` `max_{j,i} v[j]·S[j,i]·a[i]` |
+//! | output `visual_logit_map` | float32 | `[T,1000,⌈S/32⌉,⌈S/32⌉]` ImageNet logits per stage-4 cell |
+//! | output `c3im_affinity` | float32 | `[T,1000]` `max_i S[j,i]·a[i]` |
 //!
-//! with `T = c3n.clip_frames` (static, 5 or 1) and `S = c3n.input_size` (224).
+//! with `T = c3n.clip_frames` (static, 5 or 1) and `S = c3n.input_size` (224). Metadata besides
+//! the front end and labels: `c3n.alpha` (C3IM's exponent, 0.1) and `c3n.categories` (the category
+//! vocabulary, [`crate::categories`]; `c3n.categories.sha256` / `.version` name the asset).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -27,10 +32,11 @@ use std::path::{Path, PathBuf};
 use tract_onnx::pb::{self, tensor_proto::DataType, type_proto, ModelProto};
 use tract_onnx::prelude::Framework;
 
+use crate::categories::CategoryMap;
 use crate::frontend::{FrontendParams, ImageNorm};
 
 /// Metadata schema version this runtime understands (`c3n.schema`).
-pub const SCHEMA: &str = "1";
+pub const SCHEMA: &str = "2";
 /// Number of ImageNet classes (`visual_logits` width, `c3n.labels.imagenet` length).
 pub const N_IMAGENET: usize = 1000;
 /// Number of AudioSet classes (`audio_logits` width, `c3n.labels.audioset` length).
@@ -46,13 +52,20 @@ pub const MAX_CLIP_RATE_HZ: f64 = 1000.0;
 /// Input names, in contract order.
 pub const INPUTS: [&str; 2] = ["frames", "audio_logmel"];
 /// Output names, in contract order.
-pub const OUTPUTS: [&str; 5] = [
+pub const OUTPUTS: [&str; 7] = [
     "mask_logits",
     "visual_logits",
     "audio_logits",
     "unified_label",
     "c3im_score",
+    "visual_logit_map",
+    "c3im_affinity",
 ];
+
+/// Side of the last backbone stage's map (`visual_logit_map`) for input size `s`: `⌈s/32⌉`.
+pub fn map_size(s: usize) -> usize {
+    s.div_ceil(32)
+}
 
 /// Why a model file does not satisfy the contract. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +142,12 @@ pub struct ModelContract {
     pub imagenet_labels: Vec<String>,
     /// `c3n.labels.audioset`: 521 AudioSet class names (index = `audio_logits` column).
     pub audioset_labels: Vec<String>,
+    /// `c3n.alpha`: C3IM's flattening exponent (0 < α ≤ 1).
+    pub alpha: f32,
+    /// `c3n.categories`: the category vocabulary.
+    pub categories: CategoryMap,
+    /// `c3n.categories.sha256`: sha256 of the vocabulary asset as exported (informational).
+    pub categories_sha256: String,
 }
 
 /// Reads and decodes an ONNX file. Errors: [`ModelError::Io`], [`ModelError::NotOnnx`].
@@ -231,7 +250,10 @@ impl ModelContract {
             return Err(p.bad(
                 "c3n.schema",
                 schema,
-                format!("this runtime reads schema {SCHEMA}"),
+                format!(
+                    "this runtime reads schema {SCHEMA} (per-region labels and categories, issue 15); \
+                     re-export the model with models/c3n/export.py"
+                ),
             ));
         }
         let config = p.get("c3n.config")?;
@@ -293,6 +315,13 @@ impl ModelContract {
         if let Err(reason) = frontend.validate() {
             return Err(p.bad("c3n.frontend.*", "", reason));
         }
+        let alpha: f32 = p.parse("c3n.alpha")?;
+        if !(alpha > 0.0 && alpha <= 1.0) {
+            return Err(p.bad("c3n.alpha", p.get("c3n.alpha")?, "must be in (0, 1]".into()));
+        }
+        let cat_text = p.get("c3n.categories")?;
+        let categories = CategoryMap::from_json(cat_text, N_IMAGENET, N_AUDIOSET)
+            .map_err(|e| p.bad("c3n.categories", cat_text, e.to_string()))?;
         let contract = Self {
             path: path.to_path_buf(),
             config: config.to_string(),
@@ -304,6 +333,9 @@ impl ModelContract {
             frontend,
             imagenet_labels: p.labels("c3n.labels.imagenet", N_IMAGENET)?,
             audioset_labels: p.labels("c3n.labels.audioset", N_AUDIOSET)?,
+            alpha,
+            categories,
+            categories_sha256: p.get("c3n.categories.sha256")?.to_string(),
         };
         contract.check_signature(proto)?;
         Ok(contract)
@@ -318,14 +350,21 @@ impl ModelContract {
         ]
     }
 
-    fn expected_outputs(&self) -> [(&'static str, DataType, Vec<usize>); 5] {
+    fn expected_outputs(&self) -> [(&'static str, DataType, Vec<usize>); 7] {
         let (t, s) = (self.clip_frames, self.image.size as usize);
+        let m = map_size(s);
         [
             ("mask_logits", DataType::Float, vec![t, 1, s, s]),
             ("visual_logits", DataType::Float, vec![t, N_IMAGENET]),
             ("audio_logits", DataType::Float, vec![t, N_AUDIOSET]),
             ("unified_label", DataType::Int64, vec![t]),
             ("c3im_score", DataType::Float, vec![t]),
+            (
+                "visual_logit_map",
+                DataType::Float,
+                vec![t, N_IMAGENET, m, m],
+            ),
+            ("c3im_affinity", DataType::Float, vec![t, N_IMAGENET]),
         ]
     }
 
@@ -487,11 +526,19 @@ impl fmt::Display for ModelContract {
             p.sample_rate, p.window_samples, p.hop_samples, p.fft_size, p.mel_bands, p.mel_min_hz,
             p.mel_max_hz, p.log_offset, p.patch_frames
         )?;
-        write!(
+        writeln!(
             f,
             "labels:        {} ImageNet, {} AudioSet",
             self.imagenet_labels.len(),
             self.audioset_labels.len()
+        )?;
+        write!(
+            f,
+            "categories:    {} (v{}, sha256 {}): {}",
+            self.categories.names.len(),
+            self.categories.version,
+            self.categories_sha256,
+            self.categories.names.join(", ")
         )
     }
 }

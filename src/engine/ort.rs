@@ -303,6 +303,14 @@ impl Engine for OrtEngine {
                 .into_dimensionality::<Ix1>()
                 .map_err(|e| shape_err("c3im_score", e))?
                 .to_vec(),
+            visual_logit_map: f32_out("visual_logit_map")?
+                .into_dimensionality::<Ix4>()
+                .map_err(|e| shape_err("visual_logit_map", e))?
+                .to_owned(),
+            c3im_affinity: f32_out("c3im_affinity")?
+                .into_dimensionality::<Ix2>()
+                .map_err(|e| shape_err("c3im_affinity", e))?
+                .to_owned(),
         };
         check_output(&self.contract, &inf).map_err(err)?;
         Ok(inf)

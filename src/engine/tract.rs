@@ -18,7 +18,7 @@ use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 
 use super::model::{load_model_proto, ModelContract, OUTPUTS};
-use super::{check_input, Engine, EngineError, EngineOptions, Inference, ModelInput};
+use super::{check_input, check_output, Engine, EngineError, EngineOptions, Inference, ModelInput};
 
 /// Upper bound for `--threads` (guards rayon against absurd values).
 pub const MAX_THREADS: usize = 256;
@@ -241,17 +241,10 @@ impl Engine for TractEngine {
             audio_logits: output_view::<f32, Ix2>(&outputs, 2)?.to_owned(),
             unified_label: output_view::<i64, Ix1>(&outputs, 3)?.to_vec(),
             c3im_score: output_view::<f32, Ix1>(&outputs, 4)?.to_vec(),
+            visual_logit_map: output_view::<f32, Ix4>(&outputs, 5)?.to_owned(),
+            c3im_affinity: output_view::<f32, Ix2>(&outputs, 6)?.to_owned(),
         };
-        let t = self.contract.clip_frames;
-        let s = self.contract.image.size as usize;
-        if inf.mask_logits.dim() != (t, 1, s, s)
-            || inf.visual_logits.dim() != (t, super::model::N_IMAGENET)
-            || inf.audio_logits.dim() != (t, super::model::N_AUDIOSET)
-            || inf.unified_label.len() != t
-            || inf.c3im_score.len() != t
-        {
-            return Err(run_err("outputs do not have the contract shapes".into()));
-        }
+        check_output(&self.contract, &inf).map_err(run_err)?;
         Ok(inf)
     }
 

@@ -75,6 +75,10 @@ pub struct ClientSettings {
     pub ca_file: Option<std::path::PathBuf>,
     /// PEM client certificate and PKCS#8 key (TLS).
     pub client_auth: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Categories with a count topic from the start (at 0) and a Home Assistant count sensor
+    /// each: the tracked ones (`[events] labels`, else the model's whole vocabulary). Set by
+    /// the caller after [`super::resolve`] (empty there).
+    pub labels: Vec<String>,
 }
 
 /// Delivery counters of the event messages (see the module doc), reported in `state.mqtt`.
@@ -698,7 +702,12 @@ impl Worker {
             content,
         };
         if self.need_discovery {
-            for (t, p) in discovery_configs(&self.settings.topics, &self.node_id, qos) {
+            for (t, p) in discovery_configs(
+                &self.settings.topics,
+                &self.node_id,
+                qos,
+                &self.settings.labels,
+            ) {
                 if !self.hand(msg(t, p.into_bytes(), Content::Json), Kind::Other) {
                     return;
                 }

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `<prefix>/available` | `online` / `offline` (last will `offline`; `online` only after the initial retained states of every (re)connect) | yes |
 //! | `<prefix>/<camera>/events` | event JSON (`schema/event.schema.json`) | no |
-//! | `<prefix>/<camera>/<label>` | count of active sounding objects with that label (`all` = any label) | yes |
+//! | `<prefix>/<camera>/<label>` | count of active sounding objects with that label — a category of the model's vocabulary, e.g. `dog` (`all` = any label) | yes |
 //! | `<prefix>/<camera>/<label>/snapshot` | JPEG of the overlay of the object's best frame (`all/snapshot` = latest of any label) | yes |
 //! | `<prefix>/<camera>/state` | run state JSON (`schema/state.schema.json`) | yes |
 //! | `<prefix>/<camera>/detect/set` | `ON` / `OFF` command (subscribed) | – |
@@ -25,6 +25,7 @@
 pub mod broker;
 pub mod client;
 pub mod command;
+pub mod discovery;
 pub mod protocol;
 
 use std::collections::hash_map::RandomState;
@@ -34,8 +35,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
+pub use discovery::{discovery_configs, node_id};
 pub use protocol::{Content, Protocol};
 
 /// Version of the `state` payload schema (`schema/state.schema.json`, `$id` ends in it).
@@ -243,6 +244,7 @@ pub fn resolve(
         flush_wait: Duration::from_millis(cfg.connect_wait_ms.max(1000)),
         ca_file: cfg.ca_file.clone(),
         client_auth: cfg.client_cert.clone().zip(cfg.client_key.clone()),
+        labels: Vec::new(),
         broker,
     })
 }
@@ -474,101 +476,6 @@ impl Topics {
     }
 }
 
-/// Home Assistant MQTT discovery configs (component-based, integration-conventions.md §4):
-/// `(topic, JSON payload)` for the sensors `fps` and `inference_ms`, the binary sensor
-/// `sound` ("sound source present", from the `all` count), the event entity `event` (from the
-/// events topic), the image entity `snapshot` (`all/snapshot`) and the switch `detect`.
-/// `node_id` is the client id reduced to `[A-Za-z0-9_-]`.
-pub fn discovery_configs(topics: &Topics, node_id: &str, qos: u8) -> Vec<(String, String)> {
-    let device = json!({
-        "ids": [node_id],
-        "name": format!("c3n-edge {}", topics.camera),
-        "mf": "c3n-edge",
-        "mdl": "C3N sounding-object detector",
-        "sw": env!("CARGO_PKG_VERSION"),
-    });
-    let origin = json!({ "name": "c3n-edge", "sw": env!("CARGO_PKG_VERSION") });
-    let entity = |component: &str, key: &str, name: &str, extra: serde_json::Value| {
-        let mut v = json!({
-            "name": name,
-            "uniq_id": format!("{node_id}_{key}"),
-            "obj_id": format!("{node_id}_{key}"),
-            "avty_t": topics.available(),
-            "dev": device,
-            "o": origin,
-            "qos": qos,
-        });
-        if let (Some(m), serde_json::Value::Object(e)) = (v.as_object_mut(), extra) {
-            m.extend(e);
-        }
-        (
-            format!(
-                "{}/{component}/{node_id}/{key}/config",
-                topics.discovery_prefix
-            ),
-            v.to_string(),
-        )
-    };
-    vec![
-        entity(
-            "sensor",
-            "fps",
-            "Analysed frame rate",
-            json!({"stat_t": topics.state(), "val_tpl": "{{ value_json.fps | round(2) }}",
-                   "unit_of_meas": "fps", "stat_cla": "measurement"}),
-        ),
-        entity(
-            "sensor",
-            "inference_ms",
-            "Inference latency",
-            json!({"stat_t": topics.state(), "val_tpl": "{{ value_json.inference_ms | round(1) }}",
-                   "unit_of_meas": "ms", "dev_cla": "duration", "stat_cla": "measurement"}),
-        ),
-        entity(
-            "binary_sensor",
-            "sound",
-            "Sound source present",
-            json!({"stat_t": topics.count("all"), "dev_cla": "sound",
-                   "val_tpl": "{{ 'ON' if value | int(0) > 0 else 'OFF' }}"}),
-        ),
-        entity(
-            "event",
-            "event",
-            "Sounding object",
-            json!({"stat_t": topics.events(), "evt_typ": ["new", "update", "end"],
-                   "val_tpl": "{{ {'event_type': value_json.type, 'label': value_json.after.label, \
-                               'score': value_json.after.score, 'id': value_json.after.id} | tojson }}"}),
-        ),
-        entity(
-            "image",
-            "snapshot",
-            "Sounding object snapshot",
-            json!({"img_t": topics.snapshot("all"), "cont_type": "image/jpeg"}),
-        ),
-        entity(
-            "switch",
-            "detect",
-            "Detection",
-            json!({"cmd_t": topics.detect_set(), "stat_t": topics.detect_state(),
-                   "pl_on": "ON", "pl_off": "OFF"}),
-        ),
-    ]
-}
-
-/// `[A-Za-z0-9_-]` only (other characters become `_`): a Home Assistant `node_id`.
-pub fn node_id(client_id: &str) -> String {
-    client_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// Bounded FIFO that drops its oldest item when full.
 #[derive(Debug)]
 pub struct DropOldest<T> {
@@ -718,8 +625,19 @@ mod tests {
         assert!(check_camera_name("porch 1").is_err());
         assert!(check_camera_name("a/b").is_err());
         assert_eq!(node_id("c3n-edge.porch"), "c3n-edge_porch");
-        let cfgs = discovery_configs(&t, "c3n-edge-porch", 1);
+        let cfgs = discovery_configs(&t, "c3n-edge-porch", 1, &[]);
         assert_eq!(cfgs.len(), 6);
+        let labels = ["dog".to_string(), "musical_instrument".to_string()];
+        let cfgs = discovery_configs(&t, "c3n-edge-porch", 1, &labels);
+        assert_eq!(cfgs.len(), 8);
+        let (topic, payload) = &cfgs[7];
+        assert_eq!(
+            topic,
+            "homeassistant/sensor/c3n-edge-porch/count_musical_instrument/config"
+        );
+        let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+        assert_eq!(v["stat_t"], "c3n/porch/musical_instrument");
+        assert_eq!(v["name"], "musical instrument sound sources");
         for (topic, payload) in &cfgs {
             assert!(topic.starts_with("homeassistant/") && topic.ends_with("/config"));
             let v: serde_json::Value = serde_json::from_str(payload).unwrap();

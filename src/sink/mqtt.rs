@@ -1,5 +1,6 @@
 //! MQTT output (topic layout in [`crate::mqtt`]): every event on `<prefix>/<camera>/events`,
-//! the count of active sounding objects per label on `<prefix>/<camera>/<label>` (and `all`),
+//! the count of active sounding objects per label (the event's category, e.g. `dog`) on
+//! `<prefix>/<camera>/<label>` (and `all`; every tracked category's from the start, at 0),
 //! an overlay JPEG of each label's best frame on `<prefix>/<camera>/<label>/snapshot` (and
 //! `all/snapshot`), and the run state on `<prefix>/<camera>/state`. The sink never waits for
 //! the network: it hands messages to [`MqttClient`] (bounded queue, background threads).
@@ -56,6 +57,17 @@ impl MqttSink {
             ),
             (settings.topics.count("all"), b"0".to_vec(), Content::Text),
         ];
+        // every tracked category's count topic exists from the start, at 0
+        let counts: BTreeMap<String, usize> =
+            settings.labels.iter().map(|l| (label_slug(l), 0)).collect();
+        let initial: Vec<_> = initial
+            .into_iter()
+            .chain(
+                counts
+                    .keys()
+                    .map(|slug| (settings.topics.count(slug), b"0".to_vec(), Content::Text)),
+            )
+            .collect();
         let client = MqttClient::start(settings, Some(control), initial)?;
         let renderer = snapshot_quality.map(|_| Renderer {
             alpha: alpha.clamp(0.0, 1.0),
@@ -68,7 +80,7 @@ impl MqttSink {
             quality: snapshot_quality.unwrap_or(80),
             active: HashMap::new(),
             best: HashMap::new(),
-            counts: BTreeMap::new(),
+            counts,
         })
     }
 

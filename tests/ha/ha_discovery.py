@@ -16,7 +16,8 @@ Everything runs on 127.0.0.1 with free ports, in a fresh temporary directory:
 It checks in Home Assistant itself (REST API and WebSocket API: device and entity registries,
 states, state_changed events, image proxy, service calls):
 
-1. the device (identifiers, name, manufacturer, model, software version) and its six entities
+1. the device (identifiers, name, manufacturer, model, software version) and its entities (six, plus
+   one count sensor per tracked category)
    with the right domains, units, device/state classes and event types;
 2. states follow what c3n-edge published: the fps / latency sensors equal the rounded values of
    the state topic, the binary sensor goes on while a sounding object is reported and off again,
@@ -65,6 +66,9 @@ ENTITIES = {
     "snapshot": "image",
     "detect": "switch",
 }
+# the tracked categories (issue 15, `[events] labels`): one count sensor each
+LABELS = ("bird", "animal", "dog")
+ENTITIES.update({f"count_{label}": "sensor" for label in LABELS})
 # startup warnings of this setup that say nothing about c3n-edge
 ALLOWED_LOG = [
     re.compile(r"\[homeassistant\.bootstrap\] Skipping pip installation of required modules"),
@@ -470,8 +474,10 @@ async def run(args) -> None:
         # ---- c3n-edge
         events_file = work / "events.jsonl"
         c3n_log = work / "c3n-edge.log"
+        c3n_cfg = work / "c3n-edge.toml"
+        c3n_cfg.write_text("[events]\nlabels = [" + ", ".join(f'"{x}"' for x in LABELS) + "]\n")
         c3n = subprocess.Popen(
-            [args.bin, "run", "file://assets/clips/bbb-bird/frames/%05d.png",
+            [args.bin, "run", "--config", str(c3n_cfg), "file://assets/clips/bbb-bird/frames/%05d.png",
              "--audio", "file://assets/clips/bbb-bird/audio.wav", "--input-loop", "-1",
              "--camera-name", CAMERA, "--mqtt", f"mqtt://127.0.0.1:{mqtt_port}",
              "--events", str(events_file), "--log", "info"],
@@ -495,7 +501,7 @@ async def run(args) -> None:
                     if e["platform"] == "mqtt" and e["unique_id"].startswith(NODE + "_")}
             return mine if len(mine) == len(ENTITIES) else None
 
-        ents = await wait_for("the six c3n-edge entities in HA's entity registry", 120,
+        ents = await wait_for(f"the {len(ENTITIES)} c3n-edge entities in HA's entity registry", 120,
                               registered, 0.5)
         eid = {}
         for key, domain in ENTITIES.items():
@@ -552,6 +558,20 @@ async def run(args) -> None:
         fps, lat = await wait_for("the sensors to show the latest state topic's fps and "
                                   "inference_ms", 180, sensors_follow, 0.5)
         log(f"sensors: {fps} fps, {lat} ms (= c3n/{CAMERA}/state)")
+
+        async def counts_follow():
+            vals = {}
+            for label in LABELS:
+                got = number(await ha.state(eid[f"count_{label}"]))
+                texts = recorder.texts(f"c3n/{CAMERA}/{label}", 0)
+                if got is None or not texts or got != float(texts[-1]):
+                    return False
+                vals[label] = got
+            return vals
+
+        counts = await wait_for("the count sensors to show the latest c3n/<camera>/<label> counts", 60,
+                                counts_follow, 0.5)
+        log(f"count sensors: {counts}")
 
         events_topic = f"c3n/{CAMERA}/events"
         count_topic = f"c3n/{CAMERA}/all"

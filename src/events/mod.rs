@@ -13,16 +13,27 @@
 //! The level alone misses a quiet room's noise floor (the demo clip's silent seconds measure
 //! −50…−55 dBFS, above a −60 dBFS limit); the class alone misses a dead microphone.
 //!
+//! Labels (schema 2, issue 15): `label` is the region's category from the short vocabulary
+//! (`person`, `dog`, `car`, …, `other`; [`crate::categories`]) — over the object's frames, the
+//! category with the largest summed category score, so one odd frame does not flip it — and
+//! `sub_label` its ImageNet class (C3IM on the region's own visual logits with the frame's audio)
+//! in the last frame; `c3im_score` is that region's consensus, `frame_label` the frame-level
+//! unified label of before. `[events] labels` tracks only some categories and `min_score` sets a
+//! minimum region score per category (Frigate's `objects.track` / `filters.<label>.min_score`):
+//! other regions are dropped before tracking.
+//!
 //! Times are seconds on the source timeline (a file starts at 0). Ids are
 //! `<start_time>-<6 chars>` like Frigate's, the suffix derived from a per-run counter (so runs are
 //! reproducible). The JSON form is versioned: [`SCHEMA_VERSION`], `schema/event.schema.json`.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::post::{FrameLabels, Region, Rle};
 
 /// Version of the event JSON schema (`schema/event.schema.json`, `$id` ends in it).
-pub const SCHEMA_VERSION: &str = "1.0.0";
+pub const SCHEMA_VERSION: &str = "2.0.0";
 
 /// Lifecycle settings (`[events]` in the config file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +52,12 @@ pub struct EventConfig {
     /// Frames whose top AudioSet class is one of these names (exact, as in the model's
     /// `c3n.labels.audioset` metadata) have no sounding object; empty disables.
     pub silence_classes: Vec<String>,
+    /// Categories to track (Frigate's `objects.track`); empty = all. Names from the model's
+    /// vocabulary (`c3n-edge model-info`), checked at start ([`EventConfig::check_labels`]).
+    pub labels: Vec<String>,
+    /// Minimum region score (mean mask probability, 0–1) per category; regions below it are
+    /// dropped before tracking (Frigate's `filters.<label>.min_score`).
+    pub min_score: BTreeMap<String, f32>,
 }
 
 impl Default for EventConfig {
@@ -52,6 +69,8 @@ impl Default for EventConfig {
             iou_threshold: 0.3,
             silence_dbfs: Some(-50.0),
             silence_classes: vec!["Silence".into()],
+            labels: Vec::new(),
+            min_score: BTreeMap::new(),
         }
     }
 }
@@ -81,7 +100,47 @@ impl EventConfig {
                 self.camera
             ));
         }
+        for (label, &v) in &self.min_score {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("events.min_score.{label} = {v}: expected 0..=1"));
+            }
+        }
         Ok(())
+    }
+
+    /// Checks that every name in `labels` and `min_score` is one of the model's categories
+    /// (`known`); the error lists them.
+    pub fn check_labels(&self, known: &[String]) -> Result<(), String> {
+        for (what, name) in self
+            .labels
+            .iter()
+            .map(|l| ("labels", l))
+            .chain(self.min_score.keys().map(|l| ("min_score", l)))
+        {
+            if !known.iter().any(|k| k == name) {
+                return Err(format!(
+                    "events.{what}: unknown label {name:?}; the model's categories are: {}",
+                    known.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a region of category `label` with region score `score` is tracked.
+    pub fn keeps(&self, label: &str, score: f32) -> bool {
+        (self.labels.is_empty() || self.labels.iter().any(|l| l == label))
+            && self.min_score.get(label).is_none_or(|&m| score >= m)
+    }
+
+    /// The categories published per label (MQTT counts, Home Assistant sensors): `labels`, or
+    /// all of `known` when `labels` is empty.
+    pub fn tracked<'a>(&'a self, known: &'a [String]) -> &'a [String] {
+        if self.labels.is_empty() {
+            known
+        } else {
+            &self.labels
+        }
     }
 }
 
@@ -133,6 +192,17 @@ pub struct MaskInfo {
     pub rle: Rle,
 }
 
+/// The frame-level C3IM unified label (the only label of schema 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameLabelInfo {
+    /// ImageNet name of the frame's `unified_label`.
+    pub label: String,
+    /// Its ImageNet index.
+    pub index: i64,
+    /// The frame's C3IM consensus (`c3im_score` output).
+    pub c3im_score: f32,
+}
+
 /// Snapshot of a tracked sounding object (Frigate's object fields, plus mask and audio).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObjectState {
@@ -140,16 +210,24 @@ pub struct ObjectState {
     pub id: String,
     /// Input name.
     pub camera: String,
-    /// Visual (unified, ImageNet) label of the last frame.
+    /// Category (`person`, `dog`, …, `other`): the one with the largest summed `label_score`
+    /// over the frames seen.
     pub label: String,
+    /// Mean category score of `label` over the object's frames (0–1; a frame in which the region
+    /// had another category counts 0).
+    pub label_score: f32,
+    /// The region's ImageNet class in the last frame (C3IM with the frame's audio).
+    pub sub_label: String,
     /// Its ImageNet index.
-    pub label_index: i64,
+    pub sub_label_index: i64,
     /// Region score of the last frame: mean mask probability (0–1).
     pub score: f32,
     /// Best `score` so far.
     pub top_score: f32,
-    /// C3IM consensus of the last frame.
+    /// The region's C3IM consensus in the last frame.
     pub c3im_score: f32,
+    /// The frame-level unified label of the last frame.
+    pub frame_label: FrameLabelInfo,
     /// Source time of the last frame seen (s).
     pub frame_time: f64,
     /// Source time of the first frame seen (s).
@@ -221,6 +299,30 @@ struct Track {
     state: ObjectState,
     last_sent: Option<ObjectState>,
     last_seen_ms: i64,
+    /// Summed category score per category (first seen first: ties keep the earlier one).
+    votes: Vec<(String, f32)>,
+}
+
+impl Track {
+    /// Adds the last frame's category vote (`state.label` / `label_score` as observed) and sets
+    /// `state.label` to the leading category and `label_score` to its mean score per frame.
+    fn vote(&mut self) {
+        let (label, score) = (&self.state.label, self.state.label_score);
+        match self.votes.iter_mut().find(|(l, _)| l == label) {
+            Some(v) => v.1 += score,
+            None => self.votes.push((label.clone(), score)),
+        }
+        let mut best: Option<&(String, f32)> = None;
+        for v in &self.votes {
+            if best.is_none_or(|b| v.1 > b.1) {
+                best = Some(v);
+            }
+        }
+        if let Some((l, sum)) = best {
+            self.state.label = l.clone();
+            self.state.label_score = sum / self.state.frames.max(1) as f32;
+        }
+    }
 }
 
 /// The lifecycle state machine.
@@ -262,11 +364,18 @@ fn id_suffix(seq: u64) -> String {
 fn observe(state: &mut ObjectState, r: &Region, det: &FrameDetections) {
     let w = r.bbox[2].saturating_sub(r.bbox[0]);
     let h = r.bbox[3].saturating_sub(r.bbox[1]);
-    state.label = det.labels.visual_label.clone();
-    state.label_index = det.labels.visual_index;
+    state.label = r.label.category.clone();
+    state.label_score = r.label.category_score;
+    state.sub_label = r.label.imagenet_label.clone();
+    state.sub_label_index = r.label.imagenet_index;
     state.score = r.score;
     state.top_score = state.top_score.max(r.score);
-    state.c3im_score = det.labels.c3im_score;
+    state.c3im_score = r.label.c3im_score;
+    state.frame_label = FrameLabelInfo {
+        label: det.labels.visual_label.clone(),
+        index: det.labels.visual_index,
+        c3im_score: det.labels.c3im_score,
+    };
     state.frame_time = det.pts_ms as f64 / 1000.0;
     state.bbox = r.bbox;
     state.area = u64::from(w) * u64::from(h);
@@ -342,11 +451,21 @@ impl Tracker {
     /// objects first, then `new` / `update` of the objects seen in this frame.
     pub fn update(&mut self, det: &FrameDetections) -> Vec<Event> {
         let silent = self.is_silent(det);
-        let regions: &[Region] = if silent { &[] } else { &det.regions };
+        let kept: Vec<Region> = if silent {
+            Vec::new()
+        } else {
+            det.regions
+                .iter()
+                .filter(|r| self.cfg.keeps(&r.label.category, r.score))
+                .cloned()
+                .collect()
+        };
+        let regions: &[Region] = &kept;
         let (matched, region_used) = self.match_regions(regions);
         for (ti, ri) in matched {
             let t = &mut self.tracks[ti];
             observe(&mut t.state, &regions[ri], det);
+            t.vote();
             t.last_seen_ms = det.pts_ms;
         }
         let timeout = i64::try_from(self.cfg.end_timeout_ms).unwrap_or(i64::MAX);
@@ -357,10 +476,17 @@ impl Tracker {
                 id: format!("{start:.3}-{}", id_suffix(self.seq)),
                 camera: self.cfg.camera.clone(),
                 label: String::new(),
-                label_index: 0,
+                label_score: 0.0,
+                sub_label: String::new(),
+                sub_label_index: -1,
                 score: 0.0,
                 top_score: 0.0,
                 c3im_score: 0.0,
+                frame_label: FrameLabelInfo {
+                    label: String::new(),
+                    index: -1,
+                    c3im_score: 0.0,
+                },
                 frame_time: start,
                 start_time: start,
                 end_time: None,
@@ -383,11 +509,14 @@ impl Tracker {
             };
             self.seq += 1;
             observe(&mut state, r, det);
-            self.tracks.push(Track {
+            let mut track = Track {
                 state,
                 last_sent: None,
                 last_seen_ms: det.pts_ms,
-            });
+                votes: Vec::new(),
+            };
+            track.vote();
+            self.tracks.push(track);
         }
         for t in &mut self.tracks {
             if t.last_seen_ms != det.pts_ms || t.state.frames < self.cfg.min_frames {
@@ -440,138 +569,4 @@ impl Tracker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::post::BitMask;
-
-    fn region(x: u32) -> Region {
-        Region {
-            bbox: [x, 10, x + 40, 50],
-            area_fraction: 0.1,
-            score: 0.8,
-            outline: vec![[x as f32, 10.0], [x as f32 + 40.0, 50.0]],
-            mask: BitMask {
-                width: 4,
-                height: 4,
-                bits: vec![false; 16],
-            },
-        }
-    }
-
-    fn det(pts_ms: i64, regions: Vec<Region>) -> FrameDetections {
-        FrameDetections {
-            pts_ms,
-            regions,
-            labels: FrameLabels {
-                visual_index: 5,
-                visual_label: "violin".into(),
-                audio_index: 1,
-                audio_label: "Violin, fiddle".into(),
-                audio_score: 0.9,
-                c3im_score: 0.3,
-            },
-            audio_rms: 0.1,
-        }
-    }
-
-    fn kinds(ev: &[Event]) -> Vec<(EventType, String)> {
-        ev.iter().map(|e| (e.kind, e.after.id.clone())).collect()
-    }
-
-    #[test]
-    fn new_after_min_frames_then_update_then_end_after_timeout() {
-        let mut tr = Tracker::new(EventConfig::default()); // min 2 frames, 3 s timeout
-        assert!(tr.update(&det(0, vec![region(10)])).is_empty());
-        let ev = tr.update(&det(1000, vec![region(12)]));
-        assert_eq!(ev.len(), 1);
-        assert_eq!(ev[0].kind, EventType::New);
-        assert_eq!(ev[0].before, ev[0].after);
-        let id = ev[0].after.id.clone();
-        assert!(id.starts_with("0.000-") && id.len() == 12, "{id}");
-        assert_eq!(ev[0].after.frames, 2);
-        assert_eq!(ev[0].after.area, 1600);
-        let ev = tr.update(&det(2000, vec![region(14)]));
-        assert_eq!(kinds(&ev), vec![(EventType::Update, id.clone())]);
-        assert_eq!(ev[0].before.bbox[0], 12);
-        assert_eq!(ev[0].after.bbox[0], 14);
-        assert!(tr.update(&det(3000, vec![])).is_empty());
-        assert!(tr.update(&det(4000, vec![])).is_empty());
-        let ev = tr.update(&det(5000, vec![]));
-        assert_eq!(kinds(&ev), vec![(EventType::End, id)]);
-        assert!(!ev[0].after.active);
-        assert_eq!(ev[0].after.end_time, Some(2.0));
-        assert_eq!(tr.live(), 0);
-    }
-
-    #[test]
-    fn one_frame_blips_never_announce_and_separate_objects_get_separate_ids() {
-        let mut tr = Tracker::new(EventConfig::default());
-        tr.update(&det(0, vec![region(10), region(150)]));
-        let ev = tr.update(&det(1000, vec![region(11), region(151)]));
-        assert_eq!(ev.len(), 2);
-        assert_ne!(ev[0].after.id, ev[1].after.id);
-        let mut tr = Tracker::new(EventConfig::default());
-        tr.update(&det(0, vec![region(10)]));
-        assert!(tr.finish().is_empty());
-    }
-
-    #[test]
-    fn silence_counts_as_absence_and_finish_ends_everything() {
-        let cfg = EventConfig {
-            min_frames: 1,
-            end_timeout_ms: 1000,
-            ..Default::default()
-        };
-        let mut tr = Tracker::new(cfg);
-        assert_eq!(tr.update(&det(0, vec![region(10)]))[0].kind, EventType::New);
-        let mut quiet = det(1000, vec![region(10)]);
-        quiet.audio_rms = 1e-5; // -100 dBFS
-        assert_eq!(tr.update(&quiet)[0].kind, EventType::End);
-        tr.update(&det(2000, vec![region(10)]));
-        let ev = tr.finish();
-        assert_eq!(ev.len(), 1);
-        assert_eq!(ev[0].kind, EventType::End);
-    }
-
-    #[test]
-    fn silence_gate_by_level_and_by_audio_class() {
-        let tr = Tracker::new(EventConfig::default()); // -50 dBFS, ["Silence"]
-        let mut d = det(0, vec![region(10)]);
-        d.audio_rms = 10f32.powf(-49.0 / 20.0);
-        assert!(!tr.is_silent(&d), "-49 dBFS is above the -50 dBFS limit");
-        d.audio_rms = 10f32.powf(-51.0 / 20.0);
-        assert!(tr.is_silent(&d), "-51 dBFS is below the limit");
-        let mut d = det(0, vec![region(10)]); // -20 dBFS, but YAMNet's top class is Silence
-        d.labels.audio_label = "Silence".into();
-        assert!(tr.is_silent(&d));
-        d.labels.audio_label = "silence".into(); // names are exact
-        assert!(!tr.is_silent(&d));
-        // both gates off: a frame at -100 dBFS labelled Silence still counts
-        let tr = Tracker::new(EventConfig {
-            silence_dbfs: None,
-            silence_classes: vec![],
-            ..Default::default()
-        });
-        let mut d = det(0, vec![region(10)]);
-        d.audio_rms = 1e-5;
-        d.labels.audio_label = "Silence".into();
-        assert!(!tr.is_silent(&d));
-        // a gated frame starts no object
-        let mut tr = Tracker::new(EventConfig {
-            min_frames: 1,
-            ..Default::default()
-        });
-        let mut d = det(0, vec![region(10)]);
-        d.labels.audio_label = "Silence".into();
-        assert!(tr.update(&d).is_empty());
-        assert_eq!(tr.live(), 0);
-    }
-
-    #[test]
-    fn box_iou_basics() {
-        assert_eq!(box_iou([0, 0, 10, 10], [0, 0, 10, 10]), 1.0);
-        assert_eq!(box_iou([0, 0, 10, 10], [10, 0, 20, 10]), 0.0);
-        assert!((box_iou([0, 0, 10, 10], [5, 0, 15, 10]) - 1.0 / 3.0).abs() < 1e-6);
-        assert!((dbfs(1.0)).abs() < 1e-6 && dbfs(0.0) == -200.0);
-    }
-}
+mod tests;

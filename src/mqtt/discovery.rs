@@ -1,0 +1,119 @@
+//! Home Assistant MQTT discovery (integration-conventions.md §4): the retained config messages
+//! that make Home Assistant create c3n-edge's device and entities.
+
+use serde_json::json;
+
+use super::{label_slug, Topics};
+
+/// Home Assistant MQTT discovery configs (component-based, integration-conventions.md §4):
+/// `(topic, JSON payload)` for the sensors `fps` and `inference_ms`, the binary sensor
+/// `sound` ("sound source present", from the `all` count), the event entity `event` (from the
+/// events topic), the image entity `snapshot` (`all/snapshot`), the switch `detect`, and per
+/// category in `labels` a sensor `count_<label>` (active sounding objects of that category, from
+/// `<prefix>/<camera>/<label>`; Frigate's per-object count sensors). `node_id` is the client id
+/// reduced to `[A-Za-z0-9_-]`.
+pub fn discovery_configs(
+    topics: &Topics,
+    node_id: &str,
+    qos: u8,
+    labels: &[String],
+) -> Vec<(String, String)> {
+    let device = json!({
+        "ids": [node_id],
+        "name": format!("c3n-edge {}", topics.camera),
+        "mf": "c3n-edge",
+        "mdl": "C3N sounding-object detector",
+        "sw": env!("CARGO_PKG_VERSION"),
+    });
+    let origin = json!({ "name": "c3n-edge", "sw": env!("CARGO_PKG_VERSION") });
+    let entity = |component: &str, key: &str, name: &str, extra: serde_json::Value| {
+        let mut v = json!({
+            "name": name,
+            "uniq_id": format!("{node_id}_{key}"),
+            "obj_id": format!("{node_id}_{key}"),
+            "avty_t": topics.available(),
+            "dev": device,
+            "o": origin,
+            "qos": qos,
+        });
+        if let (Some(m), serde_json::Value::Object(e)) = (v.as_object_mut(), extra) {
+            m.extend(e);
+        }
+        (
+            format!(
+                "{}/{component}/{node_id}/{key}/config",
+                topics.discovery_prefix
+            ),
+            v.to_string(),
+        )
+    };
+    let mut out = vec![
+        entity(
+            "sensor",
+            "fps",
+            "Analysed frame rate",
+            json!({"stat_t": topics.state(), "val_tpl": "{{ value_json.fps | round(2) }}",
+                   "unit_of_meas": "fps", "stat_cla": "measurement"}),
+        ),
+        entity(
+            "sensor",
+            "inference_ms",
+            "Inference latency",
+            json!({"stat_t": topics.state(), "val_tpl": "{{ value_json.inference_ms | round(1) }}",
+                   "unit_of_meas": "ms", "dev_cla": "duration", "stat_cla": "measurement"}),
+        ),
+        entity(
+            "binary_sensor",
+            "sound",
+            "Sound source present",
+            json!({"stat_t": topics.count("all"), "dev_cla": "sound",
+                   "val_tpl": "{{ 'ON' if value | int(0) > 0 else 'OFF' }}"}),
+        ),
+        entity(
+            "event",
+            "event",
+            "Sounding object",
+            json!({"stat_t": topics.events(), "evt_typ": ["new", "update", "end"],
+                   "val_tpl": "{{ {'event_type': value_json.type, 'label': value_json.after.label, \
+                               'sub_label': value_json.after.sub_label, 'score': value_json.after.score, 'id': value_json.after.id} | tojson }}"}),
+        ),
+        entity(
+            "image",
+            "snapshot",
+            "Sounding object snapshot",
+            json!({"img_t": topics.snapshot("all"), "cont_type": "image/jpeg"}),
+        ),
+        entity(
+            "switch",
+            "detect",
+            "Detection",
+            json!({"cmd_t": topics.detect_set(), "stat_t": topics.detect_state(),
+                   "pl_on": "ON", "pl_off": "OFF"}),
+        ),
+    ];
+    for label in labels {
+        let slug = label_slug(label);
+        out.push(entity(
+            "sensor",
+            &format!("count_{slug}"),
+            &format!("{} sound sources", label.replace('_', " ")),
+            json!({"stat_t": topics.count(&slug), "val_tpl": "{{ value | int(0) }}",
+                   "stat_cla": "measurement", "ic": "mdi:volume-high"}),
+        ));
+    }
+    out
+}
+
+/// `[A-Za-z0-9_-]` only (other characters become `_`): a Home Assistant `node_id`.
+pub fn node_id(client_id: &str) -> String {
+    client_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
