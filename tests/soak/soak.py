@@ -2,7 +2,7 @@
 """Soak benchmark (not a CI test): `c3n-edge run` for a long time on looping input with MQTT (a
 real mosquitto) and the preview server, under faults, sampling resources and event counts.
 
-    python3 tests/soak/soak.py --minutes 60 [--bin target/release/c3n-edge] [--out build/soak]
+    .venv/bin/python tests/soak/soak.py --minutes 60 [--bin target/release/c3n-edge] [--out build/soak]
 
 What it does:
 * input: the shipped bbb-bird clip (frames + WAV) copied into OUT/frames and looped forever
@@ -222,6 +222,10 @@ def main():
     ap.add_argument("--broker-kill-s", type=float, default=60)
     ap.add_argument("--bad-frame-s", type=float, default=240)
     a = ap.parse_args()
+    try:  # checked now, not after an hour of soaking: the plot needs it
+        import PIL  # noqa: F401
+    except ImportError:
+        sys.exit("soak.py needs Pillow for its plot: run it with the project venv, .venv/bin/python tests/soak/soak.py")
 
     work = os.path.abspath(a.out)
     shutil.rmtree(work, ignore_errors=True)
@@ -317,6 +321,13 @@ def main():
             run.wait(timeout=30)
         except subprocess.TimeoutExpired:
             run.kill()
+            run.wait()
+        log.write(run.stderr.read())  # the last process's log, as for the restarted ones
+        log.close()
+        if os.path.exists(events + ".part"):  # the last run's events into events.jsonl too
+            with open(events, "ab") as f, open(events + ".part", "rb") as g:
+                f.write(g.read())
+            os.remove(events + ".part")
         sub.stop = True
         broker.kill()
     if not rows:
