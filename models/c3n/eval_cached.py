@@ -18,11 +18,12 @@ Command (one JSON object per checkpoint and split on stdout, and a Markdown tabl
         --cache build/featcache/avsc2 --splits s4_test ms3_test \\
         --cache build/featcache/avsc2-shift --splits s4_test ms3_test [--json out.json]
 
-``--group`` averages checkpoints whose run folder names differ only in their trailing ``-sN`` seed.
+The table averages checkpoints whose run folder names differ only in their trailing ``-sN`` seed.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -65,25 +66,33 @@ def score(checkpoint: Path, splits: list[CachedSplit], silenced: dict | None = N
     if not ck.get("frozen_backbone"):
         raise ValueError(f"{checkpoint}: not a frozen-backbone checkpoint (c3n.train_frozen)")
     model = build_model(ck.get("config", "edge"), checkpoint=str(checkpoint))
-    use_ccam = bool(ck.get("use_ccam", True))
     out = {}
     for sp in splits:
-        r = validate(model, [sp], use_ccam, silenced=silenced)[sp.subset]
-        out[str(sp.folder)] = {**r, "use_ccam": use_ccam, "step": ck.get("step"),
+        r = validate(model, [sp], model.use_ccam, silenced=silenced)[sp.subset]
+        out[str(sp.folder)] = {**r, "use_ccam": model.use_ccam, "step": ck.get("step"),
                                "false_alarm_by_kind": alarms_by_kind(sp, r["false_alarm_clips"])}
     return out
 
 
-def alarms_by_kind(sp: CachedSplit, alarm_clips: list[int]) -> dict | None:
-    """``{kind: [clips with a false region, empty-GT clips]}`` for an AVS-Composites cache, whose
-    data set's ``clips.csv`` gives each clip's kind (offscreen / silent / noise); None otherwise."""
+@functools.lru_cache(maxsize=None)
+def clip_kinds(data: str) -> dict[str, str] | None:
+    """vid -> clip kind (onscreen / offscreen / silent / noise) from the ``clips.csv`` of an
+    AVS-Composites data set (a cache's ``meta.json`` ``data``); None for other data sets. Read once."""
     import csv
 
-    table = Path(sp.meta["data"]) / "clips.csv"
+    table = Path(data) / "clips.csv"
     if not table.exists():
         return None
     with open(table, newline="") as f:
-        kind = {r["vid"]: r.get("kind", "") for r in csv.DictReader(f)}
+        return {r["vid"]: r.get("kind", "") for r in csv.DictReader(f)}
+
+
+def alarms_by_kind(sp: CachedSplit, alarm_clips: list[int]) -> dict | None:
+    """``{kind: [clips with a false region, empty-GT clips]}`` for an AVS-Composites cache
+    (:func:`clip_kinds`); None otherwise."""
+    kind = clip_kinds(sp.meta["data"])
+    if kind is None:
+        return None
     out: dict[str, list[int]] = {}
     alarmed = set(alarm_clips)
     for i, vid in enumerate(sp.meta["vids"]):

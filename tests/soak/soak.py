@@ -168,6 +168,16 @@ def proc_stats(pid):
         return None
 
 
+def keep_events(events):
+    """Append a finished run's `events.part` to `events` and remove it (else it would be counted
+    again until the next run truncates it). A run that failed at start wrote none."""
+    part = events + ".part"
+    if os.path.exists(part):
+        with open(events, "ab") as f, open(part, "rb") as g:
+            f.write(g.read())
+        os.remove(part)
+
+
 def count_lines(path):
     try:
         with open(path, "rb") as f:
@@ -267,10 +277,7 @@ def main():
                 restarts += 1
                 bad_named += os.path.basename(victim) in err
                 emitted_before += count_lines(events + ".part")
-                if os.path.exists(events + ".part"):  # a run that failed at start writes none
-                    with open(events, "ab") as f, open(events + ".part", "rb") as g:
-                        f.write(g.read())
-                    os.remove(events + ".part")  # else it counts twice until the new run truncates it
+                keep_events(events)
                 if bad_until:  # restore the frame before restarting
                     with open(victim, "wb") as f:
                         f.write(victim_bytes)
@@ -324,10 +331,7 @@ def main():
             run.wait()
         log.write(run.stderr.read())  # the last process's log, as for the restarted ones
         log.close()
-        if os.path.exists(events + ".part"):  # the last run's events into events.jsonl too
-            with open(events, "ab") as f, open(events + ".part", "rb") as g:
-                f.write(g.read())
-            os.remove(events + ".part")
+        keep_events(events)  # the last run's events too
         sub.stop = True
         broker.kill()
     if not rows:
