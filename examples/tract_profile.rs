@@ -6,7 +6,9 @@
 //! ```
 //!
 //! THREADS as `--threads` (default 1), CALLS timed model calls after one warm-up (default 3); the
-//! input is `bench-engines`' deterministic test window. `C3N_PROFILE_NODES=N` also lists the N
+//! input is `bench-engines`' deterministic test window. A model with a frame split runs split
+//! (its frames one after another; `after/` marks the nodes after the TPAVI clip means);
+//! `C3N_PROFILE_WHOLE=1` runs the whole graph at batch T instead. `C3N_PROFILE_NODES=N` also lists the N
 //! slowest nodes. The counterpart for ONNX Runtime is
 //! `python -m c3n.profile MODEL.onnx`.
 
@@ -24,18 +26,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let threads: usize = args.next().map_or(Ok(1), |s| s.parse())?;
     let calls: usize = args.next().map_or(Ok(3), |s| s.parse())?;
-    let engine = TractEngine::load(
+    let whole = std::env::var("C3N_PROFILE_WHOLE").is_ok_and(|v| v == "1");
+    let engine = TractEngine::load_with(
         &model,
         &EngineOptions {
             threads: Some(threads),
         },
+        !whole,
     )?;
     let window = test_window(engine.contract());
     let profile = engine.profile(&window, calls)?;
     let (ops, total) = (&profile.ops, profile.total_ms);
     println!(
-        "tract, {}, {threads} thread(s), median of {calls} calls: node time {total:.1} ms per call",
-        model.display()
+        "tract, {}, {}, {threads} thread(s), median of {calls} calls: node time {total:.1} ms per call",
+        model.display(),
+        if engine.is_frame_split() { "frame split" } else { "whole graph" }
     );
     println!("| op | nodes | ms per call | share |");
     println!("|---|---|---|---|");

@@ -342,3 +342,77 @@ fn wrong_window_shape_and_bad_options() {
         Err(EngineError::UnknownBackend(_))
     ));
 }
+
+/// Issue 16: the frame split (two batch-1 graphs, TPAVI's clip means taken by the engine) is
+/// what a T = 5 export runs on, with 2 threads (frames in parallel) as with 1; it matches PyTorch
+/// like the whole graph does.
+#[test]
+fn tract_frame_split_two_threads_matches_pytorch_t5() {
+    check_parity(Backend::Tract, "c3n-edge-untrained-t5", Some(2));
+}
+
+/// Issue 16: which models run split, and the split against tract's own whole-graph run.
+#[test]
+fn tract_frame_split_equals_whole_graph() {
+    use c3n_edge::engine::tract::TractEngine;
+    use c3n_edge::engine::Engine;
+
+    let test = "engine_tract::tract_frame_split_equals_whole_graph";
+    let Some(model) = common::artifact(test, "c3n-edge-untrained-t5/model.onnx") else {
+        return;
+    };
+    let (input, _) = load_case(model.parent().expect("model dir"));
+    let opts = EngineOptions { threads: Some(1) };
+    let mut split = TractEngine::load(&model, &opts).expect("load split");
+    let mut whole = TractEngine::load_with(&model, &opts, false).expect("load whole");
+    assert!(split.is_frame_split() && !whole.is_frame_split());
+    let (a, b) = (
+        split.infer(&input).expect("split"),
+        whole.infer(&input).expect("whole"),
+    );
+    let d = common::max_abs_diff(s(&a.mask_logits), s(&b.mask_logits));
+    eprintln!("{test}: mask_logits max abs diff split vs whole = {d:e}");
+    assert!(d <= TOL_ABS, "mask_logits differ by {d}");
+    assert_eq!(a.unified_label, b.unified_label);
+    assert!(common::max_abs_diff(s(&a.visual_logit_map), s(&b.visual_logit_map)) <= 1e-3);
+    // T = 1 and models without `c3n.frame_split` run whole
+    for case in ["c3n-edge-untrained-t1", "contract_t5"] {
+        if let Some(m) = common::artifact(test, &format!("{case}/model.onnx")) {
+            let e = TractEngine::load(&m, &opts).expect("load");
+            assert!(!e.is_frame_split(), "{case}");
+        }
+    }
+}
+
+/// Issue 16: a `c3n.frame_split` whose names do not cut the graph is logged and the whole graph
+/// runs; the model still loads and gives the same outputs.
+#[test]
+fn tract_bad_frame_split_metadata_falls_back_to_whole_graph() {
+    use c3n_edge::engine::model::load_model_proto;
+    use c3n_edge::engine::tract::TractEngine;
+    use c3n_edge::engine::Engine;
+
+    let test = "engine_tract::tract_bad_frame_split_metadata_falls_back_to_whole_graph";
+    let Some(model) = common::artifact(test, "c3n-edge-untrained-t5/model.onnx") else {
+        return;
+    };
+    let (input, _) = load_case(model.parent().expect("model dir"));
+    let opts = EngineOptions { threads: Some(1) };
+    let proto = load_model_proto(&model).expect("decode");
+    let good = TractEngine::from_proto(&model, &proto, &opts, true).expect("load");
+    assert!(good.is_frame_split());
+    assert!(proto.metadata_props.iter().any(|p| p.key == "c3n.frame_split"));
+    for (from, to) in [("split/x0", "split/nowhere"), ("{", "[")] {
+        let mut bad = proto.clone();
+        let e = bad
+            .metadata_props
+            .iter_mut()
+            .find(|p| p.key == "c3n.frame_split")
+            .expect("key");
+        e.value = e.value.replacen(from, to, 1);
+        let mut engine = TractEngine::from_proto(&model, &bad, &opts, true).expect("still loads");
+        assert!(!engine.is_frame_split(), "{from} -> {to}");
+        let out = engine.infer(&input).expect("whole graph runs");
+        assert_eq!(out.mask_logits.shape(), &[5, 1, 224, 224]);
+    }
+}

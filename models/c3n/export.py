@@ -15,7 +15,8 @@ Contract (read by the Rust runtime, ``src/engine/model.rs``):
   ``c3n.std``, ``c3n.frontend.*`` (:class:`c3n.frontend.FrontendParams`), ``c3n.labels.imagenet``
   and ``c3n.labels.audioset`` (JSON arrays), ``c3n.similarity.sha256``, ``c3n.alpha`` (C3IM's
   exponent), ``c3n.categories`` (the text of ``assets/categories-v<N>.json``, :mod:`c3n.categories`),
-  ``c3n.categories.sha256`` and ``c3n.categories.version``.
+  ``c3n.categories.sha256`` and ``c3n.categories.version``; ``c3n.frame_split`` (issue 16, see
+  :func:`mark_frame_split`).
 
 Command: ``python -m c3n.export --config edge --frames 5 [--checkpoint ckpt.pt] --out FILE``.
 Without ``--checkpoint`` the decoder is untrained (seeded random init) and the file says so
@@ -110,6 +111,124 @@ def metadata(model: C3N, t: int, trained: bool) -> dict[str, str]:
     return md
 
 
+FRAME_SPLIT_VERSION = 1
+
+
+def _producers(graph) -> dict[str, onnx.NodeProto]:
+    return {o: n for n in graph.node for o in n.output}
+
+
+def mark_frame_split(m: onnx.ModelProto) -> dict:
+    """Name the tensors at which the graph splits into per-frame parts, and return the
+    ``c3n.frame_split`` metadata (issue 16).
+
+    The decoder's only cross-frame step is TPAVI's :class:`c3n.decoder.ClipMean` (one per stage,
+    ONNX scope ``/model/decoder/tpavi.<i>/clip_mean/``); everything else treats the T frames as
+    an independent batch and has no T baked in. For each stage ``i`` this renames
+    ``split/k_frame<i>`` (the clip mean's input [T,k,k], the frame's share of K),
+    ``split/k_clip<i>`` (its output, K repeated per frame) and ``split/x<i>`` (TPAVI's visual
+    input [T,d,H,W], from the ASPP). A runtime may then run the graph up to ``k_frame`` / ``x``
+    one frame at a time, average ``k_frame`` over the T frames itself, and run the rest one frame
+    at a time from ``k_clip`` = that mean and ``x``: the same maths (``src/engine/split.rs``).
+
+    Metadata: ``{"version": 1, "clip_means": [{"frame": .., "clip": ..}, ..], "carry": [..]}``.
+    Raises ValueError when the scopes are not where this expects them.
+    """
+    g = m.graph
+    prod = _producers(g)
+    inits = {i.name for i in g.initializer}
+    rename: dict[str, str] = {}
+    clip_means, carry = [], []
+    i = 0
+    while any(n.name.startswith(f"/model/decoder/tpavi.{i}/") for n in g.node):
+        tp, cm = f"/model/decoder/tpavi.{i}/", f"/model/decoder/tpavi.{i}/clip_mean/"
+        inside_cm = [n for n in g.node if n.name.startswith(cm)]
+        ins = {x for n in inside_cm for x in n.input
+               if x and x not in inits and x in prod and not prod[x].name.startswith(cm)}
+        outs = {o for n in g.node if not n.name.startswith(cm) for o in n.input
+                if o in prod and prod[o].name.startswith(cm)}
+        xs = {x for n in g.node if n.name.startswith(tp) for x in n.input
+              if x in prod and prod[x].name.startswith(f"/model/decoder/aspp.{i}/")}
+        if len(ins) != 1 or len(outs) != 1 or len(xs) != 1:
+            raise ValueError(f"TPAVI {i}: expected one tensor into and out of {cm} and one from the "
+                             f"ASPP, got {sorted(ins)}, {sorted(outs)}, {sorted(xs)}")
+        for old, new in ((ins.pop(), f"split/k_frame{i}"), (outs.pop(), f"split/k_clip{i}"),
+                         (xs.pop(), f"split/x{i}")):
+            rename[old] = new
+        clip_means.append({"frame": f"split/k_frame{i}", "clip": f"split/k_clip{i}"})
+        carry.append(f"split/x{i}")
+        i += 1
+    if not clip_means:
+        raise ValueError("no TPAVI clip-mean scope found in the exported graph")
+    for n in g.node:
+        n.input[:] = [rename.get(x, x) for x in n.input]
+        n.output[:] = [rename.get(x, x) for x in n.output]
+    for vi in g.value_info:
+        vi.name = rename.get(vi.name, vi.name)
+    return {"version": FRAME_SPLIT_VERSION, "clip_means": clip_means, "carry": carry}
+
+
+def frame_split_parts(m: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.ModelProto, dict]:
+    """The two per-frame graphs of a file with ``c3n.frame_split`` (the Python twin of
+    ``src/engine/split.rs``, for tests): ``(per_frame, per_frame_after, split)``.
+
+    * ``per_frame``: inputs ``frames`` [1,3,S,S], ``audio_logmel`` [1,1,96,64]; outputs every
+      contract output that does not depend on a clip mean, then the ``frame`` tensors, then the
+      ``carry`` tensors (batch 1).
+    * ``per_frame_after``: inputs the ``clip`` tensors, then the ``carry`` tensors; outputs the rest
+      (``mask_logits``).
+
+    Running ``per_frame`` on each frame, averaging each ``frame`` tensor over the T frames into its
+    ``clip`` tensor, then ``per_frame_after`` on each frame gives the whole graph's outputs.
+    Raises ValueError when a part would need a tensor the split does not provide.
+    """
+    from onnx import helper
+
+    split = json.loads({p.key: p.value for p in m.metadata_props}["c3n.frame_split"])
+    g = m.graph
+    prod = _producers(g)
+    inits = {i.name: i for i in g.initializer}
+    frame = [c["frame"] for c in split["clip_means"]]
+    clip = [c["clip"] for c in split["clip_means"]]
+    carry = list(split["carry"])
+    graph_inputs = [i.name for i in g.input]
+
+    def closure(outputs, stop):
+        need, stack, seen = set(), list(outputs), set(stop)
+        while stack:
+            x = stack.pop()
+            if not x or x in seen or x in inits:
+                continue
+            seen.add(x)
+            if x not in prod:
+                raise ValueError(f"{x} is neither produced nor an input of this part")
+            need.add(id(prod[x]))
+            stack.extend(prod[x].input)
+        return [n for n in g.node if id(n) in need]
+
+    outs = [o.name for o in g.output]
+    clip_nodes = {id(n) for n in closure(clip, graph_inputs)}  # the clip means and upstream
+    after = [o for o in outs if any(id(n) not in clip_nodes and set(n.input) & set(clip)
+                                    for n in closure([o], graph_inputs))]
+    before = [o for o in outs if o not in after]
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in list(g.output)}
+
+    def part(inputs, outputs):
+        nodes = closure(outputs, inputs)
+        used = {x for n in nodes for x in n.input}
+        gi = [helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, None) for x in inputs]
+        go = [helper.make_tensor_value_info(x, types.get(x, onnx.TensorProto.FLOAT), None) for x in outputs]
+        pg = helper.make_graph(nodes, "frame_split_part", gi, go, [inits[x] for x in inits if x in used])
+        pm = helper.make_model(pg, opset_imports=m.opset_import)
+        pm.ir_version = m.ir_version
+        return pm
+
+    per_frame = part(graph_inputs, before + frame + carry)
+    if set(graph_inputs) & {x for n in closure(after, clip + carry) for x in n.input}:
+        raise ValueError("the part after the clip means reads the graph inputs")
+    return per_frame, part(clip + carry, after), split
+
+
 def export(model: C3N, t: int, out: Path, trained: bool, with_cam: bool = False) -> Path:
     """Trace ``model`` at T = ``t`` and write ``out`` (single file, weights inside).
 
@@ -133,9 +252,11 @@ def export(model: C3N, t: int, out: Path, trained: bool, with_cam: bool = False)
         del dims[:]
         for n in shape:
             dims.add().dim_value = n
+    split = mark_frame_split(m)
     del m.metadata_props[:]
     for k, v in metadata(model, t, trained).items():
         m.metadata_props.add(key=k, value=v)
+    m.metadata_props.add(key="c3n.frame_split", value=json.dumps(split))
     m.producer_name = "c3n-edge models/c3n/export.py"
     onnx.checker.check_model(m)
     onnx.save(m, str(out))

@@ -117,6 +117,26 @@ def test_factorised_tpavi_equals_thw_by_thw_reference():
     assert not torch.allclose(tp(x, audio, t=3), fast, atol=1e-3)
 
 
+def test_per_frame_tpavi_equals_5d_factorised_form():
+    """The frame-by-frame TPAVI (issue 16: K as the clip mean of per-frame shares) equals the
+    previous export's 5-D form, in eval and in training mode (BatchNorm statistics)."""
+    torch.manual_seed(1)
+    tp = TPAVI(d=16, audio_dim=24)
+    torch.nn.init.normal_(tp.bn.weight)
+    torch.nn.init.normal_(tp.bn.bias)
+    x = torch.randn(2 * 4, 16, 6, 5)
+    audio = torch.randn(8, 24)
+    for mode in (False, True):
+        tp.train(mode)
+        ref = tp.tpavi_factorised_5d(x, audio, t=4)
+        assert torch.allclose(tp(x, audio, t=4), ref, atol=1e-5), mode
+    # the clips do not mix: changing clip 2 leaves clip 1's output alone
+    tp.eval()
+    x2 = x.clone()
+    x2[4:] += 1
+    assert torch.equal(tp(x2, audio, t=4)[:4], tp(x, audio, t=4)[:4])
+
+
 def test_rcu_residual_adds_relu_of_input():
     rcu = RCU(4)
     for p in rcu.parameters():
@@ -206,6 +226,41 @@ def test_onnx_export_matches_eager_and_autograd(edge_model, real_inputs, tmp_pat
             assert rel <= max(1e-4, 2 * floor[k]), (kind, k + 1, rel, floor[k])
 
 
+def test_frame_split_parts_equal_whole_graph(edge_model, tmp_path):
+    """The export marks the per-frame split (issue 16): running its two parts one frame at a time
+    at batch 1, with the clip means taken outside, gives the whole T = 3 graph's outputs."""
+    from c3n.export import frame_split_parts
+
+    path = export(edge_model, 3, tmp_path / "c3n-edge-t3.onnx", trained=False)
+    m = onnx.load(str(path))
+    before, after, split = frame_split_parts(m)
+    assert len(split["clip_means"]) == 4 and len(split["carry"]) == 4
+    assert [o.name for o in after.graph.output] == ["mask_logits"]
+    whole = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sa = ort.InferenceSession(before.SerializeToString(), providers=["CPUExecutionProvider"])
+    sb = ort.InferenceSession(after.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(3)
+    frames = rng.standard_normal((3, 3, 224, 224), dtype=np.float32)
+    logmel = rng.standard_normal((3, 1, 96, 64), dtype=np.float32) - 4
+    ref = dict(zip([o.name for o in whole.get_outputs()], whole.run(None, {"frames": frames, "audio_logmel": logmel})))
+    a_names = [o.name for o in sa.get_outputs()]
+    per = [dict(zip(a_names, sa.run(None, {"frames": frames[i:i + 1], "audio_logmel": logmel[i:i + 1]})))
+           for i in range(3)]
+    clip = {c["clip"]: np.mean([p[c["frame"]] for p in per], axis=0) for c in split["clip_means"]}
+    masks = np.concatenate([sb.run(None, {**clip, **{c: per[i][c] for c in split["carry"]}})[0] for i in range(3)])
+    # batch 1 vs batch 3 kernels round differently (measured 1.6e-5 on a 0.8 scale)
+    assert np.abs(masks - ref["mask_logits"]).max() <= 1e-4
+    for name in OUTPUT_NAMES[1:]:
+        got = np.concatenate([p[name] for p in per])
+        if got.dtype == np.int64:
+            assert np.array_equal(got, ref[name]), name
+        else:
+            assert np.abs(got - ref[name]).max() <= 1e-4 * max(1.0, np.abs(ref[name]).max()), name
+    # a frame's k share really differs between frames (the mean is not vacuous)
+    k0 = split["clip_means"][0]["frame"]
+    assert np.abs(per[0][k0] - per[1][k0]).max() > 1e-6
+
+
 def test_autograd_forward_matches_written_out(edge_model, real_inputs):
     """The research-code form timed by ``c3n.bench_torch`` (CCAM by autograd) computes the same
     mask and labels as the exported form (written-out backward)."""
@@ -225,7 +280,10 @@ def test_aspp_broadcast_pool_equals_concat_form():
 
     torch.manual_seed(0)
     aspp = ASPP(8, 6).eval()
-    x = torch.randn(2, 8, 7, 9)
-    pooled = aspp.pool(x.mean(dim=(2, 3), keepdim=True)).expand(-1, -1, 7, 9)
-    cat = torch.cat([pooled, aspp.b0(x)] + [c(x) for c in aspp.atrous], dim=1)
-    assert torch.allclose(aspp(x), aspp.project(cat), atol=1e-5)
+    # 7x9: rates 12 and 18 collapse to their centre tap (issue 16), 6 does not; 5x5: all three
+    # collapse; 20x20: none does
+    for h, w in ((7, 9), (5, 5), (20, 20)):
+        x = torch.randn(2, 8, h, w)
+        pooled = aspp.pool(x.mean(dim=(2, 3), keepdim=True)).expand(-1, -1, h, w)
+        cat = torch.cat([pooled, aspp.b0(x)] + [c(x) for c in aspp.atrous], dim=1)
+        assert torch.allclose(aspp(x), aspp.project(cat), atol=1e-5), (h, w)

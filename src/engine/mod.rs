@@ -16,6 +16,7 @@ pub mod model;
 #[cfg(feature = "ort")]
 pub mod ort;
 pub mod prebuild;
+pub mod split;
 pub mod tract;
 
 use std::path::Path;
