@@ -401,7 +401,10 @@ fn tract_bad_frame_split_metadata_falls_back_to_whole_graph() {
     let proto = load_model_proto(&model).expect("decode");
     let good = TractEngine::from_proto(&model, &proto, &opts, true).expect("load");
     assert!(good.is_frame_split());
-    assert!(proto.metadata_props.iter().any(|p| p.key == "c3n.frame_split"));
+    assert!(proto
+        .metadata_props
+        .iter()
+        .any(|p| p.key == "c3n.frame_split"));
     for (from, to) in [("split/x0", "split/nowhere"), ("{", "[")] {
         let mut bad = proto.clone();
         let e = bad

@@ -5,7 +5,9 @@
 ImageNet-normalised, the clip's audio through :mod:`c3n.frontend`), in two forms:
 
 * ``autograd``: CCAM's Grad-CAM by ``torch.autograd.grad`` of the unified label's logit w.r.t. the
-  four stage maps — how the paper's research code runs it (the reference of the speed target);
+  four stage maps, and the decoder in the reference code's ops (``F.interpolate``, 5-D TPAVI:
+  :func:`c3n.decoder.research_form`) — how the paper's research code runs it (the reference of
+  the speed target);
 * ``written-out``: :class:`c3n.model.C3N` as exported (the in-graph backward of
   :mod:`c3n.backbone`), under ``torch.no_grad``.
 
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .decoder import research_form
 from .model import C3N, c3im, ccam
 
 CLIP = Path(__file__).resolve().parents[2] / "assets" / "clips" / "bbb-bird"
@@ -41,7 +44,7 @@ def forward_autograd(model: C3N, frames: torch.Tensor, audio_logmel: torch.Tenso
         stages, visual_logits, _ = model.backbone(frames, record=False)
         label, _ = c3im(visual_logits, audio_logits, model.similarity)
         grads = torch.autograd.grad(visual_logits.gather(1, label[:, None]).sum(), stages)
-    with torch.no_grad():
+    with torch.no_grad(), research_form():
         mask = model.decoder([ccam(s.detach(), g) for s, g in zip(stages, grads)], emb, t)
     return mask, label
 

@@ -17,9 +17,27 @@ Follows c3n-method.md §8 with one width parameter ``d`` (256 in the paper's dec
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+_RESEARCH_FORM = False
+
+
+@contextlib.contextmanager
+def research_form():
+    """Within this context the decoder runs the ops the reference code uses (``F.interpolate``,
+    TPAVI's 5-D Conv3d form, every ASPP branch at 3x3) instead of the forms shaped for the export
+    (issue 16); the same maths. For ``c3n.bench_torch``'s research-code timing."""
+    global _RESEARCH_FORM
+    old, _RESEARCH_FORM = _RESEARCH_FORM, True
+    try:
+        yield
+    finally:
+        _RESEARCH_FORM = old
 
 
 class ASPP(nn.Module):
@@ -39,6 +57,9 @@ class ASPP(nn.Module):
         d = self.b0.out_channels
         h, w = x.shape[2], x.shape[3]
         pooled = self.pool(x.mean(dim=(2, 3), keepdim=True))  # [N,d,1,1]
+        if _RESEARCH_FORM:
+            rest = torch.cat([self.b0(x)] + [c(x) for c in self.atrous], dim=1)
+            return F.conv2d(rest, self.project.weight[:, d:], self.project.bias) + F.conv2d(pooled, self.project.weight[:, :d])
         # A 3x3 branch whose dilation r is >= both H and W reads zero padding at all 8 outer taps
         # (i +- r is outside [0, H) for every i): it is exactly the 1x1 convolution of its centre
         # tap (issue 16: stage 4 at 7x7 has r = 12, 18, stage 3 at 14x14 has r = 18). Those and
@@ -163,6 +184,8 @@ class TPAVI(nn.Module):
         return F.conv2d(x, conv.weight[:, :, 0], conv.bias)
 
     def forward(self, x: torch.Tensor, audio: torch.Tensor, t: int) -> torch.Tensor:
+        if _RESEARCH_FORM:
+            return self.tpavi_factorised_5d(x, audio, t)
         h, w = x.shape[2], x.shape[3]
         theta = self._conv(x, self.theta)  # [BT,k,H,W]
         g_sum = self._conv(x, self.g).sum(dim=(2, 3))  # [BT,k]
@@ -235,6 +258,8 @@ class FusionBlock(nn.Module):
     def forward(self, prev: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         out = prev if skip is None else prev + self.rcu1(skip)
         out = self.rcu2(out)
+        if _RESEARCH_FORM:
+            return F.interpolate(out, scale_factor=2.0, mode="bilinear", align_corners=True)
         return upsample2x_align_corners(out)
 
 
@@ -258,5 +283,8 @@ class Decoder(nn.Module):
         x = self.path2(x, f[1])
         x = self.path1(x, f[0])
         x = self.head1(x)
-        x = upsample2x_half_pixel(x)
+        if _RESEARCH_FORM:
+            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        else:
+            x = upsample2x_half_pixel(x)
         return self.head3(F.relu(self.head2(x)))

@@ -131,7 +131,8 @@ def mark_frame_split(m: onnx.ModelProto) -> dict:
     one frame at a time, average ``k_frame`` over the T frames itself, and run the rest one frame
     at a time from ``k_clip`` = that mean and ``x``: the same maths (``src/engine/split.rs``).
 
-    Metadata: ``{"version": 1, "clip_means": [{"frame": .., "clip": ..}, ..], "carry": [..]}``.
+    Metadata: ``{"version": 1, "clip_means": [{"frame": .., "clip": ..}, ..], "carry": [..]}``,
+    to which :func:`add_segment_cuts` adds ``"segments": {"per_frame": [[..]], "after": [[..]]}``.
     Raises ValueError when the scopes are not where this expects them.
     """
     g = m.graph
@@ -229,6 +230,97 @@ def frame_split_parts(m: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.ModelPr
     return per_frame, part(clip + carry, after), split
 
 
+def _part_costs(part: onnx.ModelProto, shapes: dict[str, list[int]]) -> tuple[list[int], dict[str, int]]:
+    """Per-node cost of a frame-split part at batch 1 (multiply-adds of Conv / MatMul / Gemm,
+    output elements of anything else, 0 for Constant) and each tensor's ONNX element type."""
+    import numpy as np
+    from onnx import shape_inference
+
+    part = onnx.ModelProto.FromString(part.SerializeToString())
+    for vi in part.graph.input:
+        dims = list(shapes[vi.name])
+        dims[0] = 1
+        vi.type.tensor_type.ClearField("shape")
+        for d in dims:
+            vi.type.tensor_type.shape.dim.add().dim_value = d
+    inf = shape_inference.infer_shapes(part, data_prop=True)
+    g = inf.graph
+    info = {vi.name: vi.type.tensor_type for vi in list(g.value_info) + list(g.input) + list(g.output)}
+    init = {i.name: list(i.dims) for i in g.initializer}
+
+    def shape(x):
+        if x in init:
+            return init[x]
+        t = info.get(x)
+        return [d.dim_value for d in t.shape.dim] if t is not None and t.HasField("shape") else None
+
+    costs = []
+    for n in g.node:
+        out = shape(n.output[0])
+        if n.op_type == "Constant" or out is None:
+            costs.append(0)
+        elif n.op_type == "Conv":
+            costs.append(int(np.prod(out)) * int(np.prod(shape(n.input[1])[1:])))
+        elif n.op_type in ("MatMul", "Gemm"):
+            a = shape(n.input[0])
+            trans_a = any(at.name == "transA" and at.i for at in n.attribute)
+            costs.append(int(np.prod(out)) * (a[0] if trans_a else a[-1]))
+        else:
+            costs.append(int(np.prod(out)))
+    return costs, {k: v.elem_type for k, v in info.items()}
+
+
+def segment_cut(part: onnx.ModelProto, shapes: dict[str, list[int]], fraction: float = 0.5) -> list[str]:
+    """Where to cut a frame-split part into two segments run one after the other on a frame
+    (issue 16: smaller jobs balance T frames over the threads): the tensors crossing the node
+    position whose cumulative cost (:func:`_part_costs`) is nearest ``fraction`` of the part's,
+    among positions where every crossing tensor is float32 (or an ArgMax label), so that no shape
+    computation crosses. Crossing: computed before (or a part input) and read after, or a part
+    output computed before. Constants are left to the segment that reads them."""
+    import numpy as np
+
+    g = part.graph
+    costs, types = _part_costs(part, shapes)
+    cum = np.cumsum(costs) / max(1, sum(costs))
+    consumers: dict[str, int] = {}
+    for i, n in enumerate(g.node):
+        for x in n.input:
+            consumers[x] = max(consumers.get(x, -1), i)  # last reader
+    producer_op = {o: n.op_type for n in g.node for o in n.output}
+    outs = {o.name for o in g.output}
+    best = None
+    live: set[str] = {vi.name for vi in g.input}
+    for p in range(1, len(g.node)):
+        n = g.node[p - 1]
+        if n.op_type != "Constant":
+            live.update(n.output)
+        cross = {x for x in live if x in outs or consumers.get(x, -1) >= p}
+        live = cross | {x for x in live if x in outs}
+        ok = all(types.get(x) == onnx.TensorProto.FLOAT or producer_op.get(x) == "ArgMax" for x in cross)
+        if ok and (best is None or abs(cum[p - 1] - fraction) < abs(best[0] - fraction)):
+            best = (cum[p - 1], sorted(cross))
+    if best is None:
+        raise ValueError("no position cuts the part with float tensors only")
+    return best[1]
+
+
+def add_segment_cuts(m: onnx.ModelProto) -> dict:
+    """Adds ``segments`` to the ``c3n.frame_split`` metadata of ``m``: for each part
+    (``per_frame``, ``after``) the tensors at which it is cut in two (:func:`segment_cut`).
+    Returns the updated metadata."""
+    from onnx import shape_inference
+
+    entry = next(p for p in m.metadata_props if p.key == "c3n.frame_split")
+    split = json.loads(entry.value)
+    whole = shape_inference.infer_shapes(m, data_prop=True).graph
+    shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
+              for vi in list(whole.value_info) + list(whole.input) + list(whole.output)}
+    before, after, _ = frame_split_parts(m)
+    split["segments"] = {"per_frame": [segment_cut(before, shapes)], "after": [segment_cut(after, shapes)]}
+    entry.value = json.dumps(split)
+    return split
+
+
 def export(model: C3N, t: int, out: Path, trained: bool, with_cam: bool = False) -> Path:
     """Trace ``model`` at T = ``t`` and write ``out`` (single file, weights inside).
 
@@ -257,6 +349,7 @@ def export(model: C3N, t: int, out: Path, trained: bool, with_cam: bool = False)
     for k, v in metadata(model, t, trained).items():
         m.metadata_props.add(key=k, value=v)
     m.metadata_props.add(key="c3n.frame_split", value=json.dumps(split))
+    add_segment_cuts(m)
     m.producer_name = "c3n-edge models/c3n/export.py"
     onnx.checker.check_model(m)
     onnx.save(m, str(out))

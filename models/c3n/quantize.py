@@ -111,6 +111,10 @@ def quantize_int8(model: Path, out: Path, data: Path, calib_clips: int) -> dict:
     # *left* operand, which onnxruntime's per-channel weight handling cannot split)
     graph = onnx.load(str(model), load_external_data=False).graph
     cam_backward = [n.name for n in graph.node if "/cam_backward/" in n.name] + _logit_map_nodes(graph)
+    # the fusion blocks' bilinear upsampling as matrix products with constant interpolation
+    # matrices (issue 16): an interpolation, not a layer; int8 weights would blur it
+    cam_backward += [n.name for n in graph.node
+                     if n.op_type == "MatMul" and n.name.startswith("/model/decoder/path")]
     quantize_static(
         str(model), str(out), reader,
         quant_format=QuantFormat.QDQ,

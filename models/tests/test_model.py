@@ -137,6 +137,33 @@ def test_per_frame_tpavi_equals_5d_factorised_form():
     assert torch.equal(tp(x2, audio, t=4)[:4], tp(x, audio, t=4)[:4])
 
 
+def test_upsampling_without_resize_equals_interpolate():
+    """Issue 16: the decoder's x2 bilinear upsamplings written without ``Resize`` (matrix products
+    for align_corners=True, slices for align_corners=False) equal ``F.interpolate``."""
+    import torch.nn.functional as F
+
+    from c3n.decoder import upsample2x_align_corners, upsample2x_half_pixel
+
+    torch.manual_seed(2)
+    for h, w in ((1, 1), (1, 3), (5, 9), (7, 7), (56, 56)):
+        x = torch.randn(2, 3, h, w) * 4
+        ref_ac = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=True)
+        ref_hp = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        assert (upsample2x_align_corners(x) - ref_ac).abs().max() <= 4e-6, (h, w)
+        assert (upsample2x_half_pixel(x) - ref_hp).abs().max() <= 4e-6, (h, w)
+
+
+def test_relu6_mask_is_the_open_interval():
+    """CCAM's ReLU6 mask ``sign(y (6 - y))`` is exactly ``0 < pre < 6``, at the ends and for
+    subnormal pre-activations too."""
+    from c3n.backbone import _relu6_backward
+
+    pre = torch.tensor([-1.0, -0.0, 0.0, 1.4e-45, 1e-30, 1e-7, 3.0, 6.0 - 4.8e-7, 6.0, 6.5, 1e30])
+    g = torch.ones_like(pre)
+    want = ((pre > 0) & (pre < 6)).float()
+    assert torch.equal(_relu6_backward(pre)(g), want)
+
+
 def test_rcu_residual_adds_relu_of_input():
     rcu = RCU(4)
     for p in rcu.parameters():

@@ -10,6 +10,7 @@
 
 #[cfg(feature = "ort")]
 pub mod cache;
+mod frames;
 #[cfg(feature = "ort")]
 pub mod gpu;
 pub mod model;

@@ -1,0 +1,481 @@
+//! A frame-split model on tract (issue 16): its segments ([`super::split`]) typed at batch 1 and
+//! run frame by frame, on one thread or scheduled over several.
+//!
+//! Data flow: each frame has a store of named tensors, first its `frames` / `audio_logmel`
+//! slices [1,…]. A stage (segment) takes its inputs from the frame's store and puts its outputs
+//! back. Stages run in chain order on a frame; the first stage after the clip means waits for
+//! every frame to finish the stages before, then the clip means (the mean of each `frame` tensor
+//! over the T frames, [`super::split::clip_mean`]) are put in every store. The contract outputs
+//! are stacked from the stores at the end.
+//!
+//! Threads: with N > 1 threads, N workers take ready (stage, frame) jobs, lowest stage first
+//! then lowest frame, each running its jobs single-threaded with one tract state per stage.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use ndarray::{s, ArrayViewD};
+use tract_onnx::pb::ModelProto;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::plan::SimpleState;
+
+use super::model::{ModelContract, OUTPUTS};
+use super::split::{clip_mean, split_graph, FrameSplit, SplitGraphs};
+use super::{EngineError, ModelInput};
+
+const NAME: &str = "tract";
+
+/// A runnable tract plan.
+pub(super) type Plan = Arc<TypedRunnableModel>;
+type State = SimpleState<TypedFact, Box<dyn TypedOp>>;
+type Store = HashMap<String, Tensor>;
+
+/// One segment typed at batch 1.
+pub(super) struct Stage {
+    /// The plan (no intra-op executor).
+    pub plan: Plan,
+    /// Its inputs, by name, in the plan's order.
+    inputs: Vec<String>,
+    /// Whether each input is moved out of the store (read by no later stage and not a contract
+    /// output) or cloned.
+    moves: Vec<bool>,
+    /// Its outputs, by name, in the plan's order.
+    outputs: Vec<String>,
+    /// Prefix of its node names in profiles (`per_frame.0/`, `after.1/`, …).
+    pub label: String,
+}
+
+/// The stages of a frame-split model.
+pub(super) struct SplitPlans {
+    /// Segments before the clip means, then those after.
+    pub stages: Vec<Stage>,
+    /// Index of the first stage after the clip means.
+    barrier: usize,
+    /// `(frame, clip)` tensor names of each clip mean.
+    clip_means: Vec<(String, String)>,
+    /// The whole graph's input names (`frames`, `audio_logmel`).
+    inputs: [String; 2],
+}
+
+pub(super) fn run_err(message: String) -> EngineError {
+    EngineError::Run {
+        backend: NAME,
+        message,
+    }
+}
+
+fn load_err(path: &Path, message: String) -> EngineError {
+    EngineError::Load {
+        backend: NAME,
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// Parses `proto` with tract, sets `facts` on its inputs, optimises it and makes a plan with
+/// `executor` (`None`: single-threaded).
+pub(super) fn typed_plan(
+    path: &Path,
+    proto: &ModelProto,
+    facts: &[(DatumType, Vec<usize>)],
+    executor: Option<tract_linalg::multithread::Executor>,
+) -> Result<Plan, EngineError> {
+    let err = |stage: &str, e: TractError| load_err(path, format!("{stage}: {e:#}"));
+    let mut model = tract_onnx::onnx()
+        .model_for_proto_model(proto)
+        .map_err(|e| err("parse", e))?;
+    for (i, (dt, shape)) in facts.iter().enumerate() {
+        model
+            .set_input_fact(i, InferenceFact::dt_shape(*dt, shape))
+            .map_err(|e| err("input fact", e))?;
+    }
+    let typed = model.into_optimized().map_err(|e| err("optimise", e))?;
+    let run_options = RunOptions {
+        executor,
+        ..Default::default()
+    };
+    typed
+        .into_runnable_with_options(&run_options)
+        .map_err(|e| err("plan", e))
+}
+
+impl SplitPlans {
+    /// Cuts `proto` at `split` and types every segment at batch 1, in chain order (each
+    /// segment's input facts are the earlier segments' output facts).
+    ///
+    /// Errors: [`EngineError::Load`] when the split does not cut the graph, a segment does not
+    /// type at batch 1, or a contract output is computed by no segment.
+    pub fn build(
+        path: &Path,
+        proto: &ModelProto,
+        contract: &ModelContract,
+        split: &FrameSplit,
+    ) -> Result<Self, EngineError> {
+        let SplitGraphs {
+            per_frame,
+            after,
+            before_outputs,
+            after_outputs,
+        } = split_graph(proto, split).map_err(|e| load_err(path, e.to_string()))?;
+        for name in OUTPUTS {
+            if !before_outputs
+                .iter()
+                .chain(&after_outputs)
+                .any(|o| o == name)
+            {
+                return Err(load_err(
+                    path,
+                    format!("frame split: no part computes output `{name}`"),
+                ));
+            }
+        }
+        let [(in0, s0), (in1, s1)] = contract.input_shapes();
+        let mut facts: HashMap<String, (DatumType, Vec<usize>)> = HashMap::new();
+        for (name, mut shape) in [(in0, s0), (in1, s1)] {
+            shape[0] = 1;
+            facts.insert(name.to_string(), (f32::datum_type(), shape));
+        }
+        let barrier = per_frame.len();
+        let mut stages = Vec::new();
+        for (k, seg) in per_frame.into_iter().chain(after).enumerate() {
+            if k == barrier {
+                for c in &split.clip_means {
+                    let fact = facts.get(&c.frame).cloned().ok_or_else(|| {
+                        load_err(path, format!("frame split: `{}` is not computed", c.frame))
+                    })?;
+                    facts.insert(c.clip.clone(), fact);
+                }
+            }
+            let input_facts = seg
+                .inputs
+                .iter()
+                .map(|n| {
+                    facts.get(n).cloned().ok_or_else(|| {
+                        load_err(
+                            path,
+                            format!("frame split: `{n}` is read before it is computed"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let plan = typed_plan(path, &seg.model, &input_facts, None)?;
+            for (i, name) in seg.outputs.iter().enumerate() {
+                let fact = plan
+                    .model()
+                    .output_fact(i)
+                    .map_err(|e| load_err(path, format!("output fact: {e:#}")))?;
+                let shape = fact.shape.as_concrete().ok_or_else(|| {
+                    load_err(path, format!("`{name}` has no concrete shape: {fact:?}"))
+                })?;
+                facts.insert(name.clone(), (fact.datum_type, shape.to_vec()));
+            }
+            let label = if k < barrier {
+                format!("per_frame.{k}/")
+            } else {
+                format!("after.{}/", k - barrier)
+            };
+            stages.push(Stage {
+                plan,
+                inputs: seg.inputs,
+                moves: Vec::new(),
+                outputs: seg.outputs,
+                label,
+            });
+        }
+        // an input is moved out of the store unless a later stage or the caller reads it
+        let finals: HashSet<&str> = OUTPUTS.iter().copied().collect();
+        let read_later: Vec<HashSet<String>> = (0..stages.len())
+            .map(|k| {
+                stages[k + 1..]
+                    .iter()
+                    .flat_map(|s| s.inputs.iter().cloned())
+                    .collect()
+            })
+            .collect();
+        for (stage, later) in stages.iter_mut().zip(&read_later) {
+            stage.moves = stage
+                .inputs
+                .iter()
+                .map(|n| !finals.contains(n.as_str()) && !later.contains(n))
+                .collect();
+        }
+        Ok(Self {
+            stages,
+            barrier,
+            clip_means: split
+                .clip_means
+                .iter()
+                .map(|c| (c.frame.clone(), c.clip.clone()))
+                .collect(),
+            inputs: [in0.to_string(), in1.to_string()],
+        })
+    }
+
+    /// The T frames' stores, each with its `frames` and `audio_logmel` slice [1,…].
+    fn stores(&self, window: &ModelInput) -> Vec<Store> {
+        (0..window.frames.shape()[0])
+            .map(|i| {
+                let mut st = Store::new();
+                st.insert(
+                    self.inputs[0].clone(),
+                    Tensor::from(window.frames.slice(s![i..i + 1, .., .., ..]).to_owned()),
+                );
+                st.insert(
+                    self.inputs[1].clone(),
+                    Tensor::from(
+                        window
+                            .audio_logmel
+                            .slice(s![i..i + 1, .., .., ..])
+                            .to_owned(),
+                    ),
+                );
+                st
+            })
+            .collect()
+    }
+
+    fn take_inputs(&self, store: &mut Store, k: usize) -> Result<TVec<TValue>, EngineError> {
+        let stage = &self.stages[k];
+        stage
+            .inputs
+            .iter()
+            .zip(&stage.moves)
+            .map(|(name, &mv)| {
+                let t = if mv {
+                    store.remove(name)
+                } else {
+                    store.get(name).cloned()
+                };
+                t.map(IntoTValue::into_tvalue)
+                    .ok_or_else(|| run_err(format!("frame split: `{name}` missing")))
+            })
+            .collect()
+    }
+
+    fn put_outputs(&self, store: &mut Store, k: usize, outputs: TVec<TValue>) {
+        for (name, v) in self.stages[k].outputs.iter().zip(outputs) {
+            store.insert(name.clone(), v.into_tensor());
+        }
+    }
+
+    /// Puts each clip mean's `clip` tensor (the mean of its `frame` tensor) in every store.
+    fn clip_means(&self, stores: &mut [Store]) -> Result<(), EngineError> {
+        for (frame, clip) in &self.clip_means {
+            let views = stores
+                .iter()
+                .map(|st| {
+                    st.get(frame)
+                        .ok_or_else(|| run_err(format!("frame split: `{frame}` missing")))?
+                        .to_plain_array_view::<f32>()
+                        .map_err(|e| run_err(format!("`{frame}`: {e:#}")))
+                })
+                .collect::<Result<Vec<ArrayViewD<f32>>, _>>()?;
+            let mean = Tensor::from(clip_mean(&views).map_err(run_err)?);
+            for st in stores.iter_mut() {
+                st.insert(clip.clone(), mean.clone());
+                st.remove(frame);
+            }
+        }
+        Ok(())
+    }
+
+    /// The contract outputs in [`OUTPUTS`] order, each the stack of the frames' [1,…] values.
+    fn collect(&self, stores: &[Store]) -> Result<TVec<TValue>, EngineError> {
+        OUTPUTS
+            .iter()
+            .map(|name| {
+                let frames = stores
+                    .iter()
+                    .map(|st| {
+                        st.get(*name)
+                            .ok_or_else(|| run_err(format!("output `{name}` missing")))
+                    })
+                    .collect::<Result<Vec<&Tensor>, _>>()?;
+                Tensor::stack_tensors(0, &frames)
+                    .map(IntoTValue::into_tvalue)
+                    .map_err(|e| run_err(format!("stacking `{name}`: {e:#}")))
+            })
+            .collect()
+    }
+
+    /// One window: the outputs in [`OUTPUTS`] order, each [T,…]. `threads` ≤ 1 runs the stages
+    /// one after another on this thread; more schedules them over that many workers.
+    pub fn run(&self, window: &ModelInput, threads: usize) -> Result<TVec<TValue>, EngineError> {
+        if threads <= 1 {
+            let mut states: Vec<Option<State>> = self.stages.iter().map(|_| None).collect();
+            return self.run_in_order(window, &mut |k, inputs| {
+                let state = match &mut states[k] {
+                    Some(s) => s,
+                    slot => slot.insert(spawn(&self.stages[k].plan)?),
+                };
+                state.run(inputs).map_err(|e| run_err(format!("{e:#}")))
+            });
+        }
+        self.run_parallel(window, threads)
+    }
+
+    /// Stage by stage, every frame in turn, on this thread; `run_stage(k, inputs)` runs stage
+    /// `k` on one frame's inputs (the profiler times it).
+    pub fn run_in_order(
+        &self,
+        window: &ModelInput,
+        run_stage: &mut dyn FnMut(usize, TVec<TValue>) -> Result<TVec<TValue>, EngineError>,
+    ) -> Result<TVec<TValue>, EngineError> {
+        let mut stores = self.stores(window);
+        for k in 0..self.stages.len() {
+            if k == self.barrier {
+                self.clip_means(&mut stores)?;
+            }
+            for st in stores.iter_mut() {
+                let inputs = self.take_inputs(st, k)?;
+                let outputs = run_stage(k, inputs)?;
+                self.put_outputs(st, k, outputs);
+            }
+        }
+        self.collect(&stores)
+    }
+
+    fn run_parallel(
+        &self,
+        window: &ModelInput,
+        threads: usize,
+    ) -> Result<TVec<TValue>, EngineError> {
+        let t = window.frames.shape()[0];
+        let board = Mutex::new(Board {
+            stores: self.stores(window),
+            next: vec![0; t],
+            busy: vec![false; t],
+            at_barrier: 0,
+            clips_ready: false,
+            left: t * self.stages.len(),
+            error: None,
+        });
+        let wake = Condvar::new();
+        std::thread::scope(|scope| {
+            for _ in 0..threads.min(t) {
+                scope.spawn(|| self.worker(&board, &wake));
+            }
+        });
+        let board = board
+            .into_inner()
+            .map_err(|_| run_err("a frame worker panicked".into()))?;
+        if let Some(e) = board.error {
+            return Err(e);
+        }
+        self.collect(&board.stores)
+    }
+
+    /// A worker: takes the ready job with the lowest (stage, frame), runs it, until none is left.
+    fn worker(&self, board: &Mutex<Board>, wake: &Condvar) {
+        let mut states: Vec<Option<State>> = self.stages.iter().map(|_| None).collect();
+        let fail = |b: &mut Board, e: EngineError| {
+            b.error.get_or_insert(e);
+            wake.notify_all();
+        };
+        loop {
+            let Ok(mut b) = board.lock() else { return };
+            let (f, k, inputs) = loop {
+                if b.error.is_some() || b.left == 0 {
+                    return;
+                }
+                let ready = (0..b.next.len())
+                    .filter(|&f| {
+                        let k = b.next[f];
+                        !b.busy[f] && k < self.stages.len() && (k != self.barrier || b.clips_ready)
+                    })
+                    .min_by_key(|&f| (b.next[f], f));
+                match ready {
+                    Some(f) => {
+                        let k = b.next[f];
+                        match self.take_inputs(&mut b.stores[f], k) {
+                            Ok(inputs) => {
+                                b.busy[f] = true;
+                                break (f, k, inputs);
+                            }
+                            Err(e) => return fail(&mut b, e),
+                        }
+                    }
+                    None => match wake.wait(b) {
+                        Ok(g) => b = g,
+                        Err(_) => return,
+                    },
+                }
+            };
+            drop(b);
+            let result = match &mut states[k] {
+                Some(s) => Ok(s),
+                slot => spawn(&self.stages[k].plan).map(|s| &mut *slot.insert(s)),
+            }
+            .and_then(|s| s.run(inputs).map_err(|e| run_err(format!("{e:#}"))));
+            let Ok(mut b) = board.lock() else { return };
+            match result {
+                Ok(outputs) => {
+                    self.put_outputs(&mut b.stores[f], k, outputs);
+                    b.next[f] += 1;
+                    b.busy[f] = false;
+                    b.left -= 1;
+                    if b.next[f] == self.barrier {
+                        b.at_barrier += 1;
+                        if b.at_barrier == b.next.len() {
+                            if let Err(e) = self.clip_means(&mut b.stores) {
+                                return fail(&mut b, e);
+                            }
+                            b.clips_ready = true;
+                        }
+                    }
+                    wake.notify_all();
+                }
+                Err(e) => return fail(&mut b, e),
+            }
+        }
+    }
+
+    /// For the profiler: runs the window in order with a timer around every node, adding each
+    /// node's time to `times[stage][node]`.
+    pub fn run_timed(
+        &self,
+        window: &ModelInput,
+        times: &mut [Vec<Duration>],
+    ) -> Result<TVec<TValue>, EngineError> {
+        let mut states: Vec<Option<State>> = self.stages.iter().map(|_| None).collect();
+        self.run_in_order(window, &mut |k, inputs| {
+            let state = match &mut states[k] {
+                Some(s) => s,
+                slot => slot.insert(spawn(&self.stages[k].plan)?),
+            };
+            let times = &mut times[k];
+            state
+                .run_plan_with_eval(inputs, |ctx, op_state, node, input| {
+                    let t = Instant::now();
+                    let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, input);
+                    times[node.id] += t.elapsed();
+                    r
+                })
+                .map_err(|e| run_err(format!("{e:#}")))
+        })
+    }
+}
+
+/// The scheduler's shared state.
+struct Board {
+    /// Each frame's named tensors.
+    stores: Vec<Store>,
+    /// Each frame's next stage.
+    next: Vec<usize>,
+    /// Whether a worker is running a job of this frame.
+    busy: Vec<bool>,
+    /// Frames done with every stage before the clip means.
+    at_barrier: usize,
+    /// The clip means are in the stores.
+    clips_ready: bool,
+    /// Jobs not yet done.
+    left: usize,
+    /// The first error; stops every worker.
+    error: Option<EngineError>,
+}
+
+fn spawn(plan: &Plan) -> Result<State, EngineError> {
+    plan.spawn().map_err(|e| run_err(format!("{e:#}")))
+}
