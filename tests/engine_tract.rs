@@ -375,6 +375,19 @@ fn tract_frame_split_equals_whole_graph() {
     assert!(d <= TOL_ABS, "mask_logits differ by {d}");
     assert_eq!(a.unified_label, b.unified_label);
     assert!(common::max_abs_diff(s(&a.visual_logit_map), s(&b.visual_logit_map)) <= 1e-3);
+    // the scheduler: any number of workers (fewer, as many as and more than the 5 frames) gives
+    // the one-thread result bit for bit (each job is single-threaded, the clip mean sums the frames
+    // in order)
+    for threads in [2, 3, 5, 8] {
+        let mut e = TractEngine::load(
+            &model,
+            &EngineOptions {
+                threads: Some(threads),
+            },
+        )
+        .expect("load split");
+        assert_eq!(e.infer(&input).expect("infer"), a, "{threads} threads");
+    }
     // T = 1 and models without `c3n.frame_split` run whole
     for case in ["c3n-edge-untrained-t1", "contract_t5"] {
         if let Some(m) = common::artifact(test, &format!("{case}/model.onnx")) {

@@ -353,14 +353,25 @@ impl SplitPlans {
             error: None,
         });
         let wake = Condvar::new();
-        std::thread::scope(|scope| {
-            for _ in 0..threads.min(t) {
-                scope.spawn(|| self.worker(&board, &wake));
-            }
+        let panicked = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads.min(t))
+                .map(|_| {
+                    scope.spawn(|| {
+                        // a panic in tract must not leave the other workers waiting for its job
+                        let _guard = PanicGuard {
+                            board: &board,
+                            wake: &wake,
+                        };
+                        self.worker(&board, &wake)
+                    })
+                })
+                .collect();
+            handles.into_iter().any(|h| h.join().is_err())
         });
-        let board = board
-            .into_inner()
-            .map_err(|_| run_err("a frame worker panicked".into()))?;
+        let board = board.into_inner().unwrap_or_else(|e| e.into_inner());
+        if panicked {
+            return Err(run_err("tract panicked in a frame worker".into()));
+        }
         if let Some(e) = board.error {
             return Err(e);
         }
@@ -375,7 +386,7 @@ impl SplitPlans {
             wake.notify_all();
         };
         loop {
-            let Ok(mut b) = board.lock() else { return };
+            let mut b = board.lock().unwrap_or_else(|e| e.into_inner());
             let (f, k, inputs) = loop {
                 if b.error.is_some() || b.left == 0 {
                     return;
@@ -397,10 +408,7 @@ impl SplitPlans {
                             Err(e) => return fail(&mut b, e),
                         }
                     }
-                    None => match wake.wait(b) {
-                        Ok(g) => b = g,
-                        Err(_) => return,
-                    },
+                    None => b = wake.wait(b).unwrap_or_else(|e| e.into_inner()),
                 }
             };
             drop(b);
@@ -409,7 +417,7 @@ impl SplitPlans {
                 slot => spawn(&self.stages[k].plan).map(|s| &mut *slot.insert(s)),
             }
             .and_then(|s| s.run(inputs).map_err(|e| run_err(format!("{e:#}"))));
-            let Ok(mut b) = board.lock() else { return };
+            let mut b = board.lock().unwrap_or_else(|e| e.into_inner());
             match result {
                 Ok(outputs) => {
                     self.put_outputs(&mut b.stores[f], k, outputs);
@@ -474,6 +482,23 @@ struct Board {
     left: usize,
     /// The first error; stops every worker.
     error: Option<EngineError>,
+}
+
+/// Stops the other workers when a worker thread unwinds.
+struct PanicGuard<'a> {
+    board: &'a Mutex<Board>,
+    wake: &'a Condvar,
+}
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut b = self.board.lock().unwrap_or_else(|e| e.into_inner());
+            b.error
+                .get_or_insert_with(|| run_err("tract panicked in a frame worker".into()));
+            self.wake.notify_all();
+        }
+    }
 }
 
 fn spawn(plan: &Plan) -> Result<State, EngineError> {
