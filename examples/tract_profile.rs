@@ -7,8 +7,9 @@
 //!
 //! THREADS as `--threads` (default 1), CALLS timed model calls after one warm-up (default 3); the
 //! input is `bench-engines`' deterministic test window. A model with a frame split runs split
-//! (its frames one after another; `after/` marks the nodes after the TPAVI clip means);
-//! `C3N_PROFILE_WHOLE=1` runs the whole graph at batch T instead. `C3N_PROFILE_NODES=N` also lists the N
+//! (its frames one after another; node names are prefixed with their segment: `per_frame.K/`
+//! before the TPAVI clip means, `after.K/` after them); `C3N_PROFILE_WHOLE=1` runs the whole graph
+//! at batch T instead. `C3N_PROFILE_NODES=N` also lists the N
 //! slowest nodes. The counterpart for ONNX Runtime is
 //! `python -m c3n.profile MODEL.onnx`.
 

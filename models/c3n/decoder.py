@@ -84,17 +84,20 @@ class ASPP(nn.Module):
 def _interp_matrix_align_corners(n: int, device=None) -> torch.Tensor:
     """[2n, n] bilinear weights of a x2 upsampling with ``align_corners=True`` along one axis:
     output o reads ``src = o (n-1) / (2n-1)`` as ``(1-f) x[i] + f x[i+1]``, ``i = floor(src)``;
-    ``src`` and ``f`` in float32 as PyTorch's CPU kernel computes them."""
-    o = torch.arange(2 * n, dtype=torch.float32)
-    scale = torch.tensor((n - 1) / (2 * n - 1) if n > 1 else 0.0, dtype=torch.float32)
+    ``src`` and ``f`` in float32 as PyTorch's CPU kernel computes them. Built with numpy, so the
+    export traces one constant, not the scatter that builds it."""
+    import numpy as np
+
+    o = np.arange(2 * n, dtype=np.float32)
+    scale = np.float32((n - 1) / (2 * n - 1) if n > 1 else 0.0)
     src = o * scale
-    i0 = src.floor().clamp(max=n - 1).long()
-    i1 = (i0 + 1).clamp(max=n - 1)
-    f = src - i0.to(torch.float32)
-    r = torch.zeros(2 * n, n, dtype=torch.float32)
-    r.index_put_((torch.arange(2 * n), i0), 1 - f, accumulate=True)
-    r.index_put_((torch.arange(2 * n), i1), f, accumulate=True)
-    return r.to(device)
+    i0 = np.minimum(np.floor(src), n - 1).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n - 1)
+    f = src - i0.astype(np.float32)
+    r = np.zeros((2 * n, n), dtype=np.float32)
+    np.add.at(r, (np.arange(2 * n), i0), np.float32(1) - f)
+    np.add.at(r, (np.arange(2 * n), i1), f)
+    return torch.from_numpy(r).to(device)
 
 
 def upsample2x_align_corners(x: torch.Tensor) -> torch.Tensor:
