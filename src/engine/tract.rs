@@ -110,7 +110,15 @@ impl TractEngine {
             }
         };
         let plans = match split.map(|s| SplitPlans::build(path, proto, &contract, &s)) {
-            Some(Ok(p)) => Plans::Split(p),
+            Some(Ok(p)) => {
+                tracing::debug!(
+                    "{}: tract runs each window frame by frame ({} segments, {} worker(s))",
+                    path.display(),
+                    p.stages.len(),
+                    threads.min(contract.clip_frames)
+                );
+                Plans::Split(p)
+            }
             Some(Err(e)) => {
                 tracing::warn!(
                     "{}: frame split not usable ({e}); running the whole graph",
