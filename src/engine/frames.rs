@@ -25,7 +25,7 @@ use super::model::{ModelContract, OUTPUTS};
 use super::split::{clip_mean, split_graph, FrameSplit, SplitGraphs};
 use super::{EngineError, ModelInput};
 
-const NAME: &str = "tract";
+use super::tract::NAME;
 
 /// A runnable tract plan.
 pub(super) type Plan = Arc<TypedRunnableModel>;
@@ -106,31 +106,18 @@ impl SplitPlans {
     /// segment's input facts are the earlier segments' output facts).
     ///
     /// Errors: [`EngineError::Load`] when the split does not cut the graph, a segment does not
-    /// type at batch 1, or a contract output is computed by no segment.
+    /// type at batch 1.
     pub fn build(
         path: &Path,
         proto: &ModelProto,
         contract: &ModelContract,
         split: &FrameSplit,
     ) -> Result<Self, EngineError> {
+        // every contract output is among the graph's outputs (`ModelContract` checked the
+        // signature), so among `before_outputs` or `after_outputs`
         let SplitGraphs {
-            per_frame,
-            after,
-            before_outputs,
-            after_outputs,
+            per_frame, after, ..
         } = split_graph(proto, split).map_err(|e| load_err(path, e.to_string()))?;
-        for name in OUTPUTS {
-            if !before_outputs
-                .iter()
-                .chain(&after_outputs)
-                .any(|o| o == name)
-            {
-                return Err(load_err(
-                    path,
-                    format!("frame split: no part computes output `{name}`"),
-                ));
-            }
-        }
         let [(in0, s0), (in1, s1)] = contract.input_shapes();
         let mut facts: HashMap<String, (DatumType, Vec<usize>)> = HashMap::new();
         for (name, mut shape) in [(in0, s0), (in1, s1)] {
@@ -304,13 +291,12 @@ impl SplitPlans {
     /// one after another on this thread; more schedules them over that many workers.
     pub fn run(&self, window: &ModelInput, threads: usize) -> Result<TVec<TValue>, EngineError> {
         if threads <= 1 {
-            let mut states: Vec<Option<State>> = self.stages.iter().map(|_| None).collect();
+            let mut states = States::new(&self.stages);
             return self.run_in_order(window, &mut |k, inputs| {
-                let state = match &mut states[k] {
-                    Some(s) => s,
-                    slot => slot.insert(spawn(&self.stages[k].plan)?),
-                };
-                state.run(inputs).map_err(|e| run_err(format!("{e:#}")))
+                states
+                    .get(k, &self.stages[k].plan)?
+                    .run(inputs)
+                    .map_err(|e| run_err(format!("{e:#}")))
             });
         }
         self.run_parallel(window, threads)
@@ -347,7 +333,6 @@ impl SplitPlans {
             stores: self.stores(window),
             next: vec![0; t],
             busy: vec![false; t],
-            at_barrier: 0,
             clips_ready: false,
             left: t * self.stages.len(),
             error: None,
@@ -380,7 +365,7 @@ impl SplitPlans {
 
     /// A worker: takes the ready job with the lowest (stage, frame), runs it, until none is left.
     fn worker(&self, board: &Mutex<Board>, wake: &Condvar) {
-        let mut states: Vec<Option<State>> = self.stages.iter().map(|_| None).collect();
+        let mut states = States::new(&self.stages);
         let fail = |b: &mut Board, e: EngineError| {
             b.error.get_or_insert(e);
             wake.notify_all();
@@ -412,11 +397,9 @@ impl SplitPlans {
                 }
             };
             drop(b);
-            let result = match &mut states[k] {
-                Some(s) => Ok(s),
-                slot => spawn(&self.stages[k].plan).map(|s| &mut *slot.insert(s)),
-            }
-            .and_then(|s| s.run(inputs).map_err(|e| run_err(format!("{e:#}"))));
+            let result = states
+                .get(k, &self.stages[k].plan)
+                .and_then(|s| s.run(inputs).map_err(|e| run_err(format!("{e:#}"))));
             let mut b = board.lock().unwrap_or_else(|e| e.into_inner());
             match result {
                 Ok(outputs) => {
@@ -424,9 +407,10 @@ impl SplitPlans {
                     b.next[f] += 1;
                     b.busy[f] = false;
                     b.left -= 1;
+                    // the last frame to finish the stages before the clip means takes them
+                    // (no frame goes past that point before)
                     if b.next[f] == self.barrier {
-                        b.at_barrier += 1;
-                        if b.at_barrier == b.next.len() {
+                        if b.next.iter().all(|&n| n == self.barrier) {
                             if let Err(e) = self.clip_means(&mut b.stores) {
                                 return fail(&mut b, e);
                             }
@@ -447,21 +431,9 @@ impl SplitPlans {
         window: &ModelInput,
         times: &mut [Vec<Duration>],
     ) -> Result<TVec<TValue>, EngineError> {
-        let mut states: Vec<Option<State>> = self.stages.iter().map(|_| None).collect();
+        let mut states = States::new(&self.stages);
         self.run_in_order(window, &mut |k, inputs| {
-            let state = match &mut states[k] {
-                Some(s) => s,
-                slot => slot.insert(spawn(&self.stages[k].plan)?),
-            };
-            let times = &mut times[k];
-            state
-                .run_plan_with_eval(inputs, |ctx, op_state, node, input| {
-                    let t = Instant::now();
-                    let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, input);
-                    times[node.id] += t.elapsed();
-                    r
-                })
-                .map_err(|e| run_err(format!("{e:#}")))
+            run_timed_state(states.get(k, &self.stages[k].plan)?, inputs, &mut times[k])
         })
     }
 }
@@ -474,8 +446,6 @@ struct Board {
     next: Vec<usize>,
     /// Whether a worker is running a job of this frame.
     busy: Vec<bool>,
-    /// Frames done with every stage before the clip means.
-    at_barrier: usize,
     /// The clip means are in the stores.
     clips_ready: bool,
     /// Jobs not yet done.
@@ -501,6 +471,35 @@ impl Drop for PanicGuard<'_> {
     }
 }
 
-fn spawn(plan: &Plan) -> Result<State, EngineError> {
-    plan.spawn().map_err(|e| run_err(format!("{e:#}")))
+/// One tract state per stage, spawned when the stage first runs and reused for the next frames.
+struct States(Vec<Option<State>>);
+
+impl States {
+    fn new(stages: &[Stage]) -> Self {
+        Self(stages.iter().map(|_| None).collect())
+    }
+
+    fn get(&mut self, k: usize, plan: &Plan) -> Result<&mut State, EngineError> {
+        match &mut self.0[k] {
+            Some(s) => Ok(s),
+            slot => Ok(slot.insert(plan.spawn().map_err(|e| run_err(format!("{e:#}")))?)),
+        }
+    }
+}
+
+/// Runs `state` on `inputs` with a timer around every node, adding each node's time to
+/// `times[node]` (the profiler's run).
+pub(super) fn run_timed_state(
+    state: &mut State,
+    inputs: TVec<TValue>,
+    times: &mut [Duration],
+) -> Result<TVec<TValue>, EngineError> {
+    state
+        .run_plan_with_eval(inputs, |ctx, op_state, node, input| {
+            let t = Instant::now();
+            let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, input);
+            times[node.id] += t.elapsed();
+            r
+        })
+        .map_err(|e| run_err(format!("{e:#}")))
 }

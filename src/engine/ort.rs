@@ -20,10 +20,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use ndarray::{Ix1, Ix2, Ix4};
+use ndarray::{Array, Dimension, Ix1, Ix2, Ix4};
 use ort::environment::Environment;
-use ort::session::Session;
-use ort::value::Tensor;
+use ort::session::{Session, SessionOutputs};
+use ort::value::{PrimitiveTensorElementType, Tensor};
 
 use super::{
     cache, check_input, check_output, Engine, EngineError, EngineOptions, EngineSettings,
@@ -256,6 +256,25 @@ fn run_err(backend: &'static str, message: String) -> EngineError {
     EngineError::Run { backend, message }
 }
 
+/// Output `name` of a run as an owned array of element type `T` and rank `D`.
+///
+/// Errors: [`EngineError::Run`] when the output is missing, of another element type or rank.
+fn output<T: PrimitiveTensorElementType + Clone, D: Dimension>(
+    outputs: &SessionOutputs<'_>,
+    name: &str,
+    backend: &'static str,
+) -> Result<Array<T, D>, EngineError> {
+    let err = |m: String| run_err(backend, format!("output `{name}`: {m}"));
+    outputs
+        .get(name)
+        .ok_or_else(|| run_err(backend, format!("output `{name}` missing")))?
+        .try_extract_array::<T>()
+        .map_err(|e| err(e.to_string()))?
+        .into_dimensionality::<D>()
+        .map_err(|e| err(e.to_string()))
+        .map(|a| a.to_owned())
+}
+
 impl Engine for OrtEngine {
     fn infer(&mut self, window: &ModelInput) -> Result<Inference, EngineError> {
         let name = self.provider.engine_name();
@@ -269,48 +288,14 @@ impl Engine for OrtEngine {
             .session
             .run(ort::inputs!["frames" => frames, "audio_logmel" => audio])
             .map_err(|e| err(e.to_string()))?;
-        let get = |n: &str| {
-            outputs
-                .get(n)
-                .ok_or_else(|| err(format!("output `{n}` missing")))
-        };
-        let f32_out = |n: &str| {
-            get(n)?
-                .try_extract_array::<f32>()
-                .map_err(|e| err(format!("output `{n}`: {e}")))
-        };
-        let shape_err = |n: &str, e: ndarray::ShapeError| err(format!("output `{n}`: {e}"));
         let inf = Inference {
-            mask_logits: f32_out("mask_logits")?
-                .into_dimensionality::<Ix4>()
-                .map_err(|e| shape_err("mask_logits", e))?
-                .to_owned(),
-            visual_logits: f32_out("visual_logits")?
-                .into_dimensionality::<Ix2>()
-                .map_err(|e| shape_err("visual_logits", e))?
-                .to_owned(),
-            audio_logits: f32_out("audio_logits")?
-                .into_dimensionality::<Ix2>()
-                .map_err(|e| shape_err("audio_logits", e))?
-                .to_owned(),
-            unified_label: get("unified_label")?
-                .try_extract_array::<i64>()
-                .map_err(|e| err(format!("output `unified_label`: {e}")))?
-                .into_dimensionality::<Ix1>()
-                .map_err(|e| shape_err("unified_label", e))?
-                .to_vec(),
-            c3im_score: f32_out("c3im_score")?
-                .into_dimensionality::<Ix1>()
-                .map_err(|e| shape_err("c3im_score", e))?
-                .to_vec(),
-            visual_logit_map: f32_out("visual_logit_map")?
-                .into_dimensionality::<Ix4>()
-                .map_err(|e| shape_err("visual_logit_map", e))?
-                .to_owned(),
-            c3im_affinity: f32_out("c3im_affinity")?
-                .into_dimensionality::<Ix2>()
-                .map_err(|e| shape_err("c3im_affinity", e))?
-                .to_owned(),
+            mask_logits: output::<f32, Ix4>(&outputs, "mask_logits", name)?,
+            visual_logits: output::<f32, Ix2>(&outputs, "visual_logits", name)?,
+            audio_logits: output::<f32, Ix2>(&outputs, "audio_logits", name)?,
+            unified_label: output::<i64, Ix1>(&outputs, "unified_label", name)?.to_vec(),
+            c3im_score: output::<f32, Ix1>(&outputs, "c3im_score", name)?.to_vec(),
+            visual_logit_map: output::<f32, Ix4>(&outputs, "visual_logit_map", name)?,
+            c3im_affinity: output::<f32, Ix2>(&outputs, "c3im_affinity", name)?,
         };
         check_output(&self.contract, &inf).map_err(err)?;
         Ok(inf)

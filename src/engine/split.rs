@@ -273,12 +273,15 @@ fn part(
         .filter(|(_, &n)| n)
         .map(|(n, _)| n.clone())
         .collect();
-    let used: HashSet<&str> = graph
-        .node
+    let used: HashSet<&str> = node
         .iter()
-        .zip(&needed)
-        .filter(|(_, &n)| n)
-        .flat_map(|(n, _)| n.input.iter().map(String::as_str))
+        .flat_map(|n| n.input.iter().map(String::as_str))
+        .collect();
+    let initializer = graph
+        .initializer
+        .iter()
+        .filter(|t| used.contains(t.name.as_str()))
+        .cloned()
         .collect();
     let value = |name: &str, r#type: Option<TypeProto>| ValueInfoProto {
         name: name.to_string(),
@@ -295,23 +298,23 @@ fn part(
     let part_graph = GraphProto {
         node,
         name: "c3n_frame_split_part".into(),
-        initializer: graph
-            .initializer
-            .iter()
-            .filter(|t| used.contains(t.name.as_str()))
-            .cloned()
-            .collect(),
+        initializer,
         input: inputs.iter().map(|i| value(i, Some(float()))).collect(),
         output: outputs.iter().map(|o| value(o, None)).collect(),
         ..Default::default()
     };
-    // the header (IR version, opsets, producer) of the whole model; a clone of its graph too,
-    // replaced here (once per load: tens of ms against seconds of tract optimisation)
+    // the whole model's header (IR version, opsets, producer, local functions), not its graph
+    // or metadata
     Ok(ModelProto {
+        ir_version: proto.ir_version,
+        opset_import: proto.opset_import.clone(),
+        producer_name: proto.producer_name.clone(),
+        producer_version: proto.producer_version.clone(),
+        domain: proto.domain.clone(),
+        model_version: proto.model_version,
+        functions: proto.functions.clone(),
         graph: Some(part_graph),
-        metadata_props: Vec::new(),
-        doc_string: String::new(),
-        ..proto.clone()
+        ..Default::default()
     })
 }
 

@@ -20,14 +20,14 @@
 //! and its idle workers spin). N = 1: one thread.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ndarray::{Ix1, Ix2, Ix4};
 use tract_linalg::multithread::Executor;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 
-use super::frames::{run_err, typed_plan, Plan, SplitPlans};
+use super::frames::{run_err, run_timed_state, typed_plan, Plan, SplitPlans};
 use super::model::{load_model_proto, ModelContract, OUTPUTS};
 use super::split::FrameSplit;
 use super::{check_input, check_output, Engine, EngineError, EngineOptions, Inference, ModelInput};
@@ -35,7 +35,8 @@ use super::{check_input, check_output, Engine, EngineError, EngineOptions, Infer
 /// Upper bound for `--threads` (guards rayon against absurd values).
 pub const MAX_THREADS: usize = 256;
 
-const NAME: &str = "tract";
+/// The backend's name in errors and `--backend`.
+pub(super) const NAME: &str = "tract";
 
 enum Plans {
     Whole(Plan),
@@ -193,7 +194,8 @@ impl TractEngine {
     /// tract's per-operator profile: runs `window` once to warm up, then `calls` times with a
     /// timer around every node of the optimised plan(s). A whole graph runs as in
     /// [`Engine::infer`] (same intra-op pool); a frame-split model runs its frames one after
-    /// another on one thread, and a node's time is summed over the T frames. Node names of the part after the clip means are prefixed `after/`. Returns the
+    /// another on one thread, and a node's time is summed over the T frames; node names are
+    /// prefixed with their segment (`per_frame.K/`, `after.K/`). Returns the
     /// operators and the nodes, slowest first, and the median total node time per call (the small
     /// remainder of a call's wall time is tract's scheduling and, when split, the clip means).
     ///
@@ -219,22 +221,11 @@ impl TractEngine {
             match &self.plans {
                 Plans::Whole(plan) => {
                     let mut state = plan.spawn().map_err(|e| run_err(format!("{e:#}")))?;
-                    let t = &mut times[0];
-                    state
-                        .run_plan_with_eval(
-                            tvec![
-                                Tensor::from(window.frames.clone()).into_tvalue(),
-                                Tensor::from(window.audio_logmel.clone()).into_tvalue(),
-                            ],
-                            |ctx, op_state, node, input| {
-                                let t0 = Instant::now();
-                                let r =
-                                    tract_onnx::tract_core::plan::eval(ctx, op_state, node, input);
-                                t[node.id] += t0.elapsed();
-                                r
-                            },
-                        )
-                        .map_err(|e| run_err(format!("{e:#}")))?;
+                    let inputs = tvec![
+                        Tensor::from(window.frames.clone()).into_tvalue(),
+                        Tensor::from(window.audio_logmel.clone()).into_tvalue(),
+                    ];
+                    run_timed_state(&mut state, inputs, &mut times[0])?;
                 }
                 Plans::Split(sp) => {
                     sp.run_timed(window, &mut times)?;
