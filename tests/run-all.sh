@@ -11,25 +11,48 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 export C3N_TEST_ARTIFACTS="$ROOT/models/build/test-fixtures"
 export PYTHONPATH="$ROOT/models${PYTHONPATH:+:$PYTHONPATH}"
-step() { printf '\n==> %s  [%s]\n' "$*" "$(date +%T)"; }
+# Each step's wall time, printed as a table when the script ends (passed or failed).
+STEP_NAMES=(); STEP_STARTS=(); T_START=$(date +%s)
+step() {
+  printf '\n==> %s  [%s]\n' "$*" "$(date +%T)"
+  STEP_NAMES+=("${*:0:90}"); STEP_STARTS+=("$(date +%s)")
+}
+time_table() {
+  local rc=$? end i n
+  end=$(date +%s); n=${#STEP_NAMES[@]}
+  printf '\n%-8s  %s\n' "seconds" "step (tests/run-all.sh)"
+  for ((i = 0; i < n; i++)); do
+    local next=$end; ((i + 1 < n)) && next=${STEP_STARTS[i + 1]}
+    printf '%8d  %s\n' $((next - STEP_STARTS[i])) "${STEP_NAMES[i]}"
+  done
+  printf '%8d  total (exit status %d)\n' $((end - T_START)) "$rc"
+}
+trap time_table EXIT
 
+step "setup: Debian packages (tests/setup.sh packages)"
 [ -n "${C3N_SKIP_SETUP:-}" ] || bash "$ROOT/tests/setup.sh" packages
 
 # The Rust test builds need only the Debian packages: they run in the background while the venv
 # is installed and the Python steps run (mostly download and single-threaded work), and the
 # cargo steps below find them done. Their output is in $BUILD_LOG (printed if they fail).
 BUILD_LOG=$(mktemp /tmp/c3n-cargo-build.XXXXXX.log)
-step "cargo builds in the background (cargo test --no-run, default and all optional features; log $BUILD_LOG)"
+# clippy (tests/lint.sh's fifth rule) runs last there, on the same dependency builds.
+step "cargo builds in the background (cargo test --no-run, default and all optional features, clippy; log $BUILD_LOG)"
 ( cargo test --locked --no-run && cargo build --locked \
   && cargo test --locked --features ffmpeg,mqtt-tls,mqtt-broker,window,ort --no-run \
-       --lib --test run_pipeline --test display --test mqtt_broker --test window --test engine_tract ) \
+       --lib --test run_pipeline --test display --test mqtt_broker --test window --test engine_tract \
+  && cargo clippy --locked --all-targets --features ffmpeg,mqtt-tls,mqtt-broker,window,ort -- -D warnings ) \
   > "$BUILD_LOG" 2>&1 &
 BUILD_PID=$!
-trap 'pkill -P "$BUILD_PID" 2>/dev/null; kill "$BUILD_PID" 2>/dev/null || true' EXIT
+trap 'pkill -P "$BUILD_PID" 2>/dev/null; kill "$BUILD_PID" 2>/dev/null || true; time_table' EXIT
 
+step "setup: Python venv, weights and media (tests/setup.sh python)"
 [ -n "${C3N_SKIP_SETUP:-}" ] || bash "$ROOT/tests/setup.sh" python
 # shellcheck disable=SC1091
 . "$ROOT/.venv/bin/activate"
+
+step "house rules: rustfmt, module graph, file length, ruff (tests/lint.sh; clippy is in the background builds)"
+bash tests/lint.sh --no-clippy
 
 step "test artefacts -> $C3N_TEST_ARTIFACTS"
 python tests/fixtures/make_contract_model.py "$C3N_TEST_ARTIFACTS"
@@ -59,7 +82,7 @@ step "waiting for the background cargo builds"
 if ! wait "$BUILD_PID"; then
   cat "$BUILD_LOG"; echo "FAIL: cargo build (log above, $BUILD_LOG)" >&2; exit 1
 fi
-trap - EXIT
+trap time_table EXIT
 grep -E '^\s*(Finished|warning: unused)' "$BUILD_LOG" || true
 rm -f "$BUILD_LOG"
 step "cargo test"
