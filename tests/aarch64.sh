@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # aarch64 (Jetson) cross build, tests and a real inference under qemu-user, without docker
-# (toolchain-and-test-infra.md §6; .cargo/config.toml). Part of tests/run-all.sh (CI).
+# (docs/toolchain-and-test-infra.md §6; .cargo/config.toml). Part of tests/run-all.sh (CI).
 #   1. installs what is missing (in CI, tests/setup.sh already has): the cross C compiler and
 #      libc, qemu-user-static, and the arm64 multiarch libc6 + libasound2-dev (the default `live`
 #      feature links libasound; qemu's loader /lib/ld-linux-aarch64.so.1 comes from libc6:arm64);

@@ -1,5 +1,5 @@
 //! ALSA capture against a real ALSA PCM: the `file` plugin over the `null` PCM, configured
-//! through `ALSA_CONFIG_PATH` (toolchain-and-test-infra.md §7.2), fed from the real recording
+//! through `ALSA_CONFIG_PATH` (docs/toolchain-and-test-infra.md §7.2), fed from the real recording
 //! `assets/clips/bbb-bird/audio.wav` converted to raw S16_LE / S32_LE / FLOAT_LE at several rates
 //! and channel counts. The raw capture must return exactly the file's samples; the source's
 //! 16 kHz mono output must equal `audio::resample` of the down-mixed file.

@@ -1,5 +1,5 @@
 //! `c3n-edge run` end to end with a live microphone: a real ALSA capture PCM (the `file` plugin
-//! over `null`, loaded through `ALSA_CONFIG_PATH`, toolchain-and-test-infra.md §7.2) fed with the
+//! over `null`, loaded through `ALSA_CONFIG_PATH`, docs/toolchain-and-test-infra.md §7.2) fed with the
 //! recording of `assets/clips/bbb-bird/`, next to that clip's image sequence (a file, timestamps
 //! from 0 ms). The two clocks differ (the microphone stamps in CLOCK_MONOTONIC ms), so the
 //! pipeline places the live audio by sample count (`pipeline::Rebase`); without that the model would get

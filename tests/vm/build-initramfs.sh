@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the V4L2 test VM (toolchain-and-test-infra.md §7.3): Debian's own amd64 kernel
+# Builds the V4L2 test VM (docs/toolchain-and-test-infra.md §7.3): Debian's own amd64 kernel
 # (downloaded with apt-get, sha256-checked against the apt index, extracted, not installed), an
 # initramfs with the vivid module and its dependencies (from modules.dep), busybox, and the
 # statically linked test binary examples/v4l2_vmtest.rs. Output: $C3N_CACHE/vm/{vmlinuz,initrd.gz}.

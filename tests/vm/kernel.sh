@@ -1,5 +1,5 @@
 # Sourced by the VM build scripts (tests/vm/build-*.sh), from the repository root, with
-# `set -euo pipefail`: Debian's own amd64 kernel (toolchain-and-test-infra.md §7.3), downloaded
+# `set -euo pipefail`: Debian's own amd64 kernel (docs/toolchain-and-test-infra.md §7.3), downloaded
 # with apt-get, sha256-checked against the apt index, extracted (not installed) and depmod'ed,
 # cached in $CACHE (default $C3N_CACHE/vm, shared by every VM test). Sets PKG, KVER, KROOT,
 # MODDIR and VMLINUZ; defines vm_modules, vm_static_example, vm_busybox_root and vm_pack.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # DRM/KMS output against real kernel drivers: boots the VM of build-drm-initramfs.sh under qemu
-# (TCG, as the V4L2 VM: toolchain-and-test-infra.md §7.3) once per display device:
+# (TCG, as the V4L2 VM: docs/toolchain-and-test-infra.md §7.3) once per display device:
 #   bochs:  -device bochs-display (EDID prefers 1280x720), kernel driver `bochs` (scans out VRAM);
 #   virtio: -device virtio-gpu-pci (1280x720), kernel driver `virtio_gpu` (the host sees a
 #           picture only after DIRTYFB).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Boots the V4L2 test VM (build-initramfs.sh) under qemu with TCG (not KVM: it hangs on these
-# machines, toolchain-and-test-infra.md §7.3) and checks the console for C3N_VM_PASS.
+# machines, docs/toolchain-and-test-infra.md §7.3) and checks the console for C3N_VM_PASS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CACHE="${C3N_CACHE:-$HOME/.cache/c3n-edge}/vm"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The systemd unit under a real systemd: boots Debian's kernel under qemu (TCG, as tests/vm/run.sh;
-# toolchain-and-test-infra.md §7.3) with this machine's own /usr and /etc shared read-only over
+# docs/toolchain-and-test-infra.md §7.3) with this machine's own /usr and /etc shared read-only over
 # virtio-9p, each under an overlayfs with a tmpfs upper layer (writable, thrown away at power-off),
 # on a tmpfs root with empty /var, /run, /tmp; the repository and the staged binary are shared
 # read-only too. A busybox initramfs (tests/vm/systemd-init.sh) assembles that and switch_root's
