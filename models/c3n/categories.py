@@ -355,11 +355,11 @@ def load(path: Path = ASSET) -> dict:
 
 def build_from_sources(combine: Mapping[str, float] | None = None) -> dict:
     """Fetch (cache) the pinned sources and build the asset."""
-    from . import fetch
+    from . import packages
     from .labels import audioset_names, imagenet_names
 
-    return build(fetch.wordnet_data_noun(), fetch.darknet_imagenet_labels(), fetch.audioset_ontology(),
-                 fetch.yamnet_class_map(), imagenet_names(), audioset_names(), combine)
+    return build(packages.wordnet_data_noun(), packages.darknet_imagenet_labels(), packages.audioset_ontology(),
+                 packages.yamnet_class_map(), imagenet_names(), audioset_names(), combine)
 
 
 def write(asset: dict, path: Path = ASSET) -> str:

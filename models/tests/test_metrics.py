@@ -1,11 +1,11 @@
-"""AVSBench metrics (c3n.metrics) against hand-computed values (avsbench.md §6)."""
+"""AVSBench metrics (c3n.eval.metrics) against hand-computed values (avsbench.md §6)."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from c3n.metrics import AvsMetrics, fscore, frame_ious, mask_iou, thresholds
+from c3n.eval.metrics import AvsMetrics, fscore, frame_ious, mask_iou, thresholds
 
 
 def logit(p):

@@ -15,7 +15,8 @@ import soundfile as sf
 import torch
 from onnx import numpy_helper
 
-from c3n import audio_io, fetch, labels, similarity, yamnet
+from c3n import audio_io, labels, packages, similarity
+from c3n.model import yamnet
 
 # recordings (tuxpaint stamps) used for the YAMNet checks; file name -> path under stamps/
 RECORDINGS = [
@@ -29,7 +30,7 @@ RECORDINGS = [
 
 @pytest.fixture(scope="module")
 def stamps():
-    return fetch.tuxpaint_stamps_dir()
+    return packages.tuxpaint_stamps_dir()
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +154,7 @@ def test_yamnet_float_vs_qdq_top1(ort_float, real_patches):
     simulated in float by the DequantizeLinear/QuantizeLinear nodes (no int8 kernel): 0.984 on
     vacuum_cleaner on both CPUs, > 0.9997 elsewhere.
     """
-    path = fetch.yamnet_qdq_dir() / "model.onnx"
+    path = packages.yamnet_qdq_dir() / "model.onnx"
     sq = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -238,7 +239,7 @@ def test_mobilenet_v2_violin_image(stamps):
     from PIL import Image
 
     net = torchvision.models.mobilenet_v2()
-    net.load_state_dict(torch.load(fetch.mobilenet_v2_weights(), weights_only=False))
+    net.load_state_dict(torch.load(packages.mobilenet_v2_weights(), weights_only=False))
     net.eval()
     rgba = Image.open(stamps / "hobbies/music/string/violin.png").convert("RGBA")
     img = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

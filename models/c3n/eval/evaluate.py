@@ -54,7 +54,7 @@ class OnnxRunner:
 
 class TorchRunner:
     def __init__(self, path: str):
-        from .export import build_model
+        from ..model.build import build_model
 
         self.model = build_model("edge", checkpoint=path)
 
@@ -75,7 +75,7 @@ class SilenceGate:
 
     def gated(self, wav: np.ndarray, audio_logits: np.ndarray) -> np.ndarray:
         """bool [T]: frames the gate silences."""
-        from .labels import audioset_names
+        from ..labels import audioset_names
 
         names = audioset_names()
         t = audio_logits.shape[0]
@@ -91,8 +91,8 @@ def evaluate(data: Path, split: str, runner, subsets=("s4", "ms3"), limit: int |
              gate: SilenceGate | None = None) -> list[dict]:
     """AVSBench scores per subset. With ``gate``, each result also holds ``gated``: the same scores
     when the frames the gate silences count as predicting nothing (what ``c3n-edge run`` reports)."""
-    from .audio_io import load_audio_16k
-    from .data.avsbench import AvsClipDataset
+    from ..audio_io import load_audio_16k
+    from ..data.avsbench import AvsClipDataset
 
     results = []
     for subset in subsets:

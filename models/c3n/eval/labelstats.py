@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .paths import ASSETS_DIR
+from ..paths import ASSETS_DIR
 
 DOG_RANGE = range(151, 269)  # ImageNet indices of the dog breeds (torchvision order)
 
@@ -43,9 +43,9 @@ def load_map(imagenet: list[str], path: Path = ASSETS_DIR / "stamp_imagenet.json
 
 
 def label_stats(data: Path, split: str, model: str, limit: int | None = None, threads: int | None = None) -> dict:
-    from .data.avsbench import AvsClipDataset
+    from ..data.avsbench import AvsClipDataset
     from .evaluate import OnnxRunner
-    from .labels import imagenet_names
+    from ..labels import imagenet_names
 
     mapping = load_map(imagenet_names())
     kinds = {}

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .model import c3im
+from ..model.network import c3im
 
 STAGES = (("s1", (24, 56, 56)), ("s2", (32, 28, 28)), ("s3", (96, 14, 14)), ("s4", (1280, 7, 7)))
 T = 5
@@ -63,7 +63,7 @@ def extract_split(model, data: Path, subset: str, split: str, out: Path, max_cli
                   first_clip: int = 0) -> int:
     """Run the frozen parts on the clips of ``subset``/``split`` from ``first_clip`` on (at most
     ``max_clips`` of them, in data-set order); returns the number of clips."""
-    from .data.avsbench import AvsClipDataset, load_mask
+    from ..data.avsbench import AvsClipDataset, load_mask
 
     ds = AvsClipDataset(data, subset=subset, split=split, augment=False)
     ds.clips = ds.clips[first_clip:]
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     firsts = {k: int(v) for k, v in (x.split("=", 1) for x in a.first_clip)}
     if a.threads:
         torch.set_num_threads(a.threads)
-    from .export import build_model
+    from ..model.build import build_model
 
     model = build_model("edge").eval()
     for split in a.splits:

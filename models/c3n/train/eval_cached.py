@@ -32,18 +32,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .export import build_model
+from ..eval.evaluate import SilenceGate
+from ..model.build import build_model
 from .featcache import CachedSplit
-from .evaluate import SilenceGate
-from .train_frozen import validate
+from .frozen import validate
 
 
 def gate_frames(sp: CachedSplit, gate: SilenceGate) -> np.ndarray:
     """bool [n, T]: the frames of a cached split that ``gate`` silences. Reads each clip's WAV from
     the data set the cache was built from (``meta.json`` ``data``); raises ``FileNotFoundError`` if
     it has moved."""
-    from .audio_io import load_audio_16k
-    from .data.avsbench import AvsClipDataset
+    from ..audio_io import load_audio_16k
+    from ..data.avsbench import AvsClipDataset
 
     ds = AvsClipDataset(Path(sp.meta["data"]), subset=sp.subset, split=sp.meta["split"], augment=False)
     wavs = {c.vid: c.wav_path for c in ds.clips}

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from .evaluate import OnnxRunner, SilenceGate, evaluate
-from .fetch import sha256_file
+from ..packages import sha256_file
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 from tqdm import tqdm
 
-from .export import build_model
-from .metrics import AvsMetrics
+from ..eval.metrics import AvsMetrics
+from ..model.build import build_model
 
 
 def bce_dice_loss(logits: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -56,7 +56,7 @@ def collate(batch: list[dict]) -> dict:
 
 
 def make_split(root: Path, split: str, augment: bool):
-    from .data.avsbench import AvsClipDataset
+    from ..data.avsbench import AvsClipDataset
 
     parts = []
     for subset, folder in (("s4", "Single-source"), ("ms3", "Multi-sources")):

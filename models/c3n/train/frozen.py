@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .export import build_model
+from ..eval.metrics import AvsMetrics, false_alarm
+from ..model.build import build_model
 from .featcache import T, CachedSplit
-from .metrics import AvsMetrics, false_alarm
-from .train import bce_dice_loss
+from .finetune import bce_dice_loss
 
 
 def ccam_from_weights(stage: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

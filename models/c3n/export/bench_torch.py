@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .decoder import research_form
-from .model import C3N, c3im, ccam
+from ..model.decoder import research_form
+from ..model.network import C3N, c3im, ccam
 
 CLIP = Path(__file__).resolve().parents[2] / "assets" / "clips" / "bbb-bird"
 
@@ -53,9 +53,9 @@ def clip_windows(t: int, clip: Path = CLIP) -> list[tuple[torch.Tensor, torch.Te
     """The clip's frames and audio as model windows of ``t`` frames (1 frame per second)."""
     from PIL import Image
 
-    from .audio_io import load_audio_16k
-    from .export import MEAN, STD
-    from .frontend import clip_patches
+    from ..audio_io import load_audio_16k
+    from .exporter import MEAN, STD
+    from ..model.frontend import clip_patches
 
     paths = sorted((clip / "frames").glob("*.png"))
     n = len(paths) // t * t
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--clip", default=str(CLIP))
     a = ap.parse_args(argv)
-    from .export import build_model
+    from ..model.build import build_model
 
     torch.set_num_threads(a.threads)
     model = build_model("edge", a.checkpoint)

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from . import fetch
-from .paths import build_dir
+from .. import packages
+from ..paths import build_dir
 
 N_CLASSES = 521
 EMBED_DIM = 1024
@@ -49,7 +49,7 @@ def make_float_onnx(out_path: str | Path | None = None, force: bool = False) -> 
     out = Path(out_path) if out_path is not None else build_dir() / FLOAT_ONNX_NAME
     if out.exists() and not force:
         return out
-    m = onnx.load(str(fetch.yamnet_qdq_dir() / "model.onnx"))  # loads model.data beside it
+    m = onnx.load(str(packages.yamnet_qdq_dir() / "model.onnx"))  # loads model.data beside it
     g = m.graph
     producers = {o: n for n in g.node for o in n.output}
     old_in = g.input[0].name  # uint8 "audio"

@@ -32,9 +32,9 @@ import numpy as np
 import onnx
 import torch
 
-from .data.avsbench import AvsClipDataset
-from .evaluate import SUBSETS
-from .metrics import AvsMetrics
+from ..data.avsbench import AvsClipDataset
+from ..eval.evaluate import SUBSETS
+from ..eval.metrics import AvsMetrics
 
 
 def _clips(data: Path, split: str, n: int | None) -> list[tuple[AvsClipDataset, int]]:

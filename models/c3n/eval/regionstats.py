@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import categories
-from .paths import ASSETS_DIR
+from .. import categories
+from ..paths import ASSETS_DIR
 
 ALPHA = 0.1
 THRESHOLD = 0.5
@@ -103,7 +103,7 @@ def c3im_label(logits: np.ndarray, affinity: np.ndarray, alpha: float = ALPHA) -
 def collect(data: Path, split: str, model: str, limit: int | None = None, threads: int | None = 1) -> list[dict]:
     """Per on-screen S4 frame with a region on the object: the true category and the evidence
     (region logits, audio logits, frame unified label)."""
-    from .data.avsbench import AvsClipDataset
+    from ..data.avsbench import AvsClipDataset
     from .evaluate import OnnxRunner
 
     truth = json.loads((ASSETS_DIR / "stamp_categories.json").read_text())["map"]
