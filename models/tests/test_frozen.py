@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from c3n.data import composites as C
-from c3n.data import stamps as S
+from c3n.data import composites as C, stamps as S
 from c3n.train.featcache import CachedSplit
 
 
@@ -61,7 +61,7 @@ def test_cache_reproduces_the_full_model(small_cache):
             np.testing.assert_array_equal(b["cams"][k].numpy(), cams[k].numpy())
         # stage maps are stored as float16: the mask logits differ by the rounding only
         assert float((got - mask).abs().max()) < 2e-2 * max(1.0, float(mask.abs().max()))
-        gt = torch.stack([torch.from_numpy(np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(p).convert("L")) > 0)
+        gt = torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("L")) > 0)
                           for p in ds.clips[i].mask_paths if p is not None]).float()
         assert torch.equal(b["masks"][:, 0], gt) and b["valid"].tolist() == [1.0] * 5
     # S4 train: all five masks are cached (the loader reads only the first)
@@ -134,8 +134,8 @@ def test_train_frozen_runs_resumes_and_exports(small_cache, tmp_path):
 
 
 def test_stamp_imagenet_map_names_real_classes():
-    from c3n.labels import imagenet_names
     from c3n.eval.labelstats import load_map
+    from c3n.labels import imagenet_names
 
     m = load_map(imagenet_names())
     assert m["violin"] == {imagenet_names().index("violin")}

@@ -186,7 +186,8 @@ def real_inputs():
     from c3n.model.frontend import clip_patches
 
     stamps = packages.tuxpaint_stamps_dir()
-    frames = torch.stack([stamp_frame("hobbies/music/string/violin.png"), stamp_frame("animals/mammals/dogs/dog.png", (40, 120, 40))])
+    frames = torch.stack([stamp_frame("hobbies/music/string/violin.png"),
+                          stamp_frame("animals/mammals/dogs/dog.png", (40, 120, 40))])
     wave = load_audio_16k(stamps / "hobbies/music/string/violin.ogg")
     logmel = torch.from_numpy(clip_patches(wave, 2, 1.0))
     return frames, logmel
@@ -290,7 +291,7 @@ def test_frame_split_parts_equal_whole_graph(edge_model, tmp_path):
 
 
 def test_autograd_forward_matches_written_out(edge_model, real_inputs):
-    """The research-code form timed by ``c3n.bench_torch`` (CCAM by autograd) computes the same
+    """The research-code form timed by ``c3n.export.bench_torch`` (CCAM by autograd) computes the same
     mask and labels as the exported form (written-out backward)."""
     from c3n.export.bench_torch import forward_autograd
 

@@ -55,8 +55,8 @@ def real_patches(stamps):
 
 def _run_torch(net, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with torch.no_grad():
-        e, l = net(torch.from_numpy(x))
-    return e.numpy(), l.numpy()
+        e, lg = net(torch.from_numpy(x))
+    return e.numpy(), lg.numpy()
 
 
 # ---------------------------------------------------------------- audio_io
@@ -127,18 +127,18 @@ def test_yamnet_frozen(net):
 def test_yamnet_torch_vs_onnx_random(net, ort_float):
     x = np.random.default_rng(0).normal(-4.0, 2.5, (8, 1, 96, 64)).astype(np.float32)
     lo, em = ort_float.run(["logits", "embedding"], {"audio": x})
-    e, l = _run_torch(net, x)
-    print(f"random: max |dlogit| {np.abs(l - lo).max():.2e}, max |demb| {np.abs(e - em).max():.2e}")
-    assert np.abs(l - lo).max() <= 1e-4
+    e, lg = _run_torch(net, x)
+    print(f"random: max |dlogit| {np.abs(lg - lo).max():.2e}, max |demb| {np.abs(e - em).max():.2e}")
+    assert np.abs(lg - lo).max() <= 1e-4
     assert np.abs(e - em).max() <= 1e-4
 
 
 def test_yamnet_torch_vs_onnx_real(net, ort_float, real_patches):
     for r, x in real_patches.items():
         lo, em = ort_float.run(["logits", "embedding"], {"audio": x})
-        e, l = _run_torch(net, x)
-        print(f"{r}: {len(x)} patches, max |dlogit| {np.abs(l - lo).max():.2e}, max |demb| {np.abs(e - em).max():.2e}")
-        assert np.abs(l - lo).max() <= 1e-4, r
+        e, lg = _run_torch(net, x)
+        print(f"{r}: {len(x)} patches, max |dlogit| {np.abs(lg - lo).max():.2e}, max |demb| {np.abs(e - em).max():.2e}")
+        assert np.abs(lg - lo).max() <= 1e-4, r
         assert np.abs(e - em).max() <= 1e-4, r
 
 
@@ -260,7 +260,7 @@ def test_mobilenet_v2_violin_image(stamps):
 
 
 def test_yamnet_violin_audio(net, real_patches):
-    _, l = _run_torch(net, real_patches["hobbies/music/string/violin.ogg"])
-    top5 = [labels.audioset_names()[i] for i in np.argsort(-l.mean(0))[:5]]
+    _, lg = _run_torch(net, real_patches["hobbies/music/string/violin.ogg"])
+    top5 = [labels.audioset_names()[i] for i in np.argsort(-lg.mean(0))[:5]]
     print("YAMNet violin.ogg top-5:", top5)
     assert set(top5) & {"Music", "Bowed string instrument", "Violin, fiddle", "String section"}

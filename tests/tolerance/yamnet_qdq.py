@@ -62,7 +62,8 @@ def main():
                 lq.append((sq.run(None, {"audio": q})[0].astype(np.float32) - z_out) * s_out)
             lq = np.concatenate(lq)
             corr = np.corrcoef(lf.mean(0), lq.mean(0))[0, 1]
-            print(f"{r:40s} {name:18s} top-1 float {lf.mean(0).argmax():3d} qdq {lq.mean(0).argmax():3d}  corr {corr:.4f}", flush=True)
+            print(f"{r:40s} {name:18s} top-1 float {lf.mean(0).argmax():3d} qdq {lq.mean(0).argmax():3d}  "
+                  f"corr {corr:.4f}", flush=True)
 
 
 if __name__ == "__main__":

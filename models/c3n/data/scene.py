@@ -95,7 +95,8 @@ def render_object(tr: ObjectTrack, t: int, stamps_dir: Path) -> tuple[np.ndarray
     img = transform_stamp(rgba, tr.size[t], tr.angle[t], tr.flip)
     if tr.gain != (1.0, 1.0, 1.0):
         img = img.copy()
-        img[..., :3] = np.clip(img[..., :3].astype(np.float32) * np.asarray(tr.gain, np.float32), 0, 255).astype(np.uint8)
+        gain = np.asarray(tr.gain, np.float32)
+        img[..., :3] = np.clip(img[..., :3].astype(np.float32) * gain, 0, 255).astype(np.uint8)
     h, w = img.shape[:2]
     return img, int(round(tr.cx[t] - w / 2)), int(round(tr.cy[t] - h / 2))
 

@@ -8,7 +8,7 @@ frame by frame) or a training checkpoint ``.pt`` (run in PyTorch). Output per su
 ``frames``; the Rust evaluator (``c3n-edge eval``) prints the same keys and must agree to 1e-4.
 Also ``empty_clips`` (clips whose GT is empty in every frame: silent, noise-floor and off-screen
 sound) and ``false_alarm_rate`` (share of them where the model reports a region, see
-:func:`c3n.metrics.false_alarm`). ``--gate`` applies the runtime's silence gate first
+:func:`c3n.eval.metrics.false_alarm`). ``--gate`` applies the runtime's silence gate first
 (:class:`SilenceGate`), so the scores are what ``c3n-edge run`` would report.
 """
 from __future__ import annotations

@@ -44,8 +44,8 @@ def load_map(imagenet: list[str], path: Path = ASSETS_DIR / "stamp_imagenet.json
 
 def label_stats(data: Path, split: str, model: str, limit: int | None = None, threads: int | None = None) -> dict:
     from ..data.avsbench import AvsClipDataset
-    from .evaluate import OnnxRunner
     from ..labels import imagenet_names
+    from .evaluate import OnnxRunner
 
     mapping = load_map(imagenet_names())
     kinds = {}

@@ -1,9 +1,10 @@
 """Evaluate exported models on a split and write ``metrics.json`` (machine-readable model card numbers).
 
-``python -m c3n.report DATA --seed 1234 [--shift-data SHIFT_DATA] --entry edge c3n c3n-edge-t5.onnx "TRAIN CMD" [--entry ...] --out metrics.json``
+``python -m c3n.report DATA --seed 1234 [--shift-data SHIFT_DATA]
+--entry edge c3n c3n-edge-t5.onnx "TRAIN CMD" [--entry ...] --out metrics.json``
 
 For each entry (config, variant, ONNX file, the training command) the test split of every subset
-present is evaluated with :mod:`c3n.evaluate` (onnxruntime CPU) and stored under
+present is evaluated with :mod:`c3n.eval.evaluate` (onnxruntime CPU) and stored under
 ``models.<config>.<variant>.{s4,ms3}.{miou,fscore,fscore_per_clip,fscore_per_frame,clips,frames,
 empty_clips,false_alarm_rate}`` with the file's sha256, the dataset seed and the exact commands; with
 ``--shift-data`` (a ``--domain-shift`` set of :mod:`c3n.data.composites`) also under
@@ -16,8 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from .evaluate import OnnxRunner, SilenceGate, evaluate
 from ..packages import sha256_file
+from .evaluate import OnnxRunner, SilenceGate, evaluate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                                  "fscore_per_clip = batch of 1 clip; fscore_per_frame = batch of 1 frame; "
                                  "false_alarm_rate = share of the empty_clips (silent, noise-floor and off-screen "
                                  "clips: GT empty in every frame) where some frame has >= 0.2 % of its pixels "
-                                 "predicted sounding (c3n.metrics.false_alarm); gated = the same after the "
-                                 "runtime's silence gate (c3n.evaluate.SilenceGate: < -50 dBFS or top "
+                                 "predicted sounding (c3n.eval.metrics.false_alarm); gated = the same after the "
+                                 "runtime's silence gate (c3n.eval.evaluate.SilenceGate: < -50 dBFS or top "
                                  "AudioSet class Silence -> no region)")
     models = doc.setdefault("models", {})
     for config, variant, onnx_path, train_cmd in a.entry:

@@ -2,14 +2,14 @@
 
 ``python -m c3n.bench_torch [--threads N] [--iters K] [--checkpoint ckpt.pt]`` times the eager
 ``edge`` model per T-frame window of ``assets/clips/bbb-bird`` (frames resized to 224×224 and
-ImageNet-normalised, the clip's audio through :mod:`c3n.frontend`), in two forms:
+ImageNet-normalised, the clip's audio through :mod:`c3n.model.frontend`), in two forms:
 
 * ``autograd``: CCAM's Grad-CAM by ``torch.autograd.grad`` of the unified label's logit w.r.t. the
   four stage maps, and the decoder in the reference code's ops (``F.interpolate``, 5-D TPAVI:
-  :func:`c3n.decoder.research_form`) — how the paper's research code runs it (the reference of
+  :func:`c3n.model.decoder.research_form`) — how the paper's research code runs it (the reference of
   the speed target);
-* ``written-out``: :class:`c3n.model.C3N` as exported (the in-graph backward of
-  :mod:`c3n.backbone`), under ``torch.no_grad``.
+* ``written-out``: :class:`c3n.model.network.C3N` as exported (the in-graph backward of
+  :mod:`c3n.model.backbone`), under ``torch.no_grad``.
 
 Both give the same mask (``tests/test_model.py::test_autograd_forward_matches_written_out``).
 Prints one JSON line per form: median / min ms per window, threads, T, torch version. Without a
@@ -54,8 +54,8 @@ def clip_windows(t: int, clip: Path = CLIP) -> list[tuple[torch.Tensor, torch.Te
     from PIL import Image
 
     from ..audio_io import load_audio_16k
-    from .exporter import MEAN, STD
     from ..model.frontend import clip_patches
+    from .exporter import MEAN, STD
 
     paths = sorted((clip / "frames").glob("*.png"))
     n = len(paths) // t * t

@@ -3,7 +3,7 @@
 Contract (read by the Rust runtime, ``src/engine/model.rs``):
 
 * inputs ``frames`` float32 [T,3,224,224] (RGB, ImageNet mean/std), ``audio_logmel`` float32
-  [T,1,96,64] (:mod:`c3n.frontend`);
+  [T,1,96,64] (:mod:`c3n.model.frontend`);
 * outputs ``mask_logits`` float32 [T,1,224,224], ``visual_logits`` [T,1000], ``audio_logits``
   [T,521], ``unified_label`` int64 [T], ``c3im_score`` float32 [T], and (schema 2, issue 15)
   ``visual_logit_map`` float32 [T,1000,7,7] (the ImageNet head at each stage-4 cell: pooled
@@ -12,7 +12,7 @@ Contract (read by the Rust runtime, ``src/engine/model.rs``):
 * opset 17, standard domain only; static shapes;
 * ``metadata_props``: ``c3n.schema``, ``c3n.config``, ``c3n.model_version``, ``c3n.trained``,
   ``c3n.variant``, ``c3n.clip_frames``, ``c3n.clip_rate_hz``, ``c3n.input_size``, ``c3n.mean``,
-  ``c3n.std``, ``c3n.frontend.*`` (:class:`c3n.frontend.FrontendParams`), ``c3n.labels.imagenet``
+  ``c3n.std``, ``c3n.frontend.*`` (:class:`c3n.model.frontend.FrontendParams`), ``c3n.labels.imagenet``
   and ``c3n.labels.audioset`` (JSON arrays), ``c3n.similarity.sha256``, ``c3n.alpha`` (C3IM's
   exponent), ``c3n.categories`` (the text of ``assets/categories-v<N>.json``, :mod:`c3n.categories`),
   ``c3n.categories.sha256`` and ``c3n.categories.version``; ``c3n.frame_split`` (issue 16, see
@@ -36,7 +36,7 @@ from torch import nn
 from .. import MODEL_VERSION
 from ..model.build import build_model
 from ..model.frontend import DEFAULT as FRONTEND
-from ..model.network import CONFIGS, C3N
+from ..model.network import C3N, CONFIGS
 from .frame_split import add_segment_cuts, mark_frame_split
 
 SCHEMA = "2"  # 2: + visual_logit_map, c3im_affinity, c3n.alpha, c3n.categories* (issue 15)
@@ -118,6 +118,7 @@ def export(model: C3N, t: int, out: Path, trained: bool, with_cam: bool = False)
         m.metadata_props.add(key=k, value=v)
     m.metadata_props.add(key="c3n.frame_split", value=json.dumps(split))
     add_segment_cuts(m)
+    # the exporter's path before c3n/export/ became a package, kept so re-exports stay byte-identical
     m.producer_name = "c3n-edge models/c3n/export.py"
     onnx.checker.check_model(m)
     onnx.save(m, str(out))
@@ -184,7 +185,8 @@ def default_name(config: str, t: int, trained: bool, variant: str = "c3n") -> st
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Export C3N to ONNX (CCAM backward in-graph).")
+    ap = argparse.ArgumentParser(prog="python -m c3n.export",
+                                 description="Export C3N to ONNX (CCAM backward in-graph).")
     ap.add_argument("--config", choices=sorted(CONFIGS), default="edge")
     ap.add_argument("--frames", type=int, nargs="+", default=[5, 1], help="T values to export (default 5 1)")
     ap.add_argument("--checkpoint", help="training checkpoint (.pt); omit for an untrained decoder")
@@ -192,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", default=None, help="output folder (default: models/build)")
     ap.add_argument("--reference-dir", default=None,
                     help="also write PyTorch reference I/O for the Rust tract test under this folder")
-    ap.add_argument("--name", default=None, help="file name pattern with {t}, default c3n-<config>[-untrained]-t{t}.onnx")
+    ap.add_argument("--name", default=None,
+                    help="file name pattern with {t}, default c3n-<config>[-untrained]-t{t}.onnx")
     a = ap.parse_args(argv)
     from ..paths import build_dir
 

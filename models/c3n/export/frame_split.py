@@ -8,7 +8,6 @@ import json
 
 import onnx
 
-
 FRAME_SPLIT_VERSION = 1
 
 
@@ -20,7 +19,7 @@ def mark_frame_split(m: onnx.ModelProto) -> dict:
     """Name the tensors at which the graph splits into per-frame parts, and return the
     ``c3n.frame_split`` metadata (issue 16).
 
-    The decoder's only cross-frame step is TPAVI's :class:`c3n.decoder.ClipMean` (one per stage,
+    The decoder's only cross-frame step is TPAVI's :class:`c3n.model.decoder.ClipMean` (one per stage,
     ONNX scope ``/model/decoder/tpavi.<i>/clip_mean/``); everything else treats the T frames as
     an independent batch and has no T baked in. For each stage ``i`` this renames
     ``split/k_frame<i>`` (the clip mean's input [T,k,k], the frame's share of K),

@@ -106,7 +106,7 @@ def quantize_int8(model: Path, out: Path, data: Path, calib_clips: int) -> dict:
 
     t0 = time.time()
     reader = CalibrationReader(data, calib_clips, _input_t(model))
-    # CCAM's written-out backward stays float (c3n.backbone.CamBackward), and so does the
+    # CCAM's written-out backward stays float (c3n.model.backbone.CamBackward), and so does the
     # class-activation map (its MatMul shares the head's weight with the quantised Gemm as the
     # *left* operand, which onnxruntime's per-channel weight handling cannot split)
     graph = onnx.load(str(model), load_external_data=False).graph

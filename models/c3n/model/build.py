@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from .network import CONFIGS, C3N
+from .network import C3N, CONFIGS
 
 
 def build_model(config: str, checkpoint: str | None = None, use_ccam: bool = True, seed: int = 0) -> C3N:

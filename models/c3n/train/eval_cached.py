@@ -1,16 +1,16 @@
-"""Score decoder checkpoints of :mod:`c3n.train_frozen` on cached splits (:mod:`c3n.featcache`).
+"""Score decoder checkpoints of :mod:`c3n.train.frozen` on cached splits (:mod:`c3n.train.featcache`).
 
 The frozen part of C3N (backbone, CAM weights, YAMNet, C3IM) is read from the cache, so scoring a
 checkpoint costs only CCAM's re-weighting and the decoder: this is how the ablation compares its
 runs on the test and domain-shift splits without exporting each one. The numbers equal
-:mod:`c3n.evaluate`'s on the exported ONNX model up to the cache's float16 stage maps (the mask
+:mod:`c3n.eval.evaluate`'s on the exported ONNX model up to the cache's float16 stage maps (the mask
 logits differ by < 2e-2, ``models/tests/test_frozen.py``); ``--gate`` applies the runtime's silence
 gate as ``c3n.evaluate --gate`` does (the slot level from the clip's WAV, the top AudioSet class
 from the cached ``audio_logits``).
 
 Metrics per cached split: AVSBench mIoU and F-score (β² = 0.3) over the clips' GT frames
-(:class:`c3n.metrics.AvsMetrics`), and the false-alarm rate over the clips whose GT is empty in
-every frame (:func:`c3n.metrics.false_alarm`).
+(:class:`c3n.eval.metrics.AvsMetrics`), and the false-alarm rate over the clips whose GT is empty in
+every frame (:func:`c3n.eval.metrics.false_alarm`).
 
 Command (one JSON object per checkpoint and split on stdout, and a Markdown table on stderr)::
 

@@ -1,9 +1,9 @@
 """Cache of everything frozen in C3N, so that training the decoder costs only the decoder.
 
 With the pretrained MobileNetV2 + ImageNet head and YAMNet both frozen (the shipped recipe, see
-:mod:`c3n.train_frozen`), a clip's four stage maps, its C3IM unified label and its CCAM Grad-CAM
+:mod:`c3n.train.frozen`), a clip's four stage maps, its C3IM unified label and its CCAM Grad-CAM
 channel weights depend only on the clip itself. They are computed once here — by the very modules
-the exported graph contains (:class:`c3n.model.C3N`'s backbone, written-out CAM backward, YAMNet,
+the exported graph contains (:class:`c3n.model.network.C3N`'s backbone, written-out CAM backward, YAMNet,
 C3IM) — and stored as memory-mapped arrays; a training step then reads them and runs CCAM's
 re-weighting (two sigmoids) and the decoder.
 
@@ -22,7 +22,7 @@ Layout of ``OUT/<subset>_<split>/`` (n = clips, T = 5 frames, arrays are ``numpy
 | ``meta.json`` | | vids, categories, data-set path, model and weights provenance |
 
 Command: ``python -m c3n.featcache DATA --out build/featcache/NAME [--splits train val test]``.
-"""
+"""  # noqa: E501 (the table's rows)
 from __future__ import annotations
 
 import argparse

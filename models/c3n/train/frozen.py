@@ -1,4 +1,4 @@
-"""Train C3N's decoder over a frozen pretrained backbone, from the feature cache (:mod:`c3n.featcache`).
+"""Train C3N's decoder over a frozen pretrained backbone, from the feature cache (:mod:`c3n.train.featcache`).
 
 Why frozen: C3IM's visual distribution and CCAM's Grad-CAM weights come from the ImageNet head on
 top of the backbone. Fine-tuning the backbone under that fixed head (the first shipped model) made
@@ -8,7 +8,7 @@ keep their pretrained meaning, and the frozen part can be computed once per clip
 costs only CCAM's re-weighting and the decoder (≈ 1/3 of the full model's step).
 
 Recipe: Adam (lr ``--lr``, default 3e-4, cosine decay to 10 % over ``--max-steps``), BCE + Dice
-(1:1, :func:`c3n.train.bce_dice_loss`) on every frame with a GT mask (composites: all five, empty
+(1:1, :func:`c3n.train.finetune.bce_dice_loss`) on every frame with a GT mask (composites: all five, empty
 masks included), batch ``--batch-clips`` clips of T = 5 drawn at random from S4 + MS3 training
 clips, MS3 clips drawn with weight ``--ms3-weight`` and clips whose GT is empty in every frame with
 ``--empty-weight`` (both relative to an S4 clip with a sounding object). Validation mIoU (S4 and MS3 validation clips,
@@ -19,7 +19,7 @@ when validation has not improved for ``--patience`` evaluations.
 Resumable: ``OUT/last.pt`` holds decoder, optimiser, step, RNG state and the validation history;
 ``--resume`` continues it (across sessions). ``OUT/history.json`` and ``OUT/log.jsonl`` record the
 curve. Checkpoints hold only the decoder (``frozen_backbone: true``; the backbone and YAMNet are the pretrained weights
-that :func:`c3n.export.build_model` fetches), which it and ``python -m c3n.export --checkpoint`` read.
+that :func:`c3n.model.build.build_model` fetches), which it and ``python -m c3n.export --checkpoint`` read.
 
 Training clips are every cached part ``{s4,ms3}_train*`` (a cache can grow between resumed runs).
 
@@ -40,14 +40,14 @@ import torch
 
 from ..eval.metrics import AvsMetrics, false_alarm
 from ..model.build import build_model
-from .featcache import T, CachedSplit
+from .featcache import CachedSplit, T
 from .finetune import bce_dice_loss
 
 
 def ccam_from_weights(stage: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """CCAM re-weighting of a stage map [N,C,H,W] from its Grad-CAM channel weights [N,C].
 
-    Identical to :func:`c3n.model.ccam` with ``w = grad.mean(hw)``: ``F' = F * sigmoid(w/|w|_2)``,
+    Identical to :func:`c3n.model.network.ccam` with ``w = grad.mean(hw)``: ``F' = F * sigmoid(w/|w|_2)``,
     ``F'' = F' * sigmoid(mean_c F')``.
     """
     w = w[:, :, None, None]
@@ -71,7 +71,7 @@ def validate(model, splits: list[CachedSplit], use_ccam: bool, chunk: int = 4,
     indices in the split where a region was reported).
 
     ``silenced`` maps a split's folder to a bool array [n, T] of frames that predict nothing (a
-    silence gate, :func:`c3n.eval_cached.gate_frames`); their logits are set to -100."""
+    silence gate, :func:`c3n.train.eval_cached.gate_frames`); their logits are set to -100."""
     model.decoder.eval()
     out = {}
     for sp in splits:
