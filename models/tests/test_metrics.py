@@ -1,11 +1,11 @@
-"""AVSBench metrics (c3n.metrics) against hand-computed values (avsbench.md §6)."""
+"""AVSBench metrics (c3n.eval.metrics) against hand-computed values (docs/avsbench.md §6)."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from c3n.metrics import AvsMetrics, fscore, frame_ious, mask_iou, thresholds
+from c3n.eval.metrics import AvsMetrics, frame_ious, fscore, mask_iou, thresholds
 
 
 def logit(p):
@@ -94,7 +94,7 @@ def test_thresholds_are_float32_and_end_at_one():
 
 
 def _reference_fscore_loop(lg, gt):
-    """Literal per-threshold loop of avsbench.md §6 (not the sorted-search implementation)."""
+    """Literal per-threshold loop of docs/avsbench.md §6 (not the sorted-search implementation)."""
     p = torch.sigmoid(lg)
     th = torch.linspace(0, 1 - 1e-10, 255)
     acc, n = torch.zeros(255), 0

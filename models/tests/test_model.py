@@ -8,11 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from c3n import fetch
-from c3n.backbone import MobileNetV2Backbone
-from c3n.decoder import RCU, TPAVI
-from c3n.export import OUTPUT_NAMES, build_model, export
-from c3n.model import c3im, c3im_reference
+from c3n import packages
+from c3n.export.exporter import OUTPUT_NAMES, export
+from c3n.model.backbone import MobileNetV2Backbone
+from c3n.model.build import build_model
+from c3n.model.decoder import RCU, TPAVI
+from c3n.model.network import c3im, c3im_reference
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -20,7 +21,7 @@ STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 def stamp_frame(rel: str, bg=(128, 128, 128)) -> torch.Tensor:
     """A tuxpaint cut-out composited over a flat background, normalised [3,224,224]."""
-    im = Image.open(fetch.tuxpaint_stamps_dir() / rel).convert("RGBA")
+    im = Image.open(packages.tuxpaint_stamps_dir() / rel).convert("RGBA")
     canvas = Image.new("RGBA", im.size, bg + (255,))
     canvas.alpha_composite(im)
     arr = np.asarray(canvas.convert("RGB").resize((224, 224), Image.BILINEAR), dtype=np.float32) / 255.0
@@ -72,7 +73,7 @@ def test_c3im_matches_literal_form_on_random_inputs():
 
 @pytest.fixture(scope="module")
 def backbone():
-    return MobileNetV2Backbone(str(fetch.mobilenet_v2_weights())).eval()
+    return MobileNetV2Backbone(str(packages.mobilenet_v2_weights())).eval()
 
 
 def _autograd_cam(bb, x, label):
@@ -142,7 +143,7 @@ def test_upsampling_without_resize_equals_interpolate():
     for align_corners=True, slices for align_corners=False) equal ``F.interpolate``."""
     import torch.nn.functional as F
 
-    from c3n.decoder import upsample2x_align_corners, upsample2x_half_pixel
+    from c3n.model.decoder import upsample2x_align_corners, upsample2x_half_pixel
 
     torch.manual_seed(2)
     for h, w in ((1, 1), (1, 3), (5, 9), (7, 7), (56, 56)):
@@ -156,7 +157,7 @@ def test_upsampling_without_resize_equals_interpolate():
 def test_relu6_mask_is_the_open_interval():
     """CCAM's ReLU6 mask ``sign(y (6 - y))`` is exactly ``0 < pre < 6``, at the ends and for
     subnormal pre-activations too."""
-    from c3n.backbone import _relu6_backward
+    from c3n.model.backbone import _relu6_backward
 
     pre = torch.tensor([-1.0, -0.0, 0.0, 1.4e-45, 1e-30, 1e-7, 3.0, 6.0 - 4.8e-7, 6.0, 6.5, 1e30])
     g = torch.ones_like(pre)
@@ -182,10 +183,11 @@ def edge_model():
 @pytest.fixture(scope="module")
 def real_inputs():
     from c3n.audio_io import load_audio_16k
-    from c3n.frontend import clip_patches
+    from c3n.model.frontend import clip_patches
 
-    stamps = fetch.tuxpaint_stamps_dir()
-    frames = torch.stack([stamp_frame("hobbies/music/string/violin.png"), stamp_frame("animals/mammals/dogs/dog.png", (40, 120, 40))])
+    stamps = packages.tuxpaint_stamps_dir()
+    frames = torch.stack([stamp_frame("hobbies/music/string/violin.png"),
+                          stamp_frame("animals/mammals/dogs/dog.png", (40, 120, 40))])
     wave = load_audio_16k(stamps / "hobbies/music/string/violin.ogg")
     logmel = torch.from_numpy(clip_patches(wave, 2, 1.0))
     return frames, logmel
@@ -256,7 +258,7 @@ def test_onnx_export_matches_eager_and_autograd(edge_model, real_inputs, tmp_pat
 def test_frame_split_parts_equal_whole_graph(edge_model, tmp_path):
     """The export marks the per-frame split (issue 16): running its two parts one frame at a time
     at batch 1, with the clip means taken outside, gives the whole T = 3 graph's outputs."""
-    from c3n.export import frame_split_parts
+    from c3n.export.frame_split import frame_split_parts
 
     path = export(edge_model, 3, tmp_path / "c3n-edge-t3.onnx", trained=False)
     m = onnx.load(str(path))
@@ -289,9 +291,9 @@ def test_frame_split_parts_equal_whole_graph(edge_model, tmp_path):
 
 
 def test_autograd_forward_matches_written_out(edge_model, real_inputs):
-    """The research-code form timed by ``c3n.bench_torch`` (CCAM by autograd) computes the same
+    """The research-code form timed by ``c3n.export.bench_torch`` (CCAM by autograd) computes the same
     mask and labels as the exported form (written-out backward)."""
-    from c3n.bench_torch import forward_autograd
+    from c3n.export.bench_torch import forward_autograd
 
     frames, logmel = real_inputs
     with torch.no_grad():
@@ -303,7 +305,7 @@ def test_autograd_forward_matches_written_out(edge_model, real_inputs):
 
 
 def test_aspp_broadcast_pool_equals_concat_form():
-    from c3n.decoder import ASPP
+    from c3n.model.decoder import ASPP
 
     torch.manual_seed(0)
     aspp = ASPP(8, 6).eval()

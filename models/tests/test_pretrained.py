@@ -15,7 +15,8 @@ import soundfile as sf
 import torch
 from onnx import numpy_helper
 
-from c3n import audio_io, fetch, labels, similarity, yamnet
+from c3n import audio_io, labels, packages, similarity
+from c3n.model import yamnet
 
 # recordings (tuxpaint stamps) used for the YAMNet checks; file name -> path under stamps/
 RECORDINGS = [
@@ -29,7 +30,7 @@ RECORDINGS = [
 
 @pytest.fixture(scope="module")
 def stamps():
-    return fetch.tuxpaint_stamps_dir()
+    return packages.tuxpaint_stamps_dir()
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +55,8 @@ def real_patches(stamps):
 
 def _run_torch(net, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with torch.no_grad():
-        e, l = net(torch.from_numpy(x))
-    return e.numpy(), l.numpy()
+        e, lg = net(torch.from_numpy(x))
+    return e.numpy(), lg.numpy()
 
 
 # ---------------------------------------------------------------- audio_io
@@ -126,18 +127,18 @@ def test_yamnet_frozen(net):
 def test_yamnet_torch_vs_onnx_random(net, ort_float):
     x = np.random.default_rng(0).normal(-4.0, 2.5, (8, 1, 96, 64)).astype(np.float32)
     lo, em = ort_float.run(["logits", "embedding"], {"audio": x})
-    e, l = _run_torch(net, x)
-    print(f"random: max |dlogit| {np.abs(l - lo).max():.2e}, max |demb| {np.abs(e - em).max():.2e}")
-    assert np.abs(l - lo).max() <= 1e-4
+    e, lg = _run_torch(net, x)
+    print(f"random: max |dlogit| {np.abs(lg - lo).max():.2e}, max |demb| {np.abs(e - em).max():.2e}")
+    assert np.abs(lg - lo).max() <= 1e-4
     assert np.abs(e - em).max() <= 1e-4
 
 
 def test_yamnet_torch_vs_onnx_real(net, ort_float, real_patches):
     for r, x in real_patches.items():
         lo, em = ort_float.run(["logits", "embedding"], {"audio": x})
-        e, l = _run_torch(net, x)
-        print(f"{r}: {len(x)} patches, max |dlogit| {np.abs(l - lo).max():.2e}, max |demb| {np.abs(e - em).max():.2e}")
-        assert np.abs(l - lo).max() <= 1e-4, r
+        e, lg = _run_torch(net, x)
+        print(f"{r}: {len(x)} patches, max |dlogit| {np.abs(lg - lo).max():.2e}, max |demb| {np.abs(e - em).max():.2e}")
+        assert np.abs(lg - lo).max() <= 1e-4, r
         assert np.abs(e - em).max() <= 1e-4, r
 
 
@@ -153,7 +154,7 @@ def test_yamnet_float_vs_qdq_top1(ort_float, real_patches):
     simulated in float by the DequantizeLinear/QuantizeLinear nodes (no int8 kernel): 0.984 on
     vacuum_cleaner on both CPUs, > 0.9997 elsewhere.
     """
-    path = fetch.yamnet_qdq_dir() / "model.onnx"
+    path = packages.yamnet_qdq_dir() / "model.onnx"
     sq = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -238,7 +239,7 @@ def test_mobilenet_v2_violin_image(stamps):
     from PIL import Image
 
     net = torchvision.models.mobilenet_v2()
-    net.load_state_dict(torch.load(fetch.mobilenet_v2_weights(), weights_only=False))
+    net.load_state_dict(torch.load(packages.mobilenet_v2_weights(), weights_only=False))
     net.eval()
     rgba = Image.open(stamps / "hobbies/music/string/violin.png").convert("RGBA")
     img = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -259,7 +260,7 @@ def test_mobilenet_v2_violin_image(stamps):
 
 
 def test_yamnet_violin_audio(net, real_patches):
-    _, l = _run_torch(net, real_patches["hobbies/music/string/violin.ogg"])
-    top5 = [labels.audioset_names()[i] for i in np.argsort(-l.mean(0))[:5]]
+    _, lg = _run_torch(net, real_patches["hobbies/music/string/violin.ogg"])
+    top5 = [labels.audioset_names()[i] for i in np.argsort(-lg.mean(0))[:5]]
     print("YAMNet violin.ogg top-5:", top5)
     assert set(top5) & {"Music", "Bowed string instrument", "Violin, fiddle", "String section"}

@@ -75,7 +75,7 @@ def main():
     # ---- good inputs the bad ones are combined with: 3 small frames, 3 s of audio
     for i in range(3):
         put(f"frames/{i:05d}.png", png(48, 32, (40 * i, 100, 160)))
-    good_wav = put("good.wav", wav())
+    put("good.wav", wav())
     frames = "file://{dir}/frames/%05d.png"
     audio = "file://{dir}/good.wav"
     run = ["run", frames, "--audio", audio, "--model", "{model}", "--events", "{dir}/ev.jsonl"]
@@ -197,7 +197,7 @@ def main():
          ["framebuffer geometry", "backend=drm give WxH"])
 
     # ---- outputs that would destroy something
-    ev = put("old_events.jsonl", b'{"previous": "results"}\n')
+    put("old_events.jsonl", b'{"previous": "results"}\n')
     case("events_kept_on_model_typo", run_with(model="{dir}/models/typo.onnx", events="{dir}/old_events.jsonl"),
          1, ["typo.onnx"], protect=["{dir}/old_events.jsonl"])
     case("events_kept_on_bad_audio", run_with(aud="file://{dir}/wav/text.wav", events="{dir}/old_events.jsonl"),

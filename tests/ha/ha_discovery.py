@@ -33,7 +33,8 @@ states, state_changed events, image proxy, service calls):
 6. HA's logs have no WARNING or ERROR line (besides the two known startup warnings), so
    "Invalid discovery", schema, template or event-type errors fail the test.
 
-Exit status 0 when everything holds; on failure the logs' tails are printed.
+Exit status 0 when everything holds; on failure the logs' tails are printed. Helpers:
+ha_common.py (failures, polling), ha_mqtt.py (the recorder), ha_server.py (Home Assistant).
 """
 
 from __future__ import annotations
@@ -42,17 +43,18 @@ import argparse
 import asyncio
 import json
 import math
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tomllib
 from pathlib import Path
+
+from ha_common import GUARDS, Failure, check, connects, free_port, log, number, wait_for
+from ha_mqtt import Recorder
+from ha_server import HA, make_token, write_ha_config
 
 CAMERA = "bird"
 NODE = f"c3n-edge-{CAMERA}"
@@ -69,370 +71,6 @@ ENTITIES = {
 # the tracked categories (issue 15, `[events] labels`): one count sensor each
 LABELS = ("bird", "animal", "dog")
 ENTITIES.update({f"count_{label}": "sensor" for label in LABELS})
-# startup warnings of this setup that say nothing about c3n-edge
-ALLOWED_LOG = [
-    re.compile(r"\[homeassistant\.bootstrap\] Skipping pip installation of required modules"),
-    re.compile(r"\[homeassistant\.bootstrap\] Support for the running Python version"),
-]
-LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ (WARNING|ERROR|CRITICAL) ")
-
-
-class Failure(Exception):
-    """A check that did not hold."""
-
-
-def check(cond: bool, what: str) -> None:
-    if not cond:
-        raise Failure(what)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-# checks run at every poll of wait_for (HA's log, c3n-edge still running); each raises Failure
-GUARDS: list = []
-
-
-async def wait_for(what: str, timeout: float, cond, interval: float = 0.2):
-    """Polls `cond` (sync or async) until it returns a truthy value, which is returned; runs
-    GUARDS before each poll."""
-    end = time.monotonic() + timeout
-    while True:
-        for g in GUARDS:
-            g()
-        v = cond()
-        if asyncio.iscoroutine(v):
-            v = await v
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise Failure(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(interval)
-
-
-# --------------------------------------------------------------------------------------------
-# MQTT recorder
-
-
-class Recorder:
-    """Every message on the broker (`#`), with its arrival time (time.monotonic())."""
-
-    def __init__(self, port: int):
-        import paho.mqtt.client as mqtt
-
-        self.msgs: list[tuple[float, str, bytes, bool]] = []
-        self.lock = threading.Lock()
-        self.subscribed = threading.Event()
-        self.client = mqtt.Client(client_id="ha-test-recorder", clean_session=True)
-        self.client.on_connect = lambda c, u, f, rc: c.subscribe("#", qos=1)
-        self.client.on_subscribe = lambda c, u, mid, q: self.subscribed.set()
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port, keepalive=30)
-        self.client.loop_start()
-        if not self.subscribed.wait(10):
-            raise Failure(f"MQTT recorder: no SUBACK from mosquitto on port {port}")
-
-    def _on_message(self, _c, _u, m):
-        with self.lock:
-            self.msgs.append((time.monotonic(), m.topic, bytes(m.payload), bool(m.retain)))
-
-    def on(self, topic: str, since: float = 0.0) -> list[tuple[float, bytes, bool]]:
-        with self.lock:
-            return [(t, p, r) for (t, tp, p, r) in self.msgs if tp == topic and t >= since]
-
-    def texts(self, topic: str, since: float = 0.0) -> list[str]:
-        return [p.decode("utf-8", "replace") for (_, p, _) in self.on(topic, since)]
-
-    def jsons(self, topic: str, since: float = 0.0) -> list[tuple[float, dict]]:
-        return [(t, json.loads(p)) for (t, p, _) in self.on(topic, since) if p]
-
-    def publish(self, topic: str, payload: bytes, retain: bool) -> None:
-        info = self.client.publish(topic, payload, qos=1, retain=retain)
-        info.wait_for_publish(5)
-
-    def summary(self) -> str:
-        with self.lock:
-            counts: dict[str, int] = {}
-            for (_, tp, _, _) in self.msgs:
-                counts[tp] = counts.get(tp, 0) + 1
-        return "\n".join(f"  {n:5d} {t}" for t, n in sorted(counts.items()))
-
-    def dump(self, path: Path) -> None:
-        """Every message as JSON lines: time, topic, retain, text (or byte count)."""
-        with self.lock, open(path, "w") as f:
-            for (t, tp, p, r) in self.msgs:
-                try:
-                    text = p.decode("utf-8")
-                except UnicodeDecodeError:
-                    text = f"<{len(p)} bytes>"
-                f.write(json.dumps({"t": round(t, 3), "topic": tp, "retain": r, "payload": text})
-                        + "\n")
-
-    def stop(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
-# --------------------------------------------------------------------------------------------
-# Home Assistant
-
-
-def make_token(config_dir: Path) -> str:
-    """A long-lived access token of a new admin user, made with HA's auth manager in a separate
-    process (as `hass --script auth` does) and saved to config_dir/.storage."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--make-token", str(config_dir)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if out.returncode != 0:
-        raise Failure(f"making the HA access token failed:\n{out.stderr[-3000:]}")
-    return out.stdout.strip().splitlines()[-1]
-
-
-async def _make_token(config_dir: str) -> str:
-    from datetime import timedelta
-
-    from homeassistant.auth import auth_manager_from_config
-    from homeassistant.auth.const import GROUP_ID_ADMIN
-    from homeassistant.auth.models import TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN
-    from homeassistant.core import HomeAssistant
-    from homeassistant.helpers import device_registry as dr, entity_registry as er
-
-    hass = HomeAssistant(config_dir)
-    await asyncio.gather(dr.async_load(hass), er.async_load(hass))
-    hass.auth = await auth_manager_from_config(hass, [{"type": "homeassistant"}], [])
-    user = await hass.auth.async_create_user("c3n-edge test", group_ids=[GROUP_ID_ADMIN])
-    refresh = await hass.auth.async_create_refresh_token(
-        user,
-        client_name="c3n-edge test",
-        token_type=TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN,
-        access_token_expiration=timedelta(days=1),
-    )
-    token = hass.auth.async_create_access_token(refresh)
-    # hass never ran: force the stop, whose final-write stage saves the delayed auth store
-    await hass.async_stop(force=True)
-    return token
-
-
-def write_ha_config(cfg: Path, http_port: int, mqtt_port: int) -> None:
-    (cfg / ".storage").mkdir(parents=True)
-    # No default_config (nothing that discovers or phones home); HA still sets up its default
-    # integrations (frontend, ...), mqtt comes from its config entry.
-    (cfg / "configuration.yaml").write_text(
-        f"""homeassistant:
-  name: c3n-edge test
-  latitude: 0
-  longitude: 0
-  elevation: 0
-  unit_system: metric
-  time_zone: UTC
-  country: DE
-  currency: EUR
-http:
-  server_host: 127.0.0.1
-  server_port: {http_port}
-api:
-logger:
-  default: info
-"""
-    )
-    entry = {
-        "entry_id": "c3nedgetestmqttentry0000000000",
-        "version": 1,
-        "minor_version": 1,
-        "domain": "mqtt",
-        "title": f"127.0.0.1:{mqtt_port}",
-        # discovery and the birth message on homeassistant/status are HA's defaults
-        "data": {"broker": "127.0.0.1", "port": mqtt_port, "discovery": True},
-        "options": {},
-        "pref_disable_new_entities": False,
-        "pref_disable_polling": False,
-        "source": "user",
-        "unique_id": None,
-        "disabled_by": None,
-    }
-    (cfg / ".storage" / "core.config_entries").write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "minor_version": 1,
-                "key": "core.config_entries",
-                "data": {"entries": [entry]},
-            }
-        )
-    )
-
-
-class HA:
-    """A `hass` process, its REST API and a WebSocket connection recording state_changed."""
-
-    def __init__(self, cfg: Path, port: int, token: str, work: Path):
-        self.cfg, self.port, self.token, self.work = cfg, port, token, work
-        self.proc: subprocess.Popen | None = None
-        self.logs: list[Path] = []
-        self.log_pos = 0
-        self.session = None
-        self.ws = None
-        self.reader: asyncio.Task | None = None
-        self.pending: dict[int, asyncio.Future] = {}
-        self.next_id = 1
-        self.changes: list[tuple[float, str, dict | None]] = []  # (time, entity_id, new_state)
-        self.base = f"http://127.0.0.1:{port}"
-
-    async def start(self) -> float:
-        """Starts hass and waits for its API and WebSocket; returns the start time."""
-        import aiohttp
-
-        n = len(self.logs) + 1
-        logf = self.work / f"home-assistant-{n}.log"
-        self.logs.append(logf)
-        self.log_pos = 0
-        hass_bin = Path(sys.executable).parent / "hass"
-        t0 = time.monotonic()
-        self.proc = subprocess.Popen(
-            [str(hass_bin), "-c", str(self.cfg), "--skip-pip", "--log-file", str(logf),
-             "--log-no-color"],
-            stdout=open(self.work / f"hass-stdout-{n}.txt", "wb"),
-            stderr=subprocess.STDOUT,
-        )
-        if self.session is None:
-            self.session = aiohttp.ClientSession(headers={"Authorization": f"Bearer {self.token}"})
-
-        async def api_up():
-            if self.proc.poll() is not None:
-                raise Failure(f"hass exited with {self.proc.returncode} at start:\n{self.tail()}")
-            try:
-                async with self.session.get(f"{self.base}/api/") as r:
-                    check(r.status != 401, "Home Assistant rejects the test's access token")
-                    return r.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_for("Home Assistant's REST API", 180, api_up, 0.5)
-        log(f"Home Assistant #{n} answers after {time.monotonic() - t0:.1f} s")
-        self.ws = await self.session.ws_connect(f"{self.base}/api/websocket", max_msg_size=0)
-        msg = await self.ws.receive_json()
-        check(msg["type"] == "auth_required", f"websocket: {msg}")
-        await self.ws.send_json({"type": "auth", "access_token": self.token})
-        msg = await self.ws.receive_json()
-        check(msg["type"] == "auth_ok", f"websocket auth: {msg}")
-        self.reader = asyncio.create_task(self._read())
-        await self.command({"type": "subscribe_events", "event_type": "state_changed"})
-        return t0
-
-    async def _read(self):
-        import aiohttp
-
-        async for m in self.ws:
-            if m.type != aiohttp.WSMsgType.TEXT:
-                break
-            msg = json.loads(m.data)
-            if msg.get("type") == "event":
-                d = msg["event"]["data"]
-                self.changes.append((time.monotonic(), d["entity_id"], d["new_state"]))
-            elif msg.get("type") == "result" and msg.get("id") in self.pending:
-                self.pending.pop(msg["id"]).set_result(msg)
-        for f in self.pending.values():
-            f.set_exception(Failure("websocket closed"))
-        self.pending.clear()
-
-    async def command(self, body: dict):
-        i = self.next_id
-        self.next_id += 1
-        fut = asyncio.get_running_loop().create_future()
-        self.pending[i] = fut
-        await self.ws.send_json({"id": i, **body})
-        msg = await asyncio.wait_for(fut, 30)
-        check(msg.get("success", False), f"websocket {body['type']}: {msg}")
-        return msg.get("result")
-
-    async def state(self, entity_id: str) -> dict | None:
-        async with self.session.get(f"{self.base}/api/states/{entity_id}") as r:
-            if r.status == 404:
-                return None
-            check(r.status == 200, f"GET /api/states/{entity_id}: HTTP {r.status}")
-            return await r.json()
-
-    async def service(self, domain: str, service: str, data: dict) -> None:
-        async with self.session.post(f"{self.base}/api/services/{domain}/{service}",
-                                     json=data) as r:
-            check(r.status == 200, f"{domain}.{service}: HTTP {r.status} {await r.text()}")
-
-    async def image(self, entity_id: str) -> tuple[int, str, bytes]:
-        async with self.session.get(f"{self.base}/api/image_proxy/{entity_id}") as r:
-            return r.status, r.headers.get("Content-Type", ""), await r.read()
-
-    def changes_of(self, entity_id: str, since: float = 0.0) -> list[tuple[float, dict | None]]:
-        return [(t, s) for (t, e, s) in self.changes if e == entity_id and t >= since]
-
-    async def stop(self) -> None:
-        if self.reader:
-            await self.ws.close()
-            await asyncio.wait([self.reader], timeout=5)
-            self.reader = None
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(self.proc.wait, 60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise Failure("hass did not stop within 60 s of SIGTERM")
-
-    async def close(self) -> None:
-        try:
-            await self.stop()
-        finally:
-            if self.session:
-                await self.session.close()
-
-    def tail(self, n: int = 60) -> str:
-        if not self.logs or not self.logs[-1].exists():
-            return "(no log)"
-        return "\n".join(self.logs[-1].read_text(errors="replace").splitlines()[-n:])
-
-    def check_log(self) -> None:
-        """Fails at the first new WARNING/ERROR line of HA's current log."""
-        if not self.logs or not self.logs[-1].exists():
-            return
-        with open(self.logs[-1], "rb") as f:
-            f.seek(self.log_pos)
-            data = f.read()
-        end = data.rfind(b"\n") + 1  # whole lines only
-        self.log_pos += end
-        for line in data[:end].decode(errors="replace").splitlines():
-            if LOG_LINE.match(line) and not any(a.search(line) for a in ALLOWED_LOG):
-                raise Failure(f"Home Assistant logged: {line}")
-
-    def bad_log_lines(self) -> list[str]:
-        bad = []
-        for p in self.logs:
-            if not p.exists():
-                continue
-            for line in p.read_text(errors="replace").splitlines():
-                if LOG_LINE.match(line) and not any(a.search(line) for a in ALLOWED_LOG):
-                    bad.append(f"{p.name}: {line}")
-        return bad
-
-
-# --------------------------------------------------------------------------------------------
-# the test
-
-
-def number(state: dict | None) -> float | None:
-    try:
-        return float(state["state"]) if state else None
-    except (TypeError, ValueError):
-        return None
 
 
 async def run(args) -> None:
@@ -455,7 +93,7 @@ async def run(args) -> None:
             stderr=subprocess.STDOUT,
         )
         procs.append(mosq)
-        await wait_for("mosquitto to listen", 10, lambda: _connects(mqtt_port))
+        await wait_for("mosquitto to listen", 10, lambda: connects(mqtt_port))
         recorder = Recorder(mqtt_port)
 
         cfg = work / "ha-config"
@@ -759,22 +397,9 @@ async def run(args) -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _connects(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
 async def _state_is(ha: HA, entity_id: str, want: str) -> bool:
     s = await ha.state(entity_id)
     return bool(s) and s["state"] == want
-
-
-def _on_then_off(ha: HA, entity_id: str) -> bool:
-    seq = [s["state"] for _, s in ha.changes_of(entity_id) if s]
-    return "on" in seq and "off" in seq[seq.index("on"):]
 
 
 def main() -> int:
@@ -783,11 +408,7 @@ def main() -> int:
     p.add_argument("--root", default=str(Path(__file__).resolve().parents[2]),
                    help="repository root (assets/clips/bbb-bird, the shipped model)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
-    p.add_argument("--make-token", metavar="CONFIG_DIR", help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.make_token:
-        print(asyncio.run(_make_token(args.make_token)))
-        return 0
     if not args.bin:
         p.error("--bin is required")
     args.bin = str(Path(args.bin).resolve())

@@ -10,9 +10,9 @@ What it does:
   http://…`, polled every sample), events also to OUT/events.jsonl;
 * faults: the broker is killed (SIGKILL) every `--broker-kill-s` (default 60 s) and restarted
   5 s later; every `--bad-frame-s` (default 240 s) one frame of the sequence is replaced by
-  garbage until the run reads it (at most 30 s). A frame that cannot be decoded ends a file run (after its window in progress
-  is analysed), so the script restarts c3n-edge, as systemd's Restart=on-failure would, and checks
-  that the exit named the bad frame;
+  garbage until the run reads it (at most 30 s). A frame that cannot be decoded ends a file run
+  (after its window in progress is analysed), so the script restarts c3n-edge, as systemd's
+  Restart=on-failure would, and checks that the exit named the bad frame;
 * every `--sample-s` (default 10 s): RSS, threads and open fds of the c3n-edge process (from
   /proc), events emitted (lines of events.jsonl), events received by an independent MQTT
   subscriber, and the client's own counters from the retained `state` topic (published, dropped,
@@ -312,7 +312,8 @@ def main():
                 with sub.lock:
                     mq = dict(sub.state.get("mqtt", {}))
                     received = sub.received
-                rows.append(dict(t_s=round(now - t0, 1), age_s=round(now - run_started), rss_mb=round(st[0], 1), threads=st[1], fds=st[2],
+                rows.append(dict(t_s=round(now - t0, 1), age_s=round(now - run_started), rss_mb=round(st[0], 1),
+                                 threads=st[1], fds=st[2],
                                  emitted=emitted_before + count_lines(events + ".part"), received=received,
                                  published=mq.get("published", 0), dropped=mq.get("dropped", 0),
                                  queued=mq.get("queued", 0), unconfirmed=mq.get("unconfirmed", 0),

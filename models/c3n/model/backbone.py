@@ -1,6 +1,6 @@
 """MobileNetV2 visual backbone with its ImageNet-1k head, and CCAM's in-graph backward pass.
 
-The C3N reference (c3n-method.md §7) obtains Grad-CAM weights with autograd *inside* the model's
+The C3N reference (docs/c3n-method.md §7) obtains Grad-CAM weights with autograd *inside* the model's
 forward. Neither TensorRT nor tract has autograd, so this module writes that backward pass out as
 ordinary forward operations: each convolution + eval-mode BatchNorm pair becomes a forward ``Conv``
 with the transposed (1×1) or flipped (depthwise) weight scaled by the BN factor, with zero
@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.models import mobilenet_v2
-from torchvision.ops.misc import Conv2dNormActivation
 from torchvision.models.mobilenetv2 import InvertedResidual
+from torchvision.ops.misc import Conv2dNormActivation
 
 #: index of the last ``features`` block of each of the four stages
 STAGE_ENDS = (3, 6, 13, 18)
@@ -101,7 +101,8 @@ def _conv_bn_backward(conv: nn.Conv2d, bn: nn.BatchNorm2d, x_shape: torch.Size) 
     def bwd(g: torch.Tensor) -> torch.Tensor:
         oh = x_shape[2] - ((g.shape[2] - 1) * sh - 2 * ph + dh * (kh - 1) + 1)
         ow = x_shape[3] - ((g.shape[3] - 1) * sw - 2 * pw + dw * (kw - 1) + 1)
-        return F.conv_transpose2d(g, scaled_weight(), None, conv.stride, conv.padding, (oh, ow), conv.groups, conv.dilation)
+        return F.conv_transpose2d(g, scaled_weight(), None, conv.stride, conv.padding, (oh, ow), conv.groups,
+                                  conv.dilation)
 
     return bwd
 
@@ -174,7 +175,7 @@ class CamBackward(nn.Module):
     tapes hold the backbone's layers).
 
     A module of its own so that its nodes carry the ONNX scope ``/model/backbone/cam_backward/``:
-    :mod:`c3n.quantize` keeps them in float (as when they were ``ConvTranspose``, which it never
+    :mod:`c3n.export.quantize` keeps them in float (as when they were ``ConvTranspose``, which it never
     quantised): per-tensor INT8 on gradient maps would cost the CAM its precision.
     """
 

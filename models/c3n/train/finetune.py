@@ -1,10 +1,10 @@
 """Train C3N on AVSBench-format data (real AVSBench or AVS-Composites), S4 and MS3 jointly.
 
-Recipe (c3n-method.md §9-10): Adam, lr 1e-4, no weight decay; loss BCE + Dice (1:1) on sigmoid
+Recipe (docs/c3n-method.md §9-10): Adam, lr 1e-4, no weight decay; loss BCE + Dice (1:1) on sigmoid
 mask probabilities; S4 clips supervise the frames that have a ground-truth mask (train: the first
 frame only), MS3 clips all five; per-clip horizontal flip and per-frame colour jitter
 (``AvsClipDataset(augment=True)``); the audio branch is frozen, the visual backbone is fine-tuned
-(BatchNorm statistics frozen, see :mod:`c3n.backbone`); model selection on validation mIoU.
+(BatchNorm statistics frozen, see :mod:`c3n.model.backbone`); model selection on validation mIoU.
 
 The run is bounded by ``--epochs`` and/or ``--time-budget-min``; validation runs every
 ``--eval-every`` steps and at the end. Checkpoints: ``OUT/last.pt`` (resumable: model, optimiser,
@@ -28,14 +28,14 @@ import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 from tqdm import tqdm
 
-from .export import build_model
-from .metrics import AvsMetrics
+from ..eval.metrics import AvsMetrics
+from ..model.build import build_model
 
 
 def bce_dice_loss(logits: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """BCE + Dice over the supervised frames. logits/masks [N,1,H,W], valid [N] in {0,1}.
 
-    Dice = 1 - mean_frames[(2 * sum(p g) + 1) / (sum p + sum g + 1)] (c3n-method.md §9).
+    Dice = 1 - mean_frames[(2 * sum(p g) + 1) / (sum p + sum g + 1)] (docs/c3n-method.md §9).
     """
     keep = valid > 0.5
     if not bool(keep.any()):
@@ -56,7 +56,7 @@ def collate(batch: list[dict]) -> dict:
 
 
 def make_split(root: Path, split: str, augment: bool):
-    from .data.avsbench import AvsClipDataset
+    from ..data.avsbench import AvsClipDataset
 
     parts = []
     for subset, folder in (("s4", "Single-source"), ("ms3", "Multi-sources")):
@@ -80,7 +80,8 @@ def evaluate(model, dataset, device, desc="val") -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Train C3N (S4 + MS3 jointly) on an AVSBench-format folder.")
+    ap = argparse.ArgumentParser(prog="python -m c3n.train",
+                                 description="Train C3N (S4 + MS3 jointly) on an AVSBench-format folder.")
     ap.add_argument("data", type=Path, help="folder with Single-source/ and/or Multi-sources/")
     ap.add_argument("--config", default="edge", choices=["edge", "paper"])
     ap.add_argument("--no-ccam", action="store_true", help="ablation: TPAVI-only baseline (no C3IM/CCAM attention)")

@@ -3,8 +3,8 @@
 This is the reference implementation; the Rust runtime (`src/frontend/`) must match it to
 1e-4 (max abs diff) and reads the same parameters from the ONNX `metadata_props`.
 
-Parameters (TF YAMNet / VGGish convention, see shared/reference/weights-and-media.md §3.1 and
-avsbench.md §4): 16 kHz mono; 25 ms (400-sample) *periodic* Hann window; 10 ms (160-sample) hop;
+Parameters (TF YAMNet / VGGish convention, see docs/weights-and-media.md §3.1 and
+docs/avsbench.md §4): 16 kHz mono; 25 ms (400-sample) *periodic* Hann window; 10 ms (160-sample) hop;
 FFT 512 (zero-padded frame, no centring, incomplete frames dropped); magnitude |rfft| (257 bins);
 64 HTK mel bands from 125 Hz to 7500 Hz, triangles built in the mel domain, DC row zeroed, no area
 normalisation; ``log(mel + 0.001)`` (natural log).

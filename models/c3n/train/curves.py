@@ -1,6 +1,6 @@
-"""Learning curves of :mod:`c3n.train_frozen` runs: validation mIoU against step, one PNG.
+"""Learning curves of :mod:`c3n.train.frozen` runs: validation mIoU against step, one PNG.
 
-``python -m c3n.curves RUN_DIR [RUN_DIR ...] --out learning-curve.png`` reads each run's
+``python -m c3n.train.curves RUN_DIR [RUN_DIR ...] --out learning-curve.png`` reads each run's
 ``history.json`` and draws S4 (solid) and MS3 (dashed) validation mIoU per run, plus the false-alarm
 rate on the silent / off-screen validation clips (dotted, right axis).
 """

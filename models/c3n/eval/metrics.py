@@ -1,6 +1,6 @@
 """AVSBench evaluation metrics (mIoU / Jaccard and F-score), exactly as AVSBench computes them.
 
-Definitions follow ``shared/reference/avsbench.md`` §6 (AVSBench ``avs_scripts/avs_s4/utils/utility.py``
+Definitions follow ``docs/avsbench.md`` §6 (AVSBench ``avs_scripts/avs_s4/utils/utility.py``
 ``mask_iou`` and ``Eval_Fmeasure``; byte-identical in AVS-C3N). Inputs are *logits* (pre-sigmoid) and
 binary ground truth, one row per video frame:
 

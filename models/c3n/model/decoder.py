@@ -1,6 +1,6 @@
 """C3N decoder: ASPP per stage, TPAVI audio-visual attention at all four stages, top-down fusion, head.
 
-Follows c3n-method.md §8 with one width parameter ``d`` (256 in the paper's decoder):
+Follows docs/c3n-method.md §8 with one width parameter ``d`` (256 in the paper's decoder):
 
 * ASPP (§8.1): five branches (global pool -> 1x1, 1x1, 3x3 dilation 6/12/18) -> concat -> 1x1 -> d.
   No BN, no ReLU.
@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 _RESEARCH_FORM = False
 
 
@@ -31,7 +30,7 @@ _RESEARCH_FORM = False
 def research_form():
     """Within this context the decoder runs the ops the reference code uses (``F.interpolate``,
     TPAVI's 5-D Conv3d form, every ASPP branch at 3x3) instead of the forms shaped for the export
-    (issue 16); the same maths. For ``c3n.bench_torch``'s research-code timing."""
+    (issue 16); the same maths. For ``c3n.export.bench_torch``'s research-code timing."""
     global _RESEARCH_FORM
     old, _RESEARCH_FORM = _RESEARCH_FORM, True
     try:
@@ -59,7 +58,8 @@ class ASPP(nn.Module):
         pooled = self.pool(x.mean(dim=(2, 3), keepdim=True))  # [N,d,1,1]
         if _RESEARCH_FORM:
             rest = torch.cat([self.b0(x)] + [c(x) for c in self.atrous], dim=1)
-            return F.conv2d(rest, self.project.weight[:, d:], self.project.bias) + F.conv2d(pooled, self.project.weight[:, :d])
+            return (F.conv2d(rest, self.project.weight[:, d:], self.project.bias)
+                    + F.conv2d(pooled, self.project.weight[:, :d]))
         # A 3x3 branch whose dilation r is >= both H and W reads zero padding at all 8 outer taps
         # (i +- r is outside [0, H) for every i): it is exactly the 1x1 convolution of its centre
         # tap (issue 16: stage 4 at 7x7 has r = 12, 18, stage 3 at 14x14 has r = 18). Those and

@@ -1,15 +1,15 @@
 """The C3N network on MobileNetV2 (visual) + YAMNet (audio): C3IM, CCAM and the TPAVI decoder.
 
-Data flow for a batch of B clips of T frames (N = B*T), c3n-method.md §3:
+Data flow for a batch of B clips of T frames (N = B*T), docs/c3n-method.md §3:
 
 1. ``frames`` [N,3,224,224] -> MobileNetV2 -> 4 stage maps + ``visual_logits`` [N,1000].
 2. ``audio_logmel`` [N,1,96,64] -> YAMNet (frozen) -> embedding [N,1024] + ``audio_logits`` [N,521].
 3. C3IM (§6): ``v = softmax(visual)^0.1``, ``a = softmax(audio)^0.1``, ``W[j,i] = v[j] S[j,i] a[i]``;
    ``unified_label`` = ImageNet index j of the largest W (first on ties), ``c3im_score`` = max W.
 4. CCAM (§7): Grad-CAM weights of ``visual_logits[n, unified_label[n]]`` w.r.t. each stage, computed
-   by the written-out backward of :mod:`c3n.backbone`; ``F' = F * sigmoid(w / |w|_2)``,
+   by the written-out backward of :mod:`c3n.model.backbone`; ``F' = F * sigmoid(w / |w|_2)``,
    ``F'' = F' * sigmoid(mean_c F')``. Parameter-free, stop-gradient.
-5. Decoder (:mod:`c3n.decoder`) -> ``mask_logits`` [N,1,224,224].
+5. Decoder (:mod:`c3n.model.decoder`) -> ``mask_logits`` [N,1,224,224].
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from torch import nn
 from .backbone import STAGE_CHANNELS, MobileNetV2Backbone
 from .decoder import Decoder
 
-ALPHA = 0.1  # C3IM's flattening exponent (c3n-method.md §6)
+ALPHA = 0.1  # C3IM's flattening exponent (docs/c3n-method.md §6)
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def c3im(visual_logits: torch.Tensor, audio_logits: torch.Tensor, sim: torch.Ten
     """C3IM unified label. visual [N,1000], audio [N,521], sim [1000,521] -> (label int64 [N], score [N]).
 
     Uses ``argmax_j (v[j] * max_i S[j,i] a[i])``, which equals the row index of the first maximum
-    of the flattened W (row-major) including ties, since v > 0 (c3n-method.md §6, derived).
+    of the flattened W (row-major) including ties, since v > 0 (docs/c3n-method.md §6, derived).
     ``affinity`` = :func:`c3im_affinity` of the same audio when already computed.
     """
     v = torch.exp(alpha * F.log_softmax(visual_logits.detach(), dim=1))
