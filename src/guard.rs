@@ -1,8 +1,9 @@
 //! Checks that keep a run from destroying files, and the one-line-per-cause error report.
 //!
-//! * [`check_outputs`]: no output (`--events`, `--overlay`, `--output file://…`) may be one of
-//!   the run's inputs (the video, the audio, the model, the config file) or, for directories of
-//!   numbered images, the directory of the input frames: a typo must not overwrite the input.
+//! * [`check_output_file`] / [`check_output_dir`]: no output (`--events`, `--overlay`,
+//!   `--output file://…`) may be one of the run's inputs (the video, the audio, the model, the
+//!   config file) or, for directories of numbered images, the directory of the input frames: a
+//!   typo must not overwrite the input.
 //! * [`create_dir`] / [`check_dir_creatable`]: a directory output whose path runs through a
 //!   regular file gets a message saying so, not the OS's "File exists".
 //! * [`report`]: an error and its causes, each cause printed only when the message above does

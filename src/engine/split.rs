@@ -3,7 +3,7 @@
 //!
 //! C3N treats the T frames of a window as an independent batch everywhere but in one step: each
 //! TPAVI block's `K = mean_t K_t` (`c3n.decoder.ClipMean`, the clip mean of the frames' shares
-//! `K_t` [k,k]). The export names the tensors around it and records them in the ONNX metadata
+//! `K_t [k,k]`). The export names the tensors around it and records them in the ONNX metadata
 //! key `c3n.frame_split` (JSON, `models/c3n/export.py::mark_frame_split`):
 //!
 //! ```json
@@ -12,9 +12,9 @@
 //!  "carry": ["split/x0", …]}
 //! ```
 //!
-//! * `frame` [T,k,k]: a clip mean's input, one share per frame; `clip` [T,k,k]: its output, the
+//! * `frame [T,k,k]`: a clip mean's input, one share per frame; `clip [T,k,k]`: its output, the
 //!   mean repeated for every frame.
-//! * `carry` [T,d,H,W]: tensors computed before the clip means and read after them.
+//! * `carry [T,d,H,W]`: tensors computed before the clip means and read after them.
 //!
 //! [`split_graph`] cuts the graph there into
 //! * **per frame** (`frames`, `audio_logmel` → the contract outputs that do not depend on a clip
