@@ -169,8 +169,8 @@ impl CategoryMap {
 
     /// Per category: the visual mass (the region's ImageNet softmax summed over the category's
     /// classes) and the audio score (the largest YAMNet sigmoid among the category's AudioSet
-    /// classes, 0 without one), plus the clothing mass. `region_logits` [1000], `audio_logits`
-    /// [521]; shorter slices are read as far as they go.
+    /// classes, 0 without one), plus the clothing mass. `region_logits [1000]`,
+    /// `audio_logits [521]`; shorter slices are read as far as they go.
     pub fn evidence(
         &self,
         region_logits: &[f32],

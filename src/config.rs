@@ -14,7 +14,7 @@
 //! split = "test"                         # AVSBench split
 //! subset = "all"                         # s4 | ms3 | all
 //!
-//! [post]                                 # `run` post-processing (src/post.rs)
+//! [post]                                 # `run` post-processing (src/post/)
 //! threshold = 0.5                        # mask probability threshold
 //! min_area_fraction = 0.002              # drop smaller regions (fraction of the frame)
 //!
@@ -60,6 +60,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::SubsetFilter;
 use crate::engine::{Backend, BACKENDS};
+use crate::util::threads::{check_threads, MAX_THREADS};
 
 /// Errors reading or validating a config file; each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -243,9 +244,9 @@ impl Config {
                 self.model.backend
             ))
         })?;
-        if self.model.threads == 0 || self.model.threads > crate::engine::tract::MAX_THREADS {
+        if check_threads(self.model.threads).is_err() {
             return Err(bad(format!(
-                "model.threads = {}: expected 1..=256",
+                "model.threads = {}: expected 1..={MAX_THREADS}",
                 self.model.threads
             )));
         }
@@ -259,8 +260,8 @@ impl Config {
             .subset
             .parse::<SubsetFilter>()
             .map_err(|e| bad(format!("eval.subset: {e}")))?;
-        self.post.validate().map_err(bad)?;
-        self.events.validate().map_err(bad)?;
+        self.post.validate().map_err(|e| bad(e.to_string()))?;
+        self.events.validate().map_err(|e| bad(e.to_string()))?;
         self.mqtt.validate().map_err(bad)?;
         Ok(())
     }

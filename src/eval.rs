@@ -194,7 +194,8 @@ pub fn evaluate(
         );
     }
     let loader = ClipLoader {
-        logmel: LogMel::new(contract.frontend.clone()).map_err(EvalError::Frontend)?,
+        logmel: LogMel::new(contract.frontend.clone())
+            .map_err(|e| EvalError::Frontend(e.to_string()))?,
         sample_rate: contract.frontend.sample_rate,
         norm: contract.image.clone(),
     };

@@ -1,8 +1,9 @@
 //! Checks that keep a run from destroying files, and the one-line-per-cause error report.
 //!
-//! * [`check_outputs`]: no output (`--events`, `--overlay`, `--output file://…`) may be one of
-//!   the run's inputs (the video, the audio, the model, the config file) or, for directories of
-//!   numbered images, the directory of the input frames: a typo must not overwrite the input.
+//! * [`check_output_file`] / [`check_output_dir`]: no output (`--events`, `--overlay`,
+//!   `--output file://…`) may be one of the run's inputs (the video, the audio, the model, the
+//!   config file) or, for directories of numbered images, the directory of the input frames: a
+//!   typo must not overwrite the input.
 //! * [`create_dir`] / [`check_dir_creatable`]: a directory output whose path runs through a
 //!   regular file gets a message saying so, not the OS's "File exists".
 //! * [`report`]: an error and its causes, each cause printed only when the message above does
@@ -38,8 +39,19 @@ pub enum GuardError {
         /// The directory asked for.
         path: PathBuf,
         /// Why.
-        reason: String,
+        reason: DirError,
     },
+}
+
+/// Why a directory cannot be created: a part of its path is an existing non-directory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DirError {
+    /// The directory itself exists as a file.
+    #[error("exists and is not a directory")]
+    NotADirectory,
+    /// A parent of the directory is a file.
+    #[error("{} is a file, not a directory", .0.display())]
+    FileInPath(PathBuf),
 }
 
 /// The files and directories a run reads.
@@ -169,13 +181,15 @@ pub fn check_output_dir(
     })
 }
 
-/// Why `dir` could not be created, if a part of it is an existing non-directory.
-pub fn check_dir_creatable(dir: &Path) -> Result<(), String> {
+/// Checks that `dir` can be created: no part of it is an existing non-directory.
+///
+/// Errors: [`DirError`] naming the part that is a file.
+pub fn check_dir_creatable(dir: &Path) -> Result<(), DirError> {
     for a in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
         match std::fs::metadata(a) {
             Ok(m) if m.is_dir() => return Ok(()),
-            Ok(_) if a == dir => return Err("exists and is not a directory".into()),
-            Ok(_) => return Err(format!("{} is a file, not a directory", a.display())),
+            Ok(_) if a == dir => return Err(DirError::NotADirectory),
+            Ok(_) => return Err(DirError::FileInPath(a.to_path_buf())),
             Err(_) => continue,
         }
     }

@@ -28,4 +28,4 @@ pub mod sink;
 pub mod source;
 pub mod sync;
 pub mod uri;
-pub mod wavfile;
+pub mod util;

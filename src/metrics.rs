@@ -1,5 +1,6 @@
-//! AVSBench metrics, exactly as avsbench.md §6 (AVSBench `avs_scripts/avs_s4/utils/utility.py`:
-//! `mask_iou`, `Eval_Fmeasure`, `_eval_pr`; identical in AVS-C3N).
+//! AVSBench metrics, exactly as docs/avsbench.md §6 (AVSBench
+//! `avs_scripts/avs_s4/utils/utility.py`: `mask_iou`, `Eval_Fmeasure`, `_eval_pr`; identical in
+//! AVS-C3N).
 //!
 //! Inputs are per-frame mask **logits** `f32 [H,W]` and binary ground truth `bool [H,W]`.
 //!

@@ -290,15 +290,19 @@ pub fn run_with(
     sinks: &mut [Box<dyn Sink>],
     control: Arc<RunControl>,
 ) -> Result<RunSummary, PipelineError> {
-    opts.post.validate().map_err(PipelineError::Options)?;
-    opts.events.validate().map_err(PipelineError::Options)?;
+    opts.post
+        .validate()
+        .map_err(|e| PipelineError::Options(e.to_string()))?;
+    opts.events
+        .validate()
+        .map_err(|e| PipelineError::Options(e.to_string()))?;
     if opts.queue == 0 {
         return Err(PipelineError::Options("queue must be >= 1".into()));
     }
     let contract = engine.contract().clone();
     opts.events
         .check_labels(&contract.categories.names)
-        .map_err(PipelineError::Options)?;
+        .map_err(|e| PipelineError::Options(e.to_string()))?;
     let engine_name = engine.name().to_string();
     let builder = WindowBuilder::new(&contract)
         .map_err(|e| PipelineError::Options(format!("model front-end parameters: {e}")))?;

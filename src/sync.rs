@@ -2,7 +2,7 @@
 //!
 //! **Slots.** The source timeline is cut into slots of `1 / clip_rate_hz` seconds (1 s for
 //! C3N), starting at the first frame's timestamp `t0`: slot `k` covers
-//! `[t0 + k·D, t0 + (k+1)·D)`. Like AVSBench's frame extraction (avsbench.md §3:
+//! `[t0 + k·D, t0 + (k+1)·D)`. Like AVSBench's frame extraction (docs/avsbench.md §3:
 //! frame `int(l·fps + 15/16·fps)` of second `l`), each slot keeps the frame whose timestamp is
 //! nearest to `slot start + 15/16·D`, i.e. near the end of the slot; a 1 fps image sequence
 //! therefore keeps every frame, a 25 fps video the 24th frame of each second. A slot without a
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use ndarray::{s, Array4};
 
 use crate::engine::{ModelContract, ModelInput};
-use crate::frontend::{ImageNorm, LogMel};
+use crate::frontend::{FrontendParamsError, ImageNorm, LogMel};
 use crate::source::VideoFrame;
 
 /// Where in its slot the kept frame should be, as a fraction of the slot (AVSBench: 15/16).
@@ -281,6 +281,17 @@ pub struct Window {
     pub times: FrontTimes,
 }
 
+/// Why a [`WindowBuilder`] cannot be made from a model contract.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WindowBuilderError {
+    /// The log-mel parameters are inconsistent.
+    #[error(transparent)]
+    Frontend(#[from] FrontendParamsError),
+    /// The clip rate is not a positive number.
+    #[error("clip rate {0} Hz")]
+    ClipRate(f64),
+}
+
 /// Builds [`Window`]s: groups slots by `T`, computes the model input.
 #[derive(Debug)]
 pub struct WindowBuilder {
@@ -295,10 +306,12 @@ pub struct WindowBuilder {
 
 impl WindowBuilder {
     /// From the model contract (T, clip rate, image norm, log-mel parameters).
-    pub fn new(contract: &ModelContract) -> Result<Self, String> {
+    ///
+    /// Errors: [`WindowBuilderError`] for unusable front-end parameters or clip rate.
+    pub fn new(contract: &ModelContract) -> Result<Self, WindowBuilderError> {
         let logmel = LogMel::new(contract.frontend.clone())?;
         if !(contract.clip_rate_hz.is_finite() && contract.clip_rate_hz > 0.0) {
-            return Err(format!("clip rate {} Hz", contract.clip_rate_hz));
+            return Err(WindowBuilderError::ClipRate(contract.clip_rate_hz));
         }
         Ok(Self {
             t: contract.clip_frames,

@@ -1,4 +1,4 @@
-//! Stream URIs, in jetson-utils' vocabulary (integration-conventions.md §1.1) plus `alsa://`.
+//! Stream URIs, in jetson-utils' vocabulary (docs/integration-conventions.md §1.1) plus `alsa://`.
 //!
 //! | URI | meaning |
 //! |---|---|
@@ -93,7 +93,7 @@ impl InputUri {
             "alsa" => Ok(InputUri::Alsa {
                 device: rest.to_string(),
             }),
-            "file" => parse_file(rest).map_err(|r| bad(&r)),
+            "file" => parse_file(rest).map_err(|e| bad(&e.to_string())),
             other => Err(bad(&format!(
                 "unsupported scheme `{other}://` (supported: file://, v4l2://, alsa://)"
             ))),
@@ -106,7 +106,22 @@ impl InputUri {
     }
 }
 
-fn parse_file(rest: &str) -> Result<InputUri, String> {
+/// Why a `file://` path is not an input.
+#[derive(Debug, thiserror::Error)]
+enum FileUriError {
+    /// A bad printf field.
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    /// Neither an image pattern, nor a WAV, nor a container.
+    #[error(
+        "expected an image pattern with %d/%05d, a .wav file or a video file ({})",
+        CONTAINER_EXTENSIONS.join(", ")
+    )]
+    Kind,
+}
+
+/// A `file://` URI by its path: an image pattern, a WAV or a container.
+fn parse_file(rest: &str) -> Result<InputUri, FileUriError> {
     if printf_field(rest)?.is_some() {
         return Ok(InputUri::ImageSequence {
             pattern: rest.to_string(),
@@ -123,10 +138,7 @@ fn parse_file(rest: &str) -> Result<InputUri, String> {
     } else if CONTAINER_EXTENSIONS.contains(&ext.as_str()) {
         Ok(InputUri::Container { path })
     } else {
-        Err(format!(
-            "expected an image pattern with %d/%05d, a .wav file or a video file ({})",
-            CONTAINER_EXTENSIONS.join(", ")
-        ))
+        Err(FileUriError::Kind)
     }
 }
 
@@ -139,8 +151,21 @@ pub struct PrintfField {
     pub width: usize,
 }
 
-/// Finds the `%d` / `%0Nd` field (`%%` is a literal percent). More than one field is an error.
-pub fn printf_field(pattern: &str) -> Result<Option<PrintfField>, String> {
+/// Why a pattern's printf field cannot be used ([`printf_field`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    /// A `%` conversion other than `%d` / `%0Nd` (at this byte).
+    #[error("unsupported printf field at byte {0} (only %d and %0Nd)")]
+    Unsupported(usize),
+    /// More than one `%d` field.
+    #[error("more than one %d field")]
+    SeveralFields,
+}
+
+/// Finds the `%d` / `%0Nd` field (`%%` is a literal percent).
+///
+/// Errors: [`PatternError`] for another conversion or more than one field.
+pub fn printf_field(pattern: &str) -> Result<Option<PrintfField>, PatternError> {
     let b = pattern.as_bytes();
     let mut found = None;
     let mut i = 0;
@@ -158,12 +183,10 @@ pub fn printf_field(pattern: &str) -> Result<Option<PrintfField>, String> {
             j += 1;
         }
         if b.get(j) != Some(&b'd') {
-            return Err(format!(
-                "unsupported printf field at byte {i} (only %d and %0Nd)"
-            ));
+            return Err(PatternError::Unsupported(i));
         }
         if found.is_some() {
-            return Err("more than one %d field".into());
+            return Err(PatternError::SeveralFields);
         }
         let width = pattern[i + 1..j].parse::<usize>().unwrap_or(0);
         found = Some(PrintfField {

@@ -10,13 +10,13 @@
 
 use std::path::Path;
 
+use c3n_edge::audio::wav;
 use c3n_edge::config::Config;
 use c3n_edge::display::OutputUri;
 use c3n_edge::engine::ModelContract;
 use c3n_edge::mqtt::command::parse_detect;
 use c3n_edge::mqtt::BrokerUrl;
 use c3n_edge::uri::{expand_pattern, printf_field, InputUri};
-use c3n_edge::wavfile;
 use proptest::prelude::*;
 use tract_onnx::pb::{ModelProto, StringStringEntryProto};
 
@@ -38,16 +38,14 @@ fn wav(tag: u16, channels: u16, rate: u32, bits: u16, declared: u32, data: &[u8]
 
 /// What every decode must satisfy, whatever the bytes.
 fn check_decode(bytes: &[u8]) {
-    if let Ok(d) = wavfile::decode(bytes) {
+    if let Ok(d) = wav::decode(bytes) {
         // at least one byte per decoded frame: nothing sized by a header field
         assert!(d.samples.len() <= bytes.len());
         assert!(d.samples.iter().all(|s| s.is_finite()));
         if !d.format.float {
             assert!(d.samples.iter().all(|s| s.abs() <= 1.0));
         }
-        assert!(
-            (wavfile::MIN_SAMPLE_RATE..=wavfile::MAX_SAMPLE_RATE).contains(&d.format.sample_rate)
-        );
+        assert!((wav::MIN_SAMPLE_RATE..=wav::MAX_SAMPLE_RATE).contains(&d.format.sample_rate));
     }
 }
 
@@ -144,7 +142,7 @@ proptest! {
         }
         check_decode(&bytes);
         // a declared size past the end is decoded from the bytes present, with a note
-        if let Ok(d) = wavfile::decode(&bytes) {
+        if let Ok(d) = wav::decode(&bytes) {
             let frame = usize::from(d.format.channels) * usize::from(d.format.bytes_per_sample);
             prop_assert!(d.samples.len() * frame <= bytes.len());
         }

@@ -245,7 +245,7 @@ impl OutputUri {
                         CONTAINER_EXTENSIONS.join(", ")
                     )));
                 }
-                match printf_field(body).map_err(bad)? {
+                match printf_field(body).map_err(|e| bad(e.to_string()))? {
                     Some(_) => Ok(OutputUri::Images {
                         pattern: body.to_string(),
                     }),
@@ -492,9 +492,9 @@ impl DisplaySink {
                 }
                 OutputUri::Window => sink.outputs.push(open_window(renderer)?),
                 OutputUri::Images { pattern } => {
-                    let field = printf_field(pattern).map_err(|reason| DisplayError::Uri {
+                    let field = printf_field(pattern).map_err(|e| DisplayError::Uri {
                         uri: pattern.clone(),
-                        reason,
+                        reason: e.to_string(),
                     })?;
                     let Some(field) = field else {
                         return Err(DisplayError::Uri {

@@ -1,5 +1,5 @@
-//! TensorRT engine cache layout (integration-conventions.md §1.7, recommendation): one directory
-//! per key under a writable cache root (default `$CACHE_DIRECTORY/engines`, i.e.
+//! TensorRT engine cache layout (docs/integration-conventions.md §1.7, recommendation): one
+//! directory per key under a writable cache root (default `$CACHE_DIRECTORY/engines`, i.e.
 //! `/var/cache/c3n-edge/engines` under the systemd unit), named
 //!
 //! ```text
@@ -23,6 +23,45 @@ use sha2::{Digest, Sha256};
 use super::gpu::GpuInfo;
 use super::{ModelContract, Precision};
 
+/// Errors of the engine cache; each names the file or directory.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The model file cannot be read (for its sha256).
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// A cache directory cannot be created.
+    #[error("engine cache directory {dir} is not writable: {source}")]
+    NotWritable {
+        /// The directory.
+        dir: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// A file in the cache cannot be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// A built engine cannot be moved to its entry.
+    #[error("cannot move the engine {from} to {to}: {source}")]
+    Publish {
+        /// The temp directory.
+        from: PathBuf,
+        /// The entry.
+        to: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+}
+
 /// Everything the engine depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheKey {
@@ -39,15 +78,16 @@ pub struct CacheKey {
 }
 
 /// sha256 of a file, lowercase hex. Errors name the file.
-pub fn sha256_file(path: &Path) -> Result<String, String> {
-    let mut f =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn sha256_file(path: &Path) -> Result<String, CacheError> {
+    let read_err = |source| CacheError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(read_err)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let n = f.read(&mut buf).map_err(read_err)?;
         if n == 0 {
             break;
         }
@@ -65,11 +105,13 @@ fn dims(s: &[usize]) -> String {
 
 impl CacheKey {
     /// The key of `contract`'s model file on this GPU at `precision`.
+    ///
+    /// Errors: [`CacheError::Read`] when the model file cannot be read.
     pub fn new(
         contract: &ModelContract,
         gpu: &GpuInfo,
         precision: Precision,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, CacheError> {
         let [(_, f), (_, a)] = contract.input_shapes();
         Ok(Self {
             model_sha256: sha256_file(&contract.path)?,
@@ -128,16 +170,16 @@ pub struct CacheEntry {
     pub work_dir: PathBuf,
 }
 
-/// Prepares the entry of `key` under `root` (creating directories). Errors name the directory.
-pub fn prepare(root: &Path, key: &CacheKey) -> Result<CacheEntry, String> {
+/// Prepares the entry of `key` under `root` (creating directories).
+///
+/// Errors: [`CacheError::NotWritable`], [`CacheError::Write`] (naming the directory or file).
+pub fn prepare(root: &Path, key: &CacheKey) -> Result<CacheEntry, CacheError> {
     let dir = root.join(key.dir_name());
     let timing_dir = root.join(format!("timing_{}", key.trt()));
     let mkdir = |d: &Path| {
-        std::fs::create_dir_all(d).map_err(|e| {
-            format!(
-                "engine cache directory {} is not writable: {e}",
-                d.display()
-            )
+        std::fs::create_dir_all(d).map_err(|source| CacheError::NotWritable {
+            dir: d.to_path_buf(),
+            source,
         })
     };
     mkdir(&timing_dir)?;
@@ -148,8 +190,11 @@ pub fn prepare(root: &Path, key: &CacheKey) -> Result<CacheEntry, String> {
         let tmp = root.join(format!("{}.tmp-{}", key.dir_name(), std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         mkdir(&tmp)?;
-        std::fs::write(tmp.join("key.txt"), key.describe())
-            .map_err(|e| format!("cannot write {}: {e}", tmp.join("key.txt").display()))?;
+        let key_file = tmp.join("key.txt");
+        std::fs::write(&key_file, key.describe()).map_err(|source| CacheError::Write {
+            path: key_file.clone(),
+            source,
+        })?;
         tmp
     };
     Ok(CacheEntry {
@@ -172,18 +217,20 @@ pub fn has_engine(dir: &Path) -> bool {
 
 /// Publishes a freshly built entry (`work_dir` → `dir`, one `rename`). Returns `false` when the
 /// temp directory holds no engine (nothing to publish) or another process published first.
-pub fn publish(entry: &CacheEntry) -> Result<bool, String> {
+///
+/// Errors: [`CacheError::Publish`] when the rename fails and no engine is at `dir`.
+pub fn publish(entry: &CacheEntry) -> Result<bool, CacheError> {
     if entry.hit || !has_engine(&entry.work_dir) {
         return Ok(false);
     }
     match std::fs::rename(&entry.work_dir, &entry.dir) {
         Ok(()) => Ok(true),
         Err(_) if has_engine(&entry.dir) => Ok(false),
-        Err(e) => Err(format!(
-            "cannot move the engine {} to {}: {e}",
-            entry.work_dir.display(),
-            entry.dir.display()
-        )),
+        Err(source) => Err(CacheError::Publish {
+            from: entry.work_dir.clone(),
+            to: entry.dir.clone(),
+            source,
+        }),
     }
 }
 
@@ -277,6 +324,7 @@ mod tests {
         std::fs::remove_file(&p).unwrap();
         assert!(sha256_file(&p)
             .unwrap_err()
+            .to_string()
             .contains(&p.display().to_string()));
     }
 }

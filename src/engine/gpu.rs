@@ -15,6 +15,32 @@ use std::fmt;
 
 use libloading::Library;
 
+/// Why the TensorRT version or the GPU's compute capability cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GpuError {
+    /// `libnvinfer` cannot be loaded (the loader's messages, one per name tried).
+    #[error("TensorRT library libnvinfer.so.10 not found: {0}")]
+    NoTensorRt(String),
+    /// `libnvinfer` lacks `getInferLibVersion`.
+    #[error("libnvinfer has no getInferLibVersion: {0}")]
+    NoTensorRtVersion(String),
+    /// The CUDA driver library cannot be loaded (the loader's messages, one per name tried).
+    #[error("CUDA driver libcuda.so.1 not found (no NVIDIA driver): {0}")]
+    NoCudaDriver(String),
+    /// The CUDA driver library lacks a function.
+    #[error("libcuda lacks {0}")]
+    MissingSymbol(&'static str),
+    /// `cuInit` failed (its `CUresult`).
+    #[error("cuInit failed with CUresult {0} (no usable GPU?)")]
+    CudaInit(i32),
+    /// `cuDeviceGet(0)` failed (its `CUresult`).
+    #[error("cuDeviceGet(0) failed with CUresult {0}")]
+    CudaDevice(i32),
+    /// `cuDeviceGetAttribute` failed for the major / minor compute capability (`CUresult`s).
+    #[error("cuDeviceGetAttribute(compute capability) failed with CUresult {0}/{1}")]
+    CudaAttribute(i32, i32),
+}
+
 /// TensorRT version and GPU of this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GpuInfo {
@@ -52,7 +78,8 @@ fn loader_message(e: &libloading::Error) -> String {
     }
 }
 
-fn open_first(names: &[&str]) -> Result<Library, String> {
+/// The first of `names` that loads; else `missing` of the loader's messages (`; `-separated).
+fn open_first(names: &[&str], missing: fn(String) -> GpuError) -> Result<Library, GpuError> {
     let mut errs = Vec::new();
     for n in names {
         // SAFETY: loading NVIDIA's libraries runs their initialisers; they are the libraries the
@@ -62,64 +89,60 @@ fn open_first(names: &[&str]) -> Result<Library, String> {
             Err(e) => errs.push(loader_message(&e)),
         }
     }
-    Err(errs.join("; "))
+    Err(missing(errs.join("; ")))
 }
 
 /// TensorRT version from `libnvinfer`. Errors name the library and the loader's message.
-pub fn tensorrt_version() -> Result<(u32, u32, u32), String> {
-    let lib = open_first(&["libnvinfer.so.10", "libnvinfer.so"])
-        .map_err(|e| format!("TensorRT library libnvinfer.so.10 not found: {e}"))?;
+pub fn tensorrt_version() -> Result<(u32, u32, u32), GpuError> {
+    let lib = open_first(&["libnvinfer.so.10", "libnvinfer.so"], GpuError::NoTensorRt)?;
     // SAFETY: `int32_t getInferLibVersion()` (NvInferRuntime.h), no arguments.
     let v = unsafe {
         let f = lib
             .get::<unsafe extern "C" fn() -> i32>(b"getInferLibVersion\0")
-            .map_err(|e| format!("libnvinfer has no getInferLibVersion: {e}"))?;
+            .map_err(|e| GpuError::NoTensorRtVersion(e.to_string()))?;
         f()
     };
     Ok(decode_trt_version(v))
 }
 
 /// Compute capability of CUDA device 0 through the driver API.
-pub fn compute_capability() -> Result<(i32, i32), String> {
-    let lib = open_first(&["libcuda.so.1", "libcuda.so"])
-        .map_err(|e| format!("CUDA driver libcuda.so.1 not found (no NVIDIA driver): {e}"))?;
+pub fn compute_capability() -> Result<(i32, i32), GpuError> {
+    let lib = open_first(&["libcuda.so.1", "libcuda.so"], GpuError::NoCudaDriver)?;
     type Init = unsafe extern "C" fn(u32) -> i32;
     type DeviceGet = unsafe extern "C" fn(*mut i32, i32) -> i32;
     type Attr = unsafe extern "C" fn(*mut i32, i32, i32) -> i32;
     // SAFETY: signatures of cuInit, cuDeviceGet and cuDeviceGetAttribute (cuda.h); CUresult is an
     // int-sized enum, CUdevice an int; the out-pointers are valid locals.
     unsafe {
-        let sym = |name: &[u8]| format!("libcuda lacks {}", String::from_utf8_lossy(name));
-        let init = lib.get::<Init>(b"cuInit\0").map_err(|_| sym(b"cuInit"))?;
+        let sym = GpuError::MissingSymbol;
+        let init = lib.get::<Init>(b"cuInit\0").map_err(|_| sym("cuInit"))?;
         let get = lib
             .get::<DeviceGet>(b"cuDeviceGet\0")
-            .map_err(|_| sym(b"cuDeviceGet"))?;
+            .map_err(|_| sym("cuDeviceGet"))?;
         let attr = lib
             .get::<Attr>(b"cuDeviceGetAttribute\0")
-            .map_err(|_| sym(b"cuDeviceGetAttribute"))?;
+            .map_err(|_| sym("cuDeviceGetAttribute"))?;
         let r = init(0);
         if r != 0 {
-            return Err(format!("cuInit failed with CUresult {r} (no usable GPU?)"));
+            return Err(GpuError::CudaInit(r));
         }
         let mut dev = 0i32;
         let r = get(&mut dev, 0);
         if r != 0 {
-            return Err(format!("cuDeviceGet(0) failed with CUresult {r}"));
+            return Err(GpuError::CudaDevice(r));
         }
         let (mut major, mut minor) = (0i32, 0i32);
         let r1 = attr(&mut major, 75, dev);
         let r2 = attr(&mut minor, 76, dev);
         if r1 != 0 || r2 != 0 {
-            return Err(format!(
-                "cuDeviceGetAttribute(compute capability) failed with CUresult {r1}/{r2}"
-            ));
+            return Err(GpuError::CudaAttribute(r1, r2));
         }
         Ok((major, minor))
     }
 }
 
 /// TensorRT version and compute capability, or why they cannot be read.
-pub fn probe() -> Result<GpuInfo, String> {
+pub fn probe() -> Result<GpuInfo, GpuError> {
     let compute_capability = compute_capability()?;
     let tensorrt = tensorrt_version()?;
     Ok(GpuInfo {
@@ -134,7 +157,12 @@ mod tests {
 
     #[test]
     fn a_missing_library_is_named_with_the_loaders_reason() {
-        let e = open_first(&["libc3n-edge-no-such-library.so.1"]).expect_err("no such library");
+        let e = open_first(
+            &["libc3n-edge-no-such-library.so.1"],
+            GpuError::NoCudaDriver,
+        )
+        .expect_err("no such library")
+        .to_string();
         assert!(
             e.contains("libc3n-edge-no-such-library.so.1")
                 && e.contains("cannot open shared object file"),

@@ -10,22 +10,22 @@
 
 #[cfg(feature = "ort")]
 pub mod cache;
-mod frames;
 #[cfg(feature = "ort")]
 pub mod gpu;
 pub mod model;
+mod open;
 #[cfg(feature = "ort")]
 pub mod ort;
 pub mod prebuild;
 pub mod split;
 pub mod tract;
 
-use std::path::Path;
 use std::str::FromStr;
 
 use ndarray::{Array2, Array4};
 
 pub use self::model::{ModelContract, ModelError};
+pub use self::open::{open_engine, open_engine_with};
 
 /// One model call's inputs (shapes from the contract, `T = c3n.clip_frames`).
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +40,8 @@ pub struct ModelInput {
 /// One model call's outputs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inference {
-    /// `f32 [T,1,224,224]`: sounding-object mask logits (sigmoid > 0.5 = object, avsbench.md §6).
+    /// `f32 [T,1,224,224]`: sounding-object mask logits (sigmoid > 0.5 = object,
+    /// docs/avsbench.md §6).
     pub mask_logits: Array4<f32>,
     /// `f32 [T,1000]`: ImageNet logits of the visual classifier.
     pub visual_logits: Array2<f32>,
@@ -48,14 +49,14 @@ pub struct Inference {
     pub audio_logits: Array2<f32>,
     /// `[T]`: ImageNet class chosen by C3IM as the unified audio-visual label.
     pub unified_label: Vec<i64>,
-    /// `[T]`: C3IM consensus `max_{j,i} v[j]·S[j,i]·a[i]` (c3n-method.md).
+    /// `[T]`: C3IM consensus `max_{j,i} v[j]·S[j,i]·a[i]` (docs/c3n-method.md).
     pub c3im_score: Vec<f32>,
     /// `f32 [T,1000,h,w]` (`h = w = ⌈S/32⌉` = 7, [`model::map_size`]): the ImageNet classifier at every cell of the last
     /// backbone stage (a class-activation map); its mean over a region's cells is the region's
-    /// logits ([`crate::post::region_logits`]).
+    /// logits (`post::region_logits`).
     pub visual_logit_map: Array4<f32>,
     /// `f32 [T,1000]`: C3IM's audio side `r[j] = max_i S[j,i]·a[i]`; a visual distribution v's
-    /// unified label with this frame's audio is `argmax_j v[j]·r[j]` ([`crate::post::c3im_label`]).
+    /// unified label with this frame's audio is `argmax_j v[j]·r[j]` (`post::c3im_label`).
     pub c3im_affinity: Array2<f32>,
 }
 
@@ -235,87 +236,15 @@ impl EngineSettings {
     }
 }
 
-/// Loads `model_path` with the named backend, ONNX Runtime settings from the environment
-/// ([`EngineSettings::from_env`]).
-pub fn open_engine(
-    backend: Backend,
-    model_path: &Path,
-    options: &EngineOptions,
-) -> Result<Box<dyn Engine>, EngineError> {
-    open_engine_with(backend, model_path, options, &EngineSettings::from_env()?)
-}
+/// An inference whose outputs do not have the contract's shapes ([`check_output`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("outputs do not have the contract shapes")]
+pub struct OutputShapeError;
 
-/// Loads `model_path` with the named backend. `auto` tries TensorRT, then CUDA, then tract; each
-/// skipped backend is logged at `warn` with the reason ([`EngineError::Unavailable`] or a load
-/// error), and the engine chosen at `info`.
-pub fn open_engine_with(
-    backend: Backend,
-    model_path: &Path,
-    options: &EngineOptions,
-    settings: &EngineSettings,
-) -> Result<Box<dyn Engine>, EngineError> {
-    match backend {
-        Backend::Tract => Ok(Box::new(tract::TractEngine::load(model_path, options)?)),
-        Backend::TensorRt | Backend::Cuda | Backend::Cpu => {
-            open_ort(backend, model_path, options, settings)
-        }
-        Backend::Auto => {
-            for b in [Backend::TensorRt, Backend::Cuda] {
-                match open_ort(b, model_path, options, settings) {
-                    Ok(e) => {
-                        tracing::info!("engine auto: using {}", e.name());
-                        return Ok(e);
-                    }
-                    // a broken model fails every backend: report it once, here
-                    Err(e @ EngineError::Model(_)) => return Err(e),
-                    Err(e) => tracing::warn!("engine auto: {b} skipped: {e}"),
-                }
-            }
-            tracing::warn!("engine auto: falling back to tract (CPU)");
-            Ok(Box::new(tract::TractEngine::load(model_path, options)?))
-        }
-    }
-}
-
-#[cfg(feature = "ort")]
-fn open_ort(
-    backend: Backend,
-    model_path: &Path,
-    options: &EngineOptions,
-    settings: &EngineSettings,
-) -> Result<Box<dyn Engine>, EngineError> {
-    let provider = match backend {
-        Backend::TensorRt => ort::Provider::TensorRt,
-        Backend::Cuda => ort::Provider::Cuda,
-        _ => ort::Provider::Cpu,
-    };
-    Ok(Box::new(ort::OrtEngine::load(
-        model_path, provider, options, settings,
-    )?))
-}
-
-#[cfg(not(feature = "ort"))]
-fn open_ort(
-    backend: Backend,
-    _model_path: &Path,
-    _options: &EngineOptions,
-    _settings: &EngineSettings,
-) -> Result<Box<dyn Engine>, EngineError> {
-    let (name, feature) = match backend {
-        Backend::Cpu => ("ort-cpu", "ort"),
-        Backend::Cuda => ("ort-cuda", "tensorrt"),
-        _ => ("ort-tensorrt", "tensorrt"),
-    };
-    Err(EngineError::Unavailable {
-        backend: name,
-        reason: format!(
-            "c3n-edge was built without the `{feature}` cargo feature (cargo build --features {feature})"
-        ),
-    })
-}
-
-/// Checks that an inference has the contract's output shapes (`what` describes the mismatch).
-pub fn check_output(contract: &ModelContract, inf: &Inference) -> Result<(), String> {
+/// Checks that an inference has the contract's output shapes.
+///
+/// Errors: [`OutputShapeError`] when any output's shape differs from the contract's.
+pub fn check_output(contract: &ModelContract, inf: &Inference) -> Result<(), OutputShapeError> {
     let t = contract.clip_frames;
     let s = contract.image.size as usize;
     if inf.mask_logits.dim() != (t, 1, s, s)
@@ -327,7 +256,7 @@ pub fn check_output(contract: &ModelContract, inf: &Inference) -> Result<(), Str
             != (t, model::N_IMAGENET, model::map_size(s), model::map_size(s))
         || inf.c3im_affinity.dim() != (t, model::N_IMAGENET)
     {
-        return Err("outputs do not have the contract shapes".into());
+        return Err(OutputShapeError);
     }
     Ok(())
 }

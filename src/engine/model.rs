@@ -313,7 +313,7 @@ impl ModelContract {
             patch_frames: p.parse("c3n.frontend.patch_frames")?,
         };
         if let Err(reason) = frontend.validate() {
-            return Err(p.bad("c3n.frontend.*", "", reason));
+            return Err(p.bad("c3n.frontend.*", "", reason.to_string()));
         }
         let alpha: f32 = p.parse("c3n.alpha")?;
         if !(alpha > 0.0 && alpha <= 1.0) {

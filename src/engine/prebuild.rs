@@ -1,6 +1,6 @@
 //! `c3n-edge build-engine` and `c3n-edge bench-engines`: warm the TensorRT engine cache ahead of
-//! time (integration-conventions.md §1.7: "a separate build-engine subcommand so installers can
-//! pre-build"), and time several backends on the same model and input in one process.
+//! time (docs/integration-conventions.md §1.7: "a separate build-engine subcommand so installers
+//! can pre-build"), and time several backends on the same model and input in one process.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +14,7 @@ use super::{
     open_engine_with, Backend, Engine, EngineError, EngineOptions, EngineSettings, ModelContract,
     ModelInput,
 };
+use crate::util::stats::percentile_ms;
 
 /// What `build-engine` did.
 #[derive(Debug, Clone, PartialEq)]
@@ -217,7 +218,7 @@ pub fn compare(
         }
         let mean_ms = times.iter().sum::<f64>() / times.len().max(1) as f64;
         let min_ms = times.iter().copied().fold(f64::INFINITY, f64::min);
-        let median_ms = crate::bench::percentile_ms(
+        let median_ms = percentile_ms(
             &times
                 .iter()
                 .map(|ms| Duration::from_secs_f64(ms / 1e3))

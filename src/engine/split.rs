@@ -3,7 +3,7 @@
 //!
 //! C3N treats the T frames of a window as an independent batch everywhere but in one step: each
 //! TPAVI block's `K = mean_t K_t` (`c3n.decoder.ClipMean`, the clip mean of the frames' shares
-//! `K_t` [k,k]). The export names the tensors around it and records them in the ONNX metadata
+//! `K_t [k,k]`). The export names the tensors around it and records them in the ONNX metadata
 //! key `c3n.frame_split` (JSON, `models/c3n/export.py::mark_frame_split`):
 //!
 //! ```json
@@ -12,9 +12,9 @@
 //!  "carry": ["split/x0", …]}
 //! ```
 //!
-//! * `frame` [T,k,k]: a clip mean's input, one share per frame; `clip` [T,k,k]: its output, the
+//! * `frame [T,k,k]`: a clip mean's input, one share per frame; `clip [T,k,k]`: its output, the
 //!   mean repeated for every frame.
-//! * `carry` [T,d,H,W]: tensors computed before the clip means and read after them.
+//! * `carry [T,d,H,W]`: tensors computed before the clip means and read after them.
 //!
 //! [`split_graph`] cuts the graph there into
 //! * **per frame** (`frames`, `audio_logmel` → the contract outputs that do not depend on a clip
@@ -47,6 +47,12 @@ pub enum SplitError {
     /// The named tensors do not cut the graph into two per-frame parts.
     #[error("ONNX metadata `{METADATA_KEY}` does not cut the graph: {0}")]
     Graph(String),
+    /// [`clip_mean`] of no frames.
+    #[error("clip mean of no frames")]
+    NoFrames,
+    /// [`clip_mean`] of frame tensors of different shapes.
+    #[error("clip mean of shapes {0:?} and {1:?}")]
+    ClipMeanShapes(Vec<usize>, Vec<usize>),
 }
 
 /// One clip mean: its per-frame input and its output (tensor names in the graph).
@@ -322,16 +328,16 @@ fn part(
 /// result [1,…] is their element-wise mean (sum in frame order, then divided by T, in f32 as
 /// ONNX Runtime's `ReduceMean`).
 ///
-/// Errors: a message when `frames` is empty or the shapes differ.
-pub fn clip_mean(frames: &[ArrayViewD<'_, f32>]) -> Result<ArrayD<f32>, String> {
-    let first = frames.first().ok_or("clip mean of no frames")?;
+/// Errors: [`SplitError::NoFrames`] when `frames` is empty, [`SplitError::ClipMeanShapes`] when
+/// the shapes differ.
+pub fn clip_mean(frames: &[ArrayViewD<'_, f32>]) -> Result<ArrayD<f32>, SplitError> {
+    let first = frames.first().ok_or(SplitError::NoFrames)?;
     let mut sum = first.to_owned();
     for f in &frames[1..] {
         if f.shape() != sum.shape() {
-            return Err(format!(
-                "clip mean of shapes {:?} and {:?}",
-                sum.shape(),
-                f.shape()
+            return Err(SplitError::ClipMeanShapes(
+                sum.shape().to_vec(),
+                f.shape().to_vec(),
             ));
         }
         sum += f;

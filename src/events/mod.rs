@@ -1,8 +1,9 @@
-//! Sounding-object event lifecycle, after Frigate's `frigate/events` (integration-conventions.md
-//! §3.2): every tracked object produces `new` once it has been seen in `min_frames` frames, then
-//! `update` for each later frame it is seen in, and `end` once it has not been seen for
-//! `end_timeout_ms` (or at the end of the input). Each message carries `before` (the state last
-//! sent; on `new` equal to `after`, as in Frigate) and `after` (the current state).
+//! Sounding-object event lifecycle, after Frigate's `frigate/events`
+//! (docs/integration-conventions.md §3.2): every tracked object produces `new` once it has been
+//! seen in `min_frames` frames, then `update` for each later frame it is seen in, and `end` once it
+//! has not been seen for `end_timeout_ms` (or at the end of the input). Each message carries
+//! `before` (the state last sent; on `new` equal to `after`, as in Frigate) and `after` (the
+//! current state).
 //!
 //! Matching: each frame's regions are matched to live tracks greedily by box IoU (highest first,
 //! at least `iou_threshold`); unmatched regions start new tracks.
@@ -26,7 +27,9 @@
 //! `<start_time>-<6 chars>` like Frigate's, the suffix derived from a per-run counter (so runs are
 //! reproducible). The JSON form is versioned: [`SCHEMA_VERSION`], `schema/event.schema.json`.
 
-use std::collections::BTreeMap;
+mod config;
+
+pub use self::config::{EventConfig, EventConfigError};
 
 use serde::{Deserialize, Serialize};
 
@@ -34,115 +37,6 @@ use crate::post::{FrameLabels, Region, Rle};
 
 /// Version of the event JSON schema (`schema/event.schema.json`, `$id` ends in it).
 pub const SCHEMA_VERSION: &str = "2.0.0";
-
-/// Lifecycle settings (`[events]` in the config file).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EventConfig {
-    /// Name of the input in the events (Frigate's `camera`).
-    pub camera: String,
-    /// Frames an object must be seen in before `new` is sent (≥ 1).
-    pub min_frames: u32,
-    /// An object not seen for this long (ms of source time) ends.
-    pub end_timeout_ms: u64,
-    /// Minimum box IoU to continue a track (0–1).
-    pub iou_threshold: f32,
-    /// Frames with audio below this level (dBFS) have no sounding object; `None` disables.
-    pub silence_dbfs: Option<f32>,
-    /// Frames whose top AudioSet class is one of these names (exact, as in the model's
-    /// `c3n.labels.audioset` metadata) have no sounding object; empty disables.
-    pub silence_classes: Vec<String>,
-    /// Categories to track (Frigate's `objects.track`); empty = all. Names from the model's
-    /// vocabulary (`c3n-edge model-info`), checked at start ([`EventConfig::check_labels`]).
-    pub labels: Vec<String>,
-    /// Minimum region score (mean mask probability, 0–1) per category; regions below it are
-    /// dropped before tracking (Frigate's `filters.<label>.min_score`).
-    pub min_score: BTreeMap<String, f32>,
-}
-
-impl Default for EventConfig {
-    fn default() -> Self {
-        Self {
-            camera: "default".into(),
-            min_frames: 2,
-            end_timeout_ms: 3000,
-            iou_threshold: 0.3,
-            silence_dbfs: Some(-50.0),
-            silence_classes: vec!["Silence".into()],
-            labels: Vec::new(),
-            min_score: BTreeMap::new(),
-        }
-    }
-}
-
-impl EventConfig {
-    /// Checks value ranges; returns a description of the first problem.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.min_frames == 0 {
-            return Err("events.min_frames must be >= 1".into());
-        }
-        if !(0.0..=1.0).contains(&self.iou_threshold) {
-            return Err(format!(
-                "events.iou_threshold = {}: expected 0..=1",
-                self.iou_threshold
-            ));
-        }
-        // the camera name is an MQTT topic level and part of Home Assistant ids, with or
-        // without --mqtt: one rule everywhere (Frigate's)
-        if self.camera.is_empty()
-            || !self
-                .camera
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return Err(format!(
-                "camera name {:?}: expected letters, digits, '_' or '-' ([A-Za-z0-9_-]+)",
-                self.camera
-            ));
-        }
-        for (label, &v) in &self.min_score {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(format!("events.min_score.{label} = {v}: expected 0..=1"));
-            }
-        }
-        Ok(())
-    }
-
-    /// Checks that every name in `labels` and `min_score` is one of the model's categories
-    /// (`known`); the error lists them.
-    pub fn check_labels(&self, known: &[String]) -> Result<(), String> {
-        for (what, name) in self
-            .labels
-            .iter()
-            .map(|l| ("labels", l))
-            .chain(self.min_score.keys().map(|l| ("min_score", l)))
-        {
-            if !known.iter().any(|k| k == name) {
-                return Err(format!(
-                    "events.{what}: unknown label {name:?}; the model's categories are: {}",
-                    known.join(", ")
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether a region of category `label` with region score `score` is tracked.
-    pub fn keeps(&self, label: &str, score: f32) -> bool {
-        (self.labels.is_empty() || self.labels.iter().any(|l| l == label))
-            && self.min_score.get(label).is_none_or(|&m| score >= m)
-    }
-
-    /// The categories published per label (MQTT counts, Home Assistant sensors): `labels`, or
-    /// all of `known` when `labels` is empty.
-    pub fn tracked<'a>(&'a self, known: &'a [String]) -> &'a [String] {
-        if self.labels.is_empty() {
-            known
-        } else {
-            &self.labels
-        }
-    }
-}
 
 /// Event type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -440,11 +334,7 @@ impl Tracker {
         self.cfg
             .silence_dbfs
             .is_some_and(|limit| dbfs(det.audio_rms) < limit)
-            || self
-                .cfg
-                .silence_classes
-                .iter()
-                .any(|c| *c == det.labels.audio_label)
+            || self.cfg.silence_classes.contains(&det.labels.audio_label)
     }
 
     /// Feeds one frame (frames in time order); returns the events it causes: `end` of expired

@@ -195,7 +195,7 @@ fn labels_and_min_score_filter_regions_before_tracking() {
         labels: vec!["unicorn".into()],
         ..Default::default()
     };
-    let e = bad.check_labels(&known).unwrap_err();
+    let e = bad.check_labels(&known).unwrap_err().to_string();
     assert!(
         e.contains("\"unicorn\"") && e.contains("person, dog, cat, other"),
         "{e}"

@@ -1,8 +1,9 @@
 //! Frame front end: RGB `u8` image → resize to `size × size` → `f32` CHW, ImageNet-normalised.
 //!
-//! Matches the AVSBench loader (avsbench.md §3): PIL RGB → `ToTensor` (÷ 255) → `Normalize(mean,
-//! std)`. AVSBench frames are already 224 × 224, in which case no resampling happens; other sizes
-//! are resized with the `image` crate's bilinear (`Triangle`) filter (not bit-identical to OpenCV).
+//! Matches the AVSBench loader (docs/avsbench.md §3): PIL RGB → `ToTensor` (÷ 255) →
+//! `Normalize(mean, std)`. AVSBench frames are already 224 × 224, in which case no resampling
+//! happens; other sizes are resized with the `image` crate's bilinear (`Triangle`) filter (not
+//! bit-identical to OpenCV).
 
 use std::path::Path;
 

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use ndarray::{s, Array2, Array4};
 use realfft::{RealFftPlanner, RealToComplex};
 
+use crate::audio::wav::{MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
+
 /// Front-end parameters (`models/c3n/frontend.py::FrontendParams`; ONNX keys `c3n.frontend.*`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrontendParams {
@@ -55,55 +57,86 @@ impl Default for FrontendParams {
 }
 
 impl FrontendParams {
-    /// Checks the internal consistency of the parameters; returns a description of the first problem.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the internal consistency and the bounds of the parameters.
+    ///
+    /// Errors: the first [`FrontendParamsError`] found.
+    pub fn validate(&self) -> Result<(), FrontendParamsError> {
         if self.sample_rate == 0 || self.window_samples == 0 || self.hop_samples == 0 {
-            return Err("sample_rate, window_samples and hop_samples must be > 0".into());
+            return Err(FrontendParamsError::ZeroFraming);
         }
         if self.fft_size < self.window_samples {
-            return Err(format!(
-                "fft_size {} is shorter than window_samples {}",
-                self.fft_size, self.window_samples
-            ));
+            return Err(FrontendParamsError::ShortFft {
+                fft_size: self.fft_size,
+                window_samples: self.window_samples,
+            });
         }
         if self.mel_bands == 0 || self.patch_frames == 0 {
-            return Err("mel_bands and patch_frames must be > 0".into());
+            return Err(FrontendParamsError::ZeroBands);
         }
         // buffers are sized from these: bound them (YAMNet: 16 kHz, 400/160/512, 64 x 96)
-        if !(crate::wavfile::MIN_SAMPLE_RATE..=crate::wavfile::MAX_SAMPLE_RATE)
-            .contains(&self.sample_rate)
+        if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&self.sample_rate)
             || self.fft_size > 1 << 20
             || self.hop_samples > 1 << 20
             || self.mel_bands > 4096
             || self.patch_frames > 100_000
         {
-            return Err(format!(
-                "out of range: sample_rate {} Hz ({}-{}), fft_size {} and hop_samples {} \
-                 (<= 2^20), mel_bands {} (<= 4096), patch_frames {} (<= 100000)",
-                self.sample_rate,
-                crate::wavfile::MIN_SAMPLE_RATE,
-                crate::wavfile::MAX_SAMPLE_RATE,
-                self.fft_size,
-                self.hop_samples,
-                self.mel_bands,
-                self.patch_frames
-            ));
+            return Err(FrontendParamsError::OutOfRange(self.clone()));
         }
         let nyquist = f64::from(self.sample_rate) / 2.0;
         if !(self.mel_min_hz >= 0.0
             && self.mel_min_hz < self.mel_max_hz
             && self.mel_max_hz <= nyquist)
         {
-            return Err(format!(
-                "need 0 <= mel_min_hz ({}) < mel_max_hz ({}) <= Nyquist ({nyquist})",
-                self.mel_min_hz, self.mel_max_hz
-            ));
+            return Err(FrontendParamsError::MelRange {
+                min_hz: self.mel_min_hz,
+                max_hz: self.mel_max_hz,
+                nyquist,
+            });
         }
         if self.log_offset.is_nan() || self.log_offset <= 0.0 {
-            return Err(format!("log_offset must be > 0, got {}", self.log_offset));
+            return Err(FrontendParamsError::LogOffset(self.log_offset));
         }
         Ok(())
     }
+}
+
+/// Inconsistent or out-of-range [`FrontendParams`] ([`FrontendParams::validate`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FrontendParamsError {
+    /// A zero sample rate, window or hop.
+    #[error("sample_rate, window_samples and hop_samples must be > 0")]
+    ZeroFraming,
+    /// The FFT is shorter than the window.
+    #[error("fft_size {fft_size} is shorter than window_samples {window_samples}")]
+    ShortFft {
+        /// `fft_size`.
+        fft_size: usize,
+        /// `window_samples`.
+        window_samples: usize,
+    },
+    /// Zero mel bands or patch frames.
+    #[error("mel_bands and patch_frames must be > 0")]
+    ZeroBands,
+    /// A value past the bounds buffers are sized by (the parameters as given).
+    #[error(
+        "out of range: sample_rate {} Hz ({MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE}), fft_size {} and \
+         hop_samples {} (<= 2^20), mel_bands {} (<= 4096), patch_frames {} (<= 100000)",
+        .0.sample_rate, .0.fft_size, .0.hop_samples, .0.mel_bands, .0.patch_frames
+    )]
+    OutOfRange(FrontendParams),
+    /// The mel range is not `0 <= min < max <= Nyquist`.
+    #[error("need 0 <= mel_min_hz ({min_hz}) < mel_max_hz ({max_hz}) <= Nyquist ({nyquist})")]
+    MelRange {
+        /// `mel_min_hz`.
+        min_hz: f64,
+        /// `mel_max_hz`.
+        max_hz: f64,
+        /// Half the sample rate.
+        nyquist: f64,
+    },
+    /// `log_offset` not > 0.
+    #[error("log_offset must be > 0, got {0}")]
+    LogOffset(f64),
 }
 
 /// HTK mel scale: `1127 · ln(1 + f / 700)`.
@@ -181,8 +214,10 @@ impl std::fmt::Debug for LogMel {
 }
 
 impl LogMel {
-    /// Builds the analyser. Returns a description of the problem if `params` are inconsistent.
-    pub fn new(params: FrontendParams) -> Result<Self, String> {
+    /// Builds the analyser.
+    ///
+    /// Errors: [`FrontendParamsError`] when `params` are inconsistent or out of range.
+    pub fn new(params: FrontendParams) -> Result<Self, FrontendParamsError> {
         params.validate()?;
         let window = periodic_hann(params.window_samples);
         let mel_t = mel_matrix(&params).t().as_standard_layout().to_owned();

@@ -6,4 +6,4 @@ pub mod image;
 pub mod logmel;
 
 pub use self::image::ImageNorm;
-pub use self::logmel::{FrontendParams, LogMel};
+pub use self::logmel::{FrontendParams, FrontendParamsError, LogMel};

@@ -31,9 +31,9 @@ impl ImageSequence {
     pub fn open(pattern: &str, rate_hz: f64) -> Result<Self, SourceError> {
         let uri = format!("file://{pattern}");
         let field = printf_field(pattern)
-            .map_err(|reason| SourceError::Unusable {
+            .map_err(|e| SourceError::Unusable {
                 uri: uri.clone(),
-                reason,
+                reason: e.to_string(),
             })?
             .ok_or_else(|| SourceError::Unusable {
                 uri: uri.clone(),

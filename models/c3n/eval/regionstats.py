@@ -2,9 +2,9 @@
 against the frame-level label, on the S4 clips of AVS-Composites whose source is on screen.
 
 For every frame: the model's mask (sigmoid > 0.5, 8-connected regions of at least 0.2 % of the
-frame, the 8 largest — the runtime's ``[post]`` defaults, ``src/post.rs``), the region with the
+frame, the 8 largest — the runtime's ``[post]`` defaults, ``src/post/``), the region with the
 largest overlap with the ground-truth mask (frames where none overlaps are counted apart), and
-its labels computed as the runtime does (``src/post.rs`` ``region_logits`` / ``c3im_label``,
+its labels computed as the runtime does (``src/post/labels.rs`` ``region_logits`` / ``c3im_label``,
 ``src/categories.rs``): the class-activation map ``visual_logit_map`` averaged over the region's
 cells weighted by pixel count, C3IM with the frame's ``c3im_affinity``, the category by
 :func:`c3n.categories.region_category`. The true category of a clip is its stamp's, from

@@ -8,12 +8,12 @@
 //! PyPI wheels' libraries 1.19.2 (the oldest wheel that ships `libonnxruntime.so`), 1.31.1 and
 //! 1.32.0 (`tests/ort_versions.sh`). One library per process: the first engine loads it.
 //!
-//! TensorRT (frigate's ONNX detector and integration-conventions.md §1.7 / §3.6): FP16 unless
+//! TensorRT (frigate's ONNX detector and docs/integration-conventions.md §1.7 / §3.6): FP16 unless
 //! [`super::Precision::Fp32`]; INT8 only through an explicitly quantised (QDQ) model — TensorRT 10
-//! deprecates implicit calibration, so no calibration table is used; engine cache and timing
-//! cache in [`super::cache`] directories keyed by model sha256, TensorRT version, compute
-//! capability, precision and input shapes, published atomically. Unsupported nodes fall back to
-//! CUDA, then CPU (ONNX Runtime's partitioning).
+//! deprecates implicit calibration, so no calibration table is used; engine cache and timing cache
+//! in [`super::cache`] directories keyed by model sha256, TensorRT version, compute capability,
+//! precision and input shapes, published atomically. Unsupported nodes fall back to CUDA, then CPU
+//! (ONNX Runtime's partitioning).
 //!
 //! Engine names (the `state` topic's `engine`): `ort-tensorrt`, `ort-cuda`, `ort-cpu`.
 
@@ -25,37 +25,39 @@ use ort::environment::Environment;
 use ort::session::{Session, SessionOutputs};
 use ort::value::{PrimitiveTensorElementType, Tensor};
 
+mod providers;
+
+pub use self::providers::{Provider, ProviderError};
+
+use self::providers::providers;
 use super::{
     cache, check_input, check_output, Engine, EngineError, EngineOptions, EngineSettings,
     Inference, ModelContract, ModelInput,
 };
+use crate::util::threads::check_threads;
 
-/// Upper bound for `--threads`.
-pub const MAX_THREADS: usize = 256;
-
-/// An ONNX Runtime execution provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provider {
-    /// `TensorrtExecutionProvider` (feature `tensorrt`).
-    TensorRt,
-    /// `CUDAExecutionProvider` (feature `tensorrt`).
-    Cuda,
-    /// ONNX Runtime's own CPU kernels.
-    Cpu,
+/// Why ONNX Runtime could not be initialised (kept for the process: one library per process).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrtInitError {
+    /// `libonnxruntime.so` cannot be loaded or is too old.
+    #[error("cannot load ONNX Runtime from {library} (set --ort-lib or ORT_DYLIB_PATH to libonnxruntime.so of ONNX Runtime 1.17 or newer): {message}")]
+    Load {
+        /// The library asked for.
+        library: String,
+        /// ort's message.
+        message: String,
+    },
+    /// The library loaded but the environment cannot be created.
+    #[error("cannot create the ONNX Runtime environment ({library}): {message}")]
+    Environment {
+        /// The library.
+        library: String,
+        /// ort's message.
+        message: String,
+    },
 }
 
-impl Provider {
-    /// Engine name reported in the state (`ort-tensorrt`, `ort-cuda`, `ort-cpu`).
-    pub fn engine_name(self) -> &'static str {
-        match self {
-            Provider::TensorRt => "ort-tensorrt",
-            Provider::Cuda => "ort-cuda",
-            Provider::Cpu => "ort-cpu",
-        }
-    }
-}
-
-static ENV: OnceLock<Result<(Environment, String), String>> = OnceLock::new();
+static ENV: OnceLock<Result<(Environment, String), OrtInitError>> = OnceLock::new();
 
 /// Loads `libonnxruntime` once per process and returns the ONNX Runtime environment.
 fn environment(
@@ -68,13 +70,17 @@ fn environment(
         .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"));
     let lib_s = lib.display().to_string();
     let got = ENV.get_or_init(|| {
-        let builder = ort::init_from(&lib).map_err(|e| {
-            format!("cannot load ONNX Runtime from {lib_s} (set --ort-lib or ORT_DYLIB_PATH to libonnxruntime.so of ONNX Runtime 1.17 or newer): {e}")
+        let builder = ort::init_from(&lib).map_err(|e| OrtInitError::Load {
+            library: lib_s.clone(),
+            message: e.to_string(),
         })?;
         let env = builder
             .with_name("c3n-edge")
             .build()
-            .map_err(|e| format!("cannot create the ONNX Runtime environment ({lib_s}): {e}"))?;
+            .map_err(|e| OrtInitError::Environment {
+                library: lib_s.clone(),
+                message: e.to_string(),
+            })?;
         Ok((env, lib_s.clone()))
     });
     match got {
@@ -84,7 +90,7 @@ fn environment(
         ))),
         Err(e) => Err(EngineError::Unavailable {
             backend,
-            reason: e.clone(),
+            reason: e.to_string(),
         }),
     }
 }
@@ -123,12 +129,7 @@ impl OrtEngine {
         let name = provider.engine_name();
         let threads = match options.threads {
             None => 1,
-            Some(n @ 1..=MAX_THREADS) => n,
-            Some(n) => {
-                return Err(EngineError::Option(format!(
-                    "threads must be 1..={MAX_THREADS}, got {n}"
-                )))
-            }
+            Some(n) => check_threads(n).map_err(|e| EngineError::Option(e.to_string()))?,
         };
         let contract = ModelContract::from_file(path)?;
         let env = environment(settings, name)?;
@@ -141,7 +142,8 @@ impl OrtEngine {
             path: path.to_path_buf(),
             message: format!("{stage}: {e}"),
         };
-        let (eps, cache) = providers(provider, &contract, settings).map_err(unavailable)?;
+        let (eps, cache) =
+            providers(provider, &contract, settings).map_err(|e| unavailable(e.to_string()))?;
         let builder = Session::builder(env)
             .map_err(|e| load_err("session builder", e.to_string()))?
             .with_intra_threads(threads)
@@ -175,80 +177,6 @@ impl OrtEngine {
     /// The TensorRT engine-cache entry (TensorRT only).
     pub fn cache_entry(&self) -> Option<&cache::CacheEntry> {
         self.cache.as_ref()
-    }
-}
-
-type Eps = Vec<ort::ep::ExecutionProviderDispatch>;
-
-#[cfg(not(feature = "tensorrt"))]
-fn providers(
-    provider: Provider,
-    _contract: &ModelContract,
-    _settings: &EngineSettings,
-) -> Result<(Eps, Option<cache::CacheEntry>), String> {
-    match provider {
-        Provider::Cpu => Ok((Vec::new(), None)),
-        Provider::TensorRt | Provider::Cuda => Err(
-            "c3n-edge was built without the `tensorrt` cargo feature (TensorRT and CUDA execution providers)"
-                .into(),
-        ),
-    }
-}
-
-#[cfg(feature = "tensorrt")]
-fn providers(
-    provider: Provider,
-    contract: &ModelContract,
-    settings: &EngineSettings,
-) -> Result<(Eps, Option<cache::CacheEntry>), String> {
-    use ort::ep::{ExecutionProvider, TensorRT, CUDA};
-    let in_build = |avail: ort::Result<bool>, ep: &str| {
-        match avail {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(format!(
-            "the loaded ONNX Runtime library was built without the {ep} execution provider (use one built with it: PyPI's onnxruntime-gpu on x86_64, an ONNX Runtime built for JetPack on a Jetson)"
-        )),
-        Err(e) => Err(format!("cannot list ONNX Runtime's execution providers: {e}")),
-    }
-    };
-    match provider {
-        Provider::Cpu => Ok((Vec::new(), None)),
-        Provider::Cuda => {
-            in_build(CUDA::is_available(), "CUDA")?;
-            super::gpu::compute_capability()?;
-            Ok((vec![CUDA::default().build().error_on_failure()], None))
-        }
-        Provider::TensorRt => {
-            in_build(TensorRT::is_available(), "TensorRT")?;
-            let gpu = super::gpu::probe()?;
-            let key = cache::CacheKey::new(contract, &gpu, settings.precision)?;
-            let root = settings
-                .engine_cache
-                .clone()
-                .unwrap_or_else(cache::default_root);
-            let entry = cache::prepare(&root, &key)?;
-            if entry.hit {
-                tracing::info!("TensorRT engine cache hit: {}", entry.dir.display());
-            } else {
-                tracing::warn!(
-                    "building a TensorRT engine ({gpu}, {}) into {}: this takes minutes on a Jetson; pre-build it with `c3n-edge build-engine`",
-                    settings.precision,
-                    entry.dir.display()
-                );
-            }
-            let trt = TensorRT::default()
-                .with_fp16(settings.precision != super::Precision::Fp32)
-                .with_int8(settings.precision == super::Precision::Int8)
-                .with_engine_cache(true)
-                .with_engine_cache_path(entry.work_dir.display())
-                .with_timing_cache(true)
-                .with_timing_cache_path(entry.timing_dir.display())
-                .build()
-                .error_on_failure();
-            // nodes TensorRT cannot take run on CUDA (then CPU)
-            let cuda = CUDA::default().build();
-            Ok((vec![trt, cuda], Some(entry)))
-        }
     }
 }
 
@@ -297,7 +225,7 @@ impl Engine for OrtEngine {
             visual_logit_map: output::<f32, Ix4>(&outputs, "visual_logit_map", name)?,
             c3im_affinity: output::<f32, Ix2>(&outputs, "c3im_affinity", name)?,
         };
-        check_output(&self.contract, &inf).map_err(err)?;
+        check_output(&self.contract, &inf).map_err(|e| err(e.to_string()))?;
         Ok(inf)
     }
 

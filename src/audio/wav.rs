@@ -334,7 +334,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, WavError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::audio::wav::*;
 
     /// A WAV file: `fmt` fields, then a data chunk declaring `declared` bytes holding `data`.
     fn wav(tag: u16, channels: u16, rate: u32, bits: u16, declared: u32, data: &[u8]) -> Vec<u8> {

@@ -1,16 +1,17 @@
-//! Audio files: WAV decoding (hound), down-mix to mono, resampling (rubato).
+//! Audio files: WAV decoding ([`wav`]), down-mix to mono, resampling (rubato).
 //!
-//! Sample scaling follows the AVSBench/VGGish reader (avsbench.md §4): integer PCM is divided by
-//! `2^(bits−1)` (int16 ÷ 32768), float PCM is taken as is; channels are averaged.
+//! Sample scaling follows the AVSBench/VGGish reader (docs/avsbench.md §4): integer PCM is divided
+//! by `2^(bits−1)` (int16 ÷ 32768), float PCM is taken as is; channels are averaged.
 
-use std::path::{Path, PathBuf};
+pub mod wav;
 
 use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
 
-use crate::wavfile::WavError;
+use self::wav::WavError;
 
 /// Errors while reading or converting audio. File errors name the file.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +55,7 @@ pub struct MonoAudio {
     pub samples: Vec<f64>,
 }
 
-/// Reads a WAV file (8/16/24/32-bit integer PCM, 32/64-bit float; [`crate::wavfile`]) and
+/// Reads a WAV file (8/16/24/32-bit integer PCM, 32/64-bit float; [`wav`]) and
 /// down-mixes it to mono. Only a regular file is read, and no more bytes than it holds; what the
 /// reader noticed (a cut-short data chunk, NaN samples, no samples at all) is logged as a
 /// warning naming the file.
@@ -73,7 +74,7 @@ pub fn read_wav_mono(path: &Path) -> Result<MonoAudio, AudioError> {
     std::fs::File::open(path)
         .and_then(|f| f.take(meta.len()).read_to_end(&mut bytes))
         .map_err(io)?;
-    let d = crate::wavfile::decode(&bytes).map_err(|source| AudioError::Wav {
+    let d = wav::decode(&bytes).map_err(|source| AudioError::Wav {
         path: path.to_path_buf(),
         source,
     })?;
@@ -112,7 +113,7 @@ pub fn resample(samples: &[f64], from_hz: u32, to_hz: u32) -> Result<Vec<f64>, A
         reason,
     };
     // the resampler's FFT sizes grow with the rates' ratio: bound them (16 GiB at 2^31 Hz)
-    let range = crate::wavfile::MIN_SAMPLE_RATE..=crate::wavfile::MAX_SAMPLE_RATE;
+    let range = wav::MIN_SAMPLE_RATE..=wav::MAX_SAMPLE_RATE;
     if !range.contains(&from_hz) || !range.contains(&to_hz) {
         return Err(err(format!(
             "rates must be {} to {} Hz",

@@ -1,11 +1,11 @@
-//! A frame-split model on tract (issue 16): its segments ([`super::split`]) typed at batch 1 and
-//! run frame by frame, on one thread or scheduled over several.
+//! A frame-split model on tract (issue 16): its segments ([`crate::engine::split`]) typed at batch 1
+//! and run frame by frame, on one thread or scheduled over several.
 //!
 //! Data flow: each frame has a store of named tensors, first its `frames` / `audio_logmel`
 //! slices [1,…]. A stage (segment) takes its inputs from the frame's store and puts its outputs
 //! back. Stages run in chain order on a frame; the first stage after the clip means waits for
 //! every frame to finish the stages before, then the clip means (the mean of each `frame` tensor
-//! over the T frames, [`super::split::clip_mean`]) are put in every store. The contract outputs
+//! over the T frames, [`crate::engine::split::clip_mean`]) are put in every store. The contract outputs
 //! are stacked from the stores at the end.
 //!
 //! Threads: with N > 1 threads, N workers take ready (stage, frame) jobs, lowest stage first
@@ -13,23 +13,18 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 use ndarray::{s, ArrayViewD};
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::plan::SimpleState;
 
-use super::model::{ModelContract, OUTPUTS};
-use super::split::{clip_mean, split_graph, FrameSplit, SplitGraphs};
-use super::{EngineError, ModelInput};
+use super::plan::{load_err, run_err, run_timed_state, typed_plan, Plan, State};
+use crate::engine::model::{ModelContract, OUTPUTS};
+use crate::engine::split::{clip_mean, split_graph, FrameSplit, SplitGraphs};
+use crate::engine::{EngineError, ModelInput};
 
-use super::tract::NAME;
-
-/// A runnable tract plan.
-pub(super) type Plan = Arc<TypedRunnableModel>;
-type State = SimpleState<TypedFact, Box<dyn TypedOp>>;
 type Store = HashMap<String, Tensor>;
 
 /// One segment typed at batch 1.
@@ -57,48 +52,6 @@ pub(super) struct SplitPlans {
     clip_means: Vec<(String, String)>,
     /// The whole graph's input names (`frames`, `audio_logmel`).
     inputs: [String; 2],
-}
-
-pub(super) fn run_err(message: String) -> EngineError {
-    EngineError::Run {
-        backend: NAME,
-        message,
-    }
-}
-
-fn load_err(path: &Path, message: String) -> EngineError {
-    EngineError::Load {
-        backend: NAME,
-        path: path.to_path_buf(),
-        message,
-    }
-}
-
-/// Parses `proto` with tract, sets `facts` on its inputs, optimises it and makes a plan with
-/// `executor` (`None`: single-threaded).
-pub(super) fn typed_plan(
-    path: &Path,
-    proto: &ModelProto,
-    facts: &[(DatumType, Vec<usize>)],
-    executor: Option<tract_linalg::multithread::Executor>,
-) -> Result<Plan, EngineError> {
-    let err = |stage: &str, e: TractError| load_err(path, format!("{stage}: {e:#}"));
-    let mut model = tract_onnx::onnx()
-        .model_for_proto_model(proto)
-        .map_err(|e| err("parse", e))?;
-    for (i, (dt, shape)) in facts.iter().enumerate() {
-        model
-            .set_input_fact(i, InferenceFact::dt_shape(*dt, shape))
-            .map_err(|e| err("input fact", e))?;
-    }
-    let typed = model.into_optimized().map_err(|e| err("optimise", e))?;
-    let run_options = RunOptions {
-        executor,
-        ..Default::default()
-    };
-    typed
-        .into_runnable_with_options(&run_options)
-        .map_err(|e| err("plan", e))
 }
 
 impl SplitPlans {
@@ -259,7 +212,7 @@ impl SplitPlans {
                         .map_err(|e| run_err(format!("`{frame}`: {e:#}")))
                 })
                 .collect::<Result<Vec<ArrayViewD<f32>>, _>>()?;
-            let mean = Tensor::from(clip_mean(&views).map_err(run_err)?);
+            let mean = Tensor::from(clip_mean(&views).map_err(|e| run_err(e.to_string()))?);
             for st in stores.iter_mut() {
                 st.insert(clip.clone(), mean.clone());
                 st.remove(frame);
@@ -409,13 +362,11 @@ impl SplitPlans {
                     b.left -= 1;
                     // the last frame to finish the stages before the clip means takes them
                     // (no frame goes past that point before)
-                    if b.next[f] == self.barrier {
-                        if b.next.iter().all(|&n| n == self.barrier) {
-                            if let Err(e) = self.clip_means(&mut b.stores) {
-                                return fail(&mut b, e);
-                            }
-                            b.clips_ready = true;
+                    if b.next[f] == self.barrier && b.next.iter().all(|&n| n == self.barrier) {
+                        if let Err(e) = self.clip_means(&mut b.stores) {
+                            return fail(&mut b, e);
                         }
+                        b.clips_ready = true;
                     }
                     wake.notify_all();
                 }
@@ -485,21 +436,4 @@ impl States {
             slot => Ok(slot.insert(plan.spawn().map_err(|e| run_err(format!("{e:#}")))?)),
         }
     }
-}
-
-/// Runs `state` on `inputs` with a timer around every node, adding each node's time to
-/// `times[node]` (the profiler's run).
-pub(super) fn run_timed_state(
-    state: &mut State,
-    inputs: TVec<TValue>,
-    times: &mut [Duration],
-) -> Result<TVec<TValue>, EngineError> {
-    state
-        .run_plan_with_eval(inputs, |ctx, op_state, node, input| {
-            let t = Instant::now();
-            let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, input);
-            times[node.id] += t.elapsed();
-            r
-        })
-        .map_err(|e| run_err(format!("{e:#}")))
 }

@@ -8,7 +8,7 @@
 //! convolutions fall back to an eager im2col and move axes around every 1×1 convolution. A model
 //! whose metadata has `c3n.frame_split` (every export since issue 16) is therefore cut into
 //! per-frame segments ([`super::split`]) typed at batch 1 and run frame by frame, TPAVI's clip
-//! means taken by the engine in between (`super::frames`). Same maths as the whole graph (tested
+//! means taken by the engine in between (`frames`). Same maths as the whole graph (tested
 //! against PyTorch in `tests/engine_tract.rs`). A model without the key, a T = 1 model, or a
 //! split that does not type at batch 1 (logged as a warning) runs whole.
 //!
@@ -27,16 +27,15 @@ use tract_linalg::multithread::Executor;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 
-use super::frames::{run_err, run_timed_state, typed_plan, Plan, SplitPlans};
+mod frames;
+mod plan;
+
+use self::frames::SplitPlans;
+use self::plan::{run_err, run_timed_state, typed_plan, Plan, NAME};
 use super::model::{load_model_proto, ModelContract, OUTPUTS};
 use super::split::FrameSplit;
 use super::{check_input, check_output, Engine, EngineError, EngineOptions, Inference, ModelInput};
-
-/// Upper bound for `--threads` (guards rayon against absurd values).
-pub const MAX_THREADS: usize = 256;
-
-/// The backend's name in errors and `--backend`.
-pub(super) const NAME: &str = "tract";
+use crate::util::threads::check_threads;
 
 enum Plans {
     Whole(Plan),
@@ -67,7 +66,7 @@ impl TractEngine {
     ///
     /// Errors: [`EngineError::Model`] (unreadable file, not ONNX, contract violations),
     /// [`EngineError::Load`] (tract cannot translate/optimise the graph),
-    /// [`EngineError::Option`] (threads = 0 or > [`MAX_THREADS`]).
+    /// [`EngineError::Option`] (threads = 0 or > [`crate::util::threads::MAX_THREADS`]).
     pub fn load(path: &Path, options: &EngineOptions) -> Result<Self, EngineError> {
         Self::load_with(path, options, true)
     }
@@ -92,12 +91,7 @@ impl TractEngine {
     ) -> Result<Self, EngineError> {
         let threads = match options.threads {
             None => 1,
-            Some(n @ 1..=MAX_THREADS) => n,
-            Some(n) => {
-                return Err(EngineError::Option(format!(
-                    "threads must be 1..={MAX_THREADS}, got {n}"
-                )))
-            }
+            Some(n) => check_threads(n).map_err(|e| EngineError::Option(e.to_string()))?,
         };
         // tract's intra-op pool, for a whole graph only (see the module docs)
         let executor = || (threads > 1).then(|| Executor::multithread(threads));
@@ -316,7 +310,7 @@ impl Engine for TractEngine {
             visual_logit_map: output_view::<f32, Ix4>(&outputs, 5)?.to_owned(),
             c3im_affinity: output_view::<f32, Ix2>(&outputs, 6)?.to_owned(),
         };
-        check_output(&self.contract, &inf).map_err(run_err)?;
+        check_output(&self.contract, &inf).map_err(|e| run_err(e.to_string()))?;
         Ok(inf)
     }
 
