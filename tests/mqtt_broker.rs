@@ -30,7 +30,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use c3n_edge::mqtt::Protocol;
+use c3n_edge::sink::mqtt::Protocol;
 
 const BIN: &str = env!("CARGO_BIN_EXE_c3n-edge");
 const CAMERA: &str = "bird";
@@ -750,7 +750,7 @@ fn events_states_discovery_and_broker_restart(proto: Protocol) {
         .iter()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            c3n_edge::mqtt::label_slug(v["after"]["label"].as_str().unwrap())
+            c3n_edge::sink::mqtt::label_slug(v["after"]["label"].as_str().unwrap())
         })
         .collect();
     for l in &labels {

@@ -10,8 +10,9 @@ use embedded_graphics_simulator::{
     OutputSettingsBuilder, SimulatorDisplay, SimulatorEvent, Window,
 };
 
-use super::render::Renderer;
-use super::{DisplayError, OutputThread};
+use super::output::OutputThread;
+use super::DisplayError;
+use crate::render::Renderer;
 
 /// Checks that a display server is reachable and starts the window's thread (SDL windows live on
 /// the thread that made them).
