@@ -11,6 +11,7 @@ use embedded_graphics_simulator::{
 };
 
 use super::output::OutputThread;
+use super::slot::Ended;
 use super::DisplayError;
 use crate::render::Renderer;
 
@@ -32,7 +33,7 @@ pub(super) fn open(renderer: Renderer) -> Result<OutputThread, DisplayError> {
         loop {
             let scene = match slot.take_timeout(Duration::from_millis(30)) {
                 Ok(s) => s,
-                Err(()) => return Ok(()),
+                Err(Ended) => return Ok(()),
             };
             if let Some(scene) = scene {
                 let (w, h) = scene.image.dimensions();

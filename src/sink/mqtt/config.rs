@@ -59,7 +59,7 @@ pub struct MqttConfig {
     pub snapshots: bool,
     /// JPEG quality of the snapshots (1–100).
     pub snapshot_quality: u8,
-    /// Start an embedded broker on `0.0.0.0:PORT` (cargo feature `mqtt-broker`, [`super::broker`]),
+    /// Start an embedded broker on `0.0.0.0:PORT` (cargo feature `mqtt-broker`, `broker`),
     /// speaking [`Self::protocol`]; without `url` the output publishes to it.
     pub embedded_port: Option<u16>,
 }

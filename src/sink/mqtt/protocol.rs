@@ -1,5 +1,5 @@
 //! The MQTT protocol versions ([`Protocol`]) and what a payload is ([`Content`], told to MQTT 5
-//! receivers). The connection of either version is in [`super::connection`].
+//! receivers). The connection of either version is in `connection`.
 
 use std::fmt;
 use std::str::FromStr;
