@@ -28,9 +28,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::sync::Arc;
 
-use c3n_edge::display::render::{blend, object_colour, ImageCanvas, Renderer, Scene, SceneObject};
-use c3n_edge::display::{OutputUri, ScreenOutput};
 use c3n_edge::post::{Region, RegionLabel};
+use c3n_edge::render::{blend, object_colour, ImageCanvas, Renderer, Scene, SceneObject};
+use c3n_edge::sink::display::{OutputUri, ScreenOutput};
 use drm::buffer::DrmFourcc;
 use drm::control::{connector, crtc, framebuffer, ClipRect, Device as ControlDevice};
 use drm::Device;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use c3n_edge::display::OutputUri;
 use c3n_edge::pipeline::Input;
+use c3n_edge::sink::display::OutputUri;
 
 use super::{ModelArgs, RunArgs};
 

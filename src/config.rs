@@ -27,7 +27,7 @@
 //! labels = ["person", "dog"]             # track only these categories (default [] = all)
 //! min_score = { person = 0.6 }           # minimum region score per category
 //!
-//! [mqtt]                                 # MQTT output (src/mqtt); off unless url or --mqtt
+//! [mqtt]                                 # MQTT output (src/sink/mqtt); off unless url or --mqtt
 //! url = "mqtt://user:pass@broker:1883"   # mqtt:// or mqtts:// (feature mqtt-tls); path = prefix
 //! protocol = "3.1.1"                     # "3.1.1" or "5" (MQTT 5: content types on every message)
 //! prefix = "c3n"                         # topics <prefix>/available, <prefix>/<camera>/...
@@ -105,7 +105,7 @@ pub struct Config {
     /// `run`: event lifecycle (min frames, end timeout, IoU matching, silence gate).
     pub events: crate::events::EventConfig,
     /// `run`: MQTT output (broker, topics, queue, Home Assistant discovery).
-    pub mqtt: crate::mqtt::MqttConfig,
+    pub mqtt: crate::sink::mqtt::MqttConfig,
     /// `run`: live inputs (`[input] wait`).
     pub input: InputConfig,
 }
@@ -262,7 +262,7 @@ impl Config {
             .map_err(|e| bad(format!("eval.subset: {e}")))?;
         self.post.validate().map_err(|e| bad(e.to_string()))?;
         self.events.validate().map_err(|e| bad(e.to_string()))?;
-        self.mqtt.validate().map_err(bad)?;
+        self.mqtt.validate().map_err(|e| bad(e.to_string()))?;
         Ok(())
     }
 

@@ -9,11 +9,11 @@ use c3n_edge::bench;
 use c3n_edge::config::{Config, DEFAULT_MODEL_PATH};
 use c3n_edge::control::RunControl;
 use c3n_edge::dataset::SubsetFilter;
-use c3n_edge::display::render::Renderer;
-use c3n_edge::display::{DisplaySink, OutputUri};
 use c3n_edge::engine::{self, Backend, EngineOptions, ModelContract};
 use c3n_edge::eval::{self, EvalOptions};
 use c3n_edge::pipeline::{self, Input, RunOptions};
+use c3n_edge::render::Renderer;
+use c3n_edge::sink::display::{DisplaySink, OutputUri};
 use c3n_edge::sink::jsonl::JsonlSink;
 use c3n_edge::sink::mqtt::MqttSink;
 use c3n_edge::sink::overlay::{OverlayFormat, OverlaySink};
@@ -276,7 +276,7 @@ struct RunArgs {
     /// MQTT protocol version of the client (and of the embedded broker): 3.1.1 or 5 (overrides
     /// [mqtt] protocol; default 3.1.1). MQTT 5 adds content types to every message.
     #[arg(long = "mqtt-protocol", value_name = "3.1.1|5")]
-    mqtt_protocol: Option<c3n_edge::mqtt::Protocol>,
+    mqtt_protocol: Option<c3n_edge::sink::mqtt::Protocol>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -596,7 +596,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     }
     // MQTT before the model: wrong credentials fail fast
     if let Some(url) = &mqtt_url {
-        let mut settings = c3n_edge::mqtt::resolve(&cfg.mqtt, url, &opts.events.camera)?;
+        let mut settings = c3n_edge::sink::mqtt::resolve(&cfg.mqtt, url, &opts.events.camera)?;
         // the model's categories: a count topic and a Home Assistant sensor per tracked one
         let contract = engine::ModelContract::from_file(&model_path_of(&a.model, &cfg.model))?;
         let known = &contract.categories.names;
@@ -628,12 +628,12 @@ fn cmd_run(a: RunArgs) -> Result<()> {
 }
 
 #[cfg(feature = "mqtt-broker")]
-fn start_embedded_broker(port: u16, protocol: c3n_edge::mqtt::Protocol) -> Result<()> {
-    Ok(c3n_edge::mqtt::broker::start(port, protocol)?)
+fn start_embedded_broker(port: u16, protocol: c3n_edge::sink::mqtt::Protocol) -> Result<()> {
+    Ok(c3n_edge::sink::mqtt::broker::start(port, protocol)?)
 }
 
 #[cfg(not(feature = "mqtt-broker"))]
-fn start_embedded_broker(port: u16, _protocol: c3n_edge::mqtt::Protocol) -> Result<()> {
+fn start_embedded_broker(port: u16, _protocol: c3n_edge::sink::mqtt::Protocol) -> Result<()> {
     anyhow::bail!(
         "--mqtt-embedded {port}: this build has no embedded MQTT broker (cargo feature mqtt-broker)"
     )

@@ -32,11 +32,11 @@ use crate::engine::{Engine, EngineError, Inference};
 use crate::events::{dbfs, Event, EventConfig, FrameDetections, Tracker};
 use crate::post::{self, PostConfig};
 use crate::sink::{AnalysedFrame, Sink, SinkError};
-use crate::source::live::{queue, FullPolicy, QueueRx, QueueTx};
 use crate::source::synthetic::{SyntheticAudio, SyntheticVideo};
 use crate::source::{self, AudioSource, SourceError, VideoOptions, VideoSource};
 use crate::sync::{AudioBuffer, FrameSlotter, Window, WindowBuilder};
 use crate::uri::InputUri;
+use crate::util::queue::{queue, FullPolicy, QueueRx, QueueTx};
 
 /// Where the frames and audio come from.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use c3n_edge::control::{DeviceStatus, RunState};
-use c3n_edge::display::fb::{FbGeometry, FramebufferOutput};
-use c3n_edge::display::render::{
-    blend, object_colour, ImageCanvas, Renderer, Scene, SceneObject, PENDING_COLOUR,
-};
-use c3n_edge::display::{DisplaySink, OutputUri, ScreenOutput};
 use c3n_edge::events::FrameDetections;
 use c3n_edge::post::{BitMask, FrameLabels, Region, RegionLabel};
+use c3n_edge::render::{
+    blend, object_colour, ImageCanvas, Renderer, Scene, SceneObject, PENDING_COLOUR,
+};
+use c3n_edge::sink::display::fb::{FbGeometry, FramebufferOutput};
+use c3n_edge::sink::display::{DisplaySink, OutputUri, ScreenOutput};
 use c3n_edge::sink::{AnalysedFrame, Sink};
 use embedded_graphics::pixelcolor::Rgb888;
 use image::{Rgb, RgbImage};
@@ -254,7 +254,7 @@ fn framebuffer_rgb565_packing_in_a_file_backed_fake_fbdev() {
     let path = fake_fb("fb565", &g);
     let mut out = FramebufferOutput::open(&path, Some(g)).expect("open fake fb");
     let frame = solid_frame();
-    let scene = c3n_edge::display::SceneBuilder::default().scene(&frame, &[]);
+    let scene = c3n_edge::sink::scene::SceneBuilder::default().scene(&frame, &[]);
     out.show(&no_status(), &scene).expect("show");
     let bytes = std::fs::read(&path).expect("read fake fb");
     assert_eq!(bytes.len(), (g.line_length * g.height) as usize);
@@ -361,7 +361,8 @@ fn image_file_output_writes_every_frame_with_the_same_picture() {
     let n = std::fs::read_dir(&dir).expect("dir").count();
     assert_eq!(n, 20, "file outputs are lossless");
     let img = image::open(dir.join("00019.png")).expect("png").to_rgb8();
-    let expected = r.render_image(&c3n_edge::display::SceneBuilder::default().scene(&frame, &[]));
+    let expected =
+        r.render_image(&c3n_edge::sink::scene::SceneBuilder::default().scene(&frame, &[]));
     assert_eq!(img, expected);
 }
 

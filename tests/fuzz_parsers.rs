@@ -12,10 +12,10 @@ use std::path::Path;
 
 use c3n_edge::audio::wav;
 use c3n_edge::config::Config;
-use c3n_edge::display::OutputUri;
 use c3n_edge::engine::ModelContract;
-use c3n_edge::mqtt::command::parse_detect;
-use c3n_edge::mqtt::BrokerUrl;
+use c3n_edge::sink::display::OutputUri;
+use c3n_edge::sink::mqtt::command::parse_detect;
+use c3n_edge::sink::mqtt::BrokerUrl;
 use c3n_edge::uri::{expand_pattern, printf_field, InputUri};
 use proptest::prelude::*;
 use tract_onnx::pb::{ModelProto, StringStringEntryProto};
@@ -194,7 +194,7 @@ proptest! {
                 (on && t.eq_ignore_ascii_case("on")) || (!on && t.eq_ignore_ascii_case("off"))
             ),
             // the warning quotes at most 40 characters of a hostile payload
-            Err(why) => prop_assert!(why.chars().count() < 40 * 10 + 100),
+            Err(why) => prop_assert!(why.to_string().chars().count() < 40 * 10 + 100),
         }
     }
 

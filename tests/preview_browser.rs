@@ -18,8 +18,8 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use c3n_edge::display::render::{blend, object_colour};
 use c3n_edge::post::Rle;
+use c3n_edge::render::{blend, object_colour};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_c3n-edge");

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use c3n_edge::display::render::{blend, object_colour, PENDING_COLOUR};
+use c3n_edge::render::{blend, object_colour, PENDING_COLOUR};
 use image::RgbImage;
 
 const BIN: &str = env!("CARGO_BIN_EXE_c3n-edge");

@@ -1,11 +1,16 @@
 //! Outputs. A [`Sink`] receives every analysed frame together with the events it caused, and a
 //! final call with the events of the end of the input. Sinks: [`jsonl::JsonlSink`] (events as
 //! JSON lines to stdout or a file), [`overlay::OverlaySink`] (annotated frames as PNG/JPEG),
-//! [`mqtt::MqttSink`] (events, states, snapshots and Home Assistant discovery over MQTT).
+//! [`mqtt::MqttSink`] (events, states, snapshots and Home Assistant discovery over MQTT),
+//! [`display::DisplaySink`] (screen, window, image/video files, browser preview) and
+//! [`systemd::SystemdNotifier`] (readiness and watchdog). The pictures are the overlay renderer's
+//! ([`crate::render`]), built from the frames by [`scene::SceneBuilder`].
 
+pub mod display;
 pub mod jsonl;
 pub mod mqtt;
 pub mod overlay;
+pub mod scene;
 pub mod systemd;
 
 use std::path::PathBuf;

@@ -1,16 +1,17 @@
 //! Annotated frames written as `DIR/<frame number, 6 digits>.<png|jpg>` — one file per analysed
-//! frame. The picture is the display's ([`crate::display::render`]): the frame with each region's
-//! mask tinted in its object's colour, outline, box, label, status line and level meter.
+//! frame. The picture is the display's ([`crate::render`]): the frame with each region's mask
+//! tinted in its object's colour, outline, box, label, status line and level meter.
+//! [`save_image`] writes one picture; the display's `file://` image outputs write through it too.
 
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 
+use super::scene::SceneBuilder;
 use super::{AnalysedFrame, Sink, SinkError};
 use crate::control::RunState;
-use crate::display::render::Renderer;
-use crate::display::{save_image, SceneBuilder};
 use crate::events::Event;
+use crate::render::Renderer;
 
 /// Overlay image file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,35 @@ impl OverlayFormat {
             Self::Jpeg => "jpg",
         }
     }
+}
+
+/// Writes `img` as PNG or JPEG (quality 90) by the extension of `path`, creating its directory.
+pub fn save_image(img: &RgbImage, path: &Path) -> Result<(), SinkError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::guard::create_dir(dir).map_err(|source| SinkError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let res = if ext == "png" {
+        img.save_with_format(path, image::ImageFormat::Png)
+    } else {
+        std::fs::File::create(path)
+            .map_err(image::ImageError::IoError)
+            .and_then(|f| {
+                let mut w = std::io::BufWriter::new(f);
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut w, 90).encode_image(img)
+            })
+    };
+    res.map_err(|source| SinkError::Image {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes annotated frames into a directory (synchronously: every frame is written).

@@ -1,8 +1,8 @@
 //! systemd readiness and watchdog notifications (`sd_notify(3)`, protocol: one Unix datagram of
 //! `KEY=VALUE` lines to the socket named by `$NOTIFY_SOCKET`; sent with the `sd-notify` crate).
 //!
-//! Practice (integration-conventions.md §5): a `Type=notify` unit is told `READY=1` only after the
-//! engine is loaded **and** the first model window has been analysed, and the watchdog
+//! Practice (docs/integration-conventions.md §5): a `Type=notify` unit is told `READY=1` only
+//! after the engine is loaded **and** the first model window has been analysed, and the watchdog
 //! (`WatchdogSec=`) is fed with `WATCHDOG=1` only while frames flow: after every model window
 //! whose frame counter advanced. A camera that stops delivering (reconnecting, hung driver)
 //! therefore starves the watchdog and systemd restarts the service (`Restart=on-failure`).

@@ -10,8 +10,10 @@ use embedded_graphics_simulator::{
     OutputSettingsBuilder, SimulatorDisplay, SimulatorEvent, Window,
 };
 
-use super::render::Renderer;
-use super::{DisplayError, OutputThread};
+use super::output::OutputThread;
+use super::slot::Ended;
+use super::DisplayError;
+use crate::render::Renderer;
 
 /// Checks that a display server is reachable and starts the window's thread (SDL windows live on
 /// the thread that made them).
@@ -31,7 +33,7 @@ pub(super) fn open(renderer: Renderer) -> Result<OutputThread, DisplayError> {
         loop {
             let scene = match slot.take_timeout(Duration::from_millis(30)) {
                 Ok(s) => s,
-                Err(()) => return Ok(()),
+                Err(Ended) => return Ok(()),
             };
             if let Some(scene) = scene {
                 let (w, h) = scene.image.dimensions();

@@ -4,6 +4,11 @@
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+/// The slot will give no more items: it was finished and is drained, or closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the output slot has ended")]
+pub struct Ended;
+
 #[derive(Debug)]
 struct Inner<T> {
     item: Option<T>,
@@ -82,24 +87,23 @@ impl<T> Slot<T> {
         }
     }
 
-    /// Like [`Self::take`] but gives up after `timeout` with `Ok(None)`; `Err(())` when finished
-    /// or closed.
-    #[allow(clippy::result_unit_err)]
-    pub fn take_timeout(&self, timeout: std::time::Duration) -> Result<Option<T>, ()> {
+    /// Like [`Self::take`] but gives up after `timeout` with `Ok(None)`; [`Ended`] when finished
+    /// (and drained) or closed.
+    pub fn take_timeout(&self, timeout: std::time::Duration) -> Result<Option<T>, Ended> {
         let g = self.lock();
         let (mut g, _) = self
             .cond
             .wait_timeout_while(g, timeout, |i| i.item.is_none() && !i.finished && !i.closed)
             .unwrap_or_else(|e| e.into_inner());
         if g.closed {
-            return Err(());
+            return Err(Ended);
         }
         match g.item.take() {
             Some(x) => {
                 self.cond.notify_all();
                 Ok(Some(x))
             }
-            None if g.finished => Err(()),
+            None if g.finished => Err(Ended),
             None => Ok(None),
         }
     }
@@ -179,6 +183,6 @@ mod tests {
         s.put(1, true);
         s.close();
         s.put(2, true); // would block forever without close
-        assert_eq!(s.take_timeout(Duration::from_millis(1)), Err(()));
+        assert_eq!(s.take_timeout(Duration::from_millis(1)), Err(Ended));
     }
 }

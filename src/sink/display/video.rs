@@ -11,9 +11,10 @@ use ff::software::scaling;
 use ff::{codec, encoder, frame, Packet, Rational};
 use ffmpeg_next as ff;
 
-use super::render::{Renderer, Scene};
+use super::output::OutputThread;
 use super::slot::Slot;
-use super::{DisplayError, OutputThread};
+use super::DisplayError;
+use crate::render::{Renderer, Scene};
 
 fn err(path: &Path, what: &str, e: ff::Error) -> DisplayError {
     DisplayError::Output {

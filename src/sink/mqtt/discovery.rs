@@ -1,12 +1,12 @@
-//! Home Assistant MQTT discovery (integration-conventions.md §4): the retained config messages
-//! that make Home Assistant create c3n-edge's device and entities.
+//! Home Assistant MQTT discovery (docs/integration-conventions.md §4): the retained config
+//! messages that make Home Assistant create c3n-edge's device and entities.
 
 use serde_json::json;
 
-use super::{label_slug, Topics};
+use super::topics::{label_slug, Topics};
 
-/// Home Assistant MQTT discovery configs (component-based, integration-conventions.md §4):
-/// `(topic, JSON payload)` for the sensors `fps` and `inference_ms`, the binary sensor
+/// Home Assistant MQTT discovery configs (component-based, docs/integration-conventions.md
+/// §4): `(topic, JSON payload)` for the sensors `fps` and `inference_ms`, the binary sensor
 /// `sound` ("sound source present", from the `all` count), the event entity `event` (from the
 /// events topic), the image entity `snapshot` (`all/snapshot`), the switch `detect`, and per
 /// category in `labels` a sensor `count_<label>` (active sounding objects of that category, from
@@ -116,4 +116,38 @@ pub fn node_id(client_id: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_configs_per_label() {
+        let t = Topics {
+            prefix: "c3n".into(),
+            camera: "porch".into(),
+            discovery_prefix: "homeassistant".into(),
+        };
+        assert_eq!(node_id("c3n-edge.porch"), "c3n-edge_porch");
+        let cfgs = discovery_configs(&t, "c3n-edge-porch", 1, &[]);
+        assert_eq!(cfgs.len(), 6);
+        let labels = ["dog".to_string(), "musical_instrument".to_string()];
+        let cfgs = discovery_configs(&t, "c3n-edge-porch", 1, &labels);
+        assert_eq!(cfgs.len(), 8);
+        let (topic, payload) = &cfgs[7];
+        assert_eq!(
+            topic,
+            "homeassistant/sensor/c3n-edge-porch/count_musical_instrument/config"
+        );
+        let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+        assert_eq!(v["stat_t"], "c3n/porch/musical_instrument");
+        assert_eq!(v["name"], "musical instrument sound sources");
+        for (topic, payload) in &cfgs {
+            assert!(topic.starts_with("homeassistant/") && topic.ends_with("/config"));
+            let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+            assert_eq!(v["avty_t"], "c3n/available");
+            assert_eq!(v["dev"]["ids"][0], "c3n-edge-porch");
+        }
+    }
 }

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;
 
-use super::render::{Renderer, Scene};
 use super::DisplayError;
+use crate::render::{Renderer, Scene};
 
 /// One colour channel's position in a pixel: bit offset (from the least significant bit) and
 /// length in bits.
@@ -28,6 +28,40 @@ pub struct Channel {
     pub offset: u32,
     /// Bits.
     pub length: u32,
+}
+
+/// A framebuffer geometry that cannot be used: a malformed `?mode=`, or a pixel layout this
+/// module cannot write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GeometryError {
+    /// `?mode=` is not `WxH:16` or `WxH:32` (the text as given).
+    #[error("mode {0:?}: expected WIDTHxHEIGHT:16 or WIDTHxHEIGHT:32")]
+    Mode(String),
+    /// Bits per pixel other than 16, 24 or 32.
+    #[error("{0} bits per pixel is not supported (16, 24 or 32 only)")]
+    BitsPerPixel(u32),
+    /// Width or height 0.
+    #[error("zero-sized framebuffer")]
+    ZeroSize,
+    /// Lines shorter than the visible width.
+    #[error("line length {line_length} bytes is shorter than {width} pixels")]
+    LineLength {
+        /// Bytes per line.
+        line_length: u32,
+        /// Visible width, pixels.
+        width: u32,
+    },
+    /// A colour channel outside the pixel or wider than 8 bits (not a truecolour visual).
+    #[error(
+        "colour bit field {channel:?} does not fit a {bits_per_pixel} bit pixel (not a truecolour \
+         mode?)"
+    )]
+    BitField {
+        /// The channel.
+        channel: Channel,
+        /// Bits per pixel.
+        bits_per_pixel: u32,
+    },
 }
 
 /// Framebuffer geometry and pixel layout.
@@ -108,9 +142,9 @@ impl FbGeometry {
         }
     }
 
-    /// Parses `WxH:16` (RGB565) or `WxH:32` (XRGB8888).
-    pub fn parse_mode(s: &str) -> Result<Self, String> {
-        let err = || format!("mode {s:?}: expected WIDTHxHEIGHT:16 or WIDTHxHEIGHT:32");
+    /// Parses `WxH:16` (RGB565) or `WxH:32` (XRGB8888). Errors: [`GeometryError::Mode`].
+    pub fn parse_mode(s: &str) -> Result<Self, GeometryError> {
+        let err = || GeometryError::Mode(s.to_string());
         let (size, bpp) = s.split_once(':').ok_or_else(err)?;
         let (w, h) = size.split_once('x').ok_or_else(err)?;
         let (w, h): (u32, u32) = (w.parse().map_err(|_| err())?, h.parse().map_err(|_| err())?);
@@ -151,9 +185,9 @@ impl FbGeometry {
             blue: ch(var.blue),
             transp: ch(var.transp),
         };
-        g.validate().map_err(|reason| DisplayError::Output {
+        g.validate().map_err(|e| DisplayError::Output {
             what: path.display().to_string(),
-            reason,
+            reason: e.to_string(),
         })?;
         Ok(g)
     }
@@ -163,29 +197,27 @@ impl FbGeometry {
         self.bits_per_pixel / 8
     }
 
-    /// Checks that this is a packed truecolour layout this module can write.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks that this is a packed truecolour layout this module can write. Errors: the
+    /// [`GeometryError`] layout variants.
+    pub fn validate(&self) -> Result<(), GeometryError> {
         if !matches!(self.bits_per_pixel, 16 | 24 | 32) {
-            return Err(format!(
-                "{} bits per pixel is not supported (16, 24 or 32 only)",
-                self.bits_per_pixel
-            ));
+            return Err(GeometryError::BitsPerPixel(self.bits_per_pixel));
         }
         if self.width == 0 || self.height == 0 {
-            return Err("zero-sized framebuffer".into());
+            return Err(GeometryError::ZeroSize);
         }
         if self.line_length < self.width * self.bytes_per_pixel() {
-            return Err(format!(
-                "line length {} bytes is shorter than {} pixels",
-                self.line_length, self.width
-            ));
+            return Err(GeometryError::LineLength {
+                line_length: self.line_length,
+                width: self.width,
+            });
         }
         for c in [self.red, self.green, self.blue] {
             if c.length == 0 || c.length > 8 || c.offset + c.length > self.bits_per_pixel {
-                return Err(format!(
-                    "colour bit field {c:?} does not fit a {} bit pixel (not a truecolour mode?)",
-                    self.bits_per_pixel
-                ));
+                return Err(GeometryError::BitField {
+                    channel: c,
+                    bits_per_pixel: self.bits_per_pixel,
+                });
             }
         }
         Ok(())
@@ -292,9 +324,9 @@ impl FramebufferOutput {
             Some(g) => g,
             None => FbGeometry::query(&file, path)?,
         };
-        geometry.validate().map_err(|reason| DisplayError::Output {
+        geometry.validate().map_err(|e| DisplayError::Output {
             what: path.display().to_string(),
-            reason,
+            reason: e.to_string(),
         })?;
         tracing::info!(
             "framebuffer {}: {}x{} {} bpp, {} bytes/line",

@@ -32,8 +32,28 @@ use drm::control::{
 use drm::{Device, DriverCapability};
 
 use super::fb::{FbCanvas, FbGeometry};
-use super::render::{Renderer, Scene};
 use super::DisplayError;
+use crate::render::{Renderer, Scene};
+
+/// A `?mode=` that is not `WxH` or `WxH@HZ` (the text as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("mode {0:?}: expected WIDTHxHEIGHT or WIDTHxHEIGHT@HZ")]
+pub struct ModeSyntaxError(pub String);
+
+/// Why no mode of a connector could be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum PickModeError {
+    /// The mode asked for is not among the connector's.
+    #[error("the connector has no mode {request} (it has: {available})")]
+    NoSuchMode {
+        request: ModeRequest,
+        /// The connector's modes, `WxH@HZ, …`.
+        available: String,
+    },
+    /// The connector lists none.
+    #[error("the connector lists no modes")]
+    NoModes,
+}
 
 /// A mode asked for with `?mode=WxH` or `?mode=WxH@HZ`: size in pixels, optional vertical
 /// refresh in Hz.
@@ -50,8 +70,8 @@ pub struct ModeRequest {
 
 impl ModeRequest {
     /// Parses `WxH` or `WxH@HZ` (e.g. `1280x720`, `1920x1080@60`). Errors say what is expected.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let err = || format!("mode {s:?}: expected WIDTHxHEIGHT or WIDTHxHEIGHT@HZ");
+    pub fn parse(s: &str) -> Result<Self, ModeSyntaxError> {
+        let err = || ModeSyntaxError(s.to_string());
         let (size, hz) = match s.split_once('@') {
             Some((a, b)) => (a, Some(b.parse::<u32>().map_err(|_| err())?)),
             None => (s, None),
@@ -165,7 +185,7 @@ fn mode_list(modes: &[Mode]) -> String {
 
 /// Picks `req` from `modes` (first of that size and refresh), else the preferred mode, else the
 /// first. Errors list the modes there are.
-fn pick_mode(modes: &[Mode], req: Option<ModeRequest>) -> Result<Mode, String> {
+fn pick_mode(modes: &[Mode], req: Option<ModeRequest>) -> Result<Mode, PickModeError> {
     match req {
         Some(r) => modes
             .iter()
@@ -174,18 +194,16 @@ fn pick_mode(modes: &[Mode], req: Option<ModeRequest>) -> Result<Mode, String> {
                     && r.refresh_hz.is_none_or(|hz| m.vrefresh() == hz)
             })
             .copied()
-            .ok_or_else(|| {
-                format!(
-                    "the connector has no mode {r} (it has: {})",
-                    mode_list(modes)
-                )
+            .ok_or_else(|| PickModeError::NoSuchMode {
+                request: r,
+                available: mode_list(modes),
             }),
         None => modes
             .iter()
             .find(|m| m.mode_type().contains(ModeTypeFlags::PREFERRED))
             .or_else(|| modes.first())
             .copied()
-            .ok_or_else(|| "the connector lists no modes".to_string()),
+            .ok_or(PickModeError::NoModes),
     }
 }
 
@@ -277,9 +295,9 @@ impl DrmOutput {
             });
         };
         let conn_name = connector_name(&conn);
-        let m = pick_mode(conn.modes(), mode).map_err(|reason| DisplayError::Output {
+        let m = pick_mode(conn.modes(), mode).map_err(|e| DisplayError::Output {
             what: format!("{dev} connector {conn_name}"),
-            reason,
+            reason: e.to_string(),
         })?;
         let kmode = mode_of(&m, conn_name.clone());
 

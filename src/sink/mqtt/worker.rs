@@ -1,343 +1,57 @@
-//! The MQTT network side: two threads that never block the pipeline. The same logic serves MQTT
-//! 3.1.1 and 5; what differs between them is behind [`super::protocol`].
-//!
-//! * `mqtt-net` drives rumqttc's event loop (`Conn::recv`), which connects and, after an
-//!   error, reconnects on the next call; between attempts it sleeps a jittered exponential
-//!   [`Backoff`]. It forwards every event to:
-//! * `mqtt-pub`, which owns the rumqttc client (`Link`). On every CONNACK it subscribes to the
-//!   command topics, publishes the discovery configs and every retained state, and only then
-//!   `online`; while connected it hands queued event messages to rumqttc. It also handles
-//!   `detect/set` and Home Assistant's `online` birth message.
-//!
-//! The pipeline side ([`MqttClient`]) only appends to a bounded drop-oldest queue (events) or
-//! replaces a retained value (states, counts, snapshots) under a mutex, so a slow or absent
-//! broker never slows the pipeline.
-//!
-//! Delivery accounting ([`MqttStats`], event messages only): an event is `published` once the
-//! broker has it (QoS 0: written to the socket; QoS 1/2: acknowledged), `dropped` when the queue
-//! overflowed (never sent), `unconfirmed` when it had been sent but not acknowledged when the
-//! connection broke (clean sessions: rumqttc does not resend it; the broker may or may not have
-//! received it — MQTT cannot tell), `rejected` when an MQTT 5 broker refused it in its
-//! PUBACK/PUBREC (reason code ≥ 0x80, e.g. not authorised; an MQTT 3.1.1 broker cannot say so),
-//! and `queued` while waiting or in flight. So
-//! `queued + dropped + unconfirmed + rejected + published` = events enqueued, and a subscriber
-//! that missed nothing received between `published` and `published + unconfirmed` of them.
-//! Retained states are not counted: the latest value of each is republished after every
-//! reconnect.
+//! The MQTT client's two threads (see [`super::client`]): `mqtt-net` drives rumqttc's event
+//! loop and sleeps the reconnect back-off; `mqtt-pub` ([`Worker`]) publishes discovery, retained
+//! states, `online` and the queued events, counts their delivery, and handles the subscribed
+//! commands.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
-use super::protocol::{self, Conn, Content, Link, Message, NetEvent, Protocol};
-use super::{discovery_configs, node_id, Backoff, BrokerUrl, DropOldest, MqttError, Topics};
+use super::command::parse_detect;
+use super::connection::{Conn, Link, Message, NetEvent};
+use super::discovery::{discovery_configs, node_id};
+use super::protocol::Content;
+use super::settings::ClientSettings;
+use super::state::{First, Retained, Shared};
+use super::{MqttError, STATE_SCHEMA_VERSION};
 use crate::control::RunControl;
+use crate::util::backoff::Backoff;
 
-/// Everything the client needs (resolved from [`super::MqttConfig`] and the command line).
-#[derive(Debug, Clone)]
-pub struct ClientSettings {
-    /// Broker address and transport.
-    pub broker: BrokerUrl,
-    /// MQTT 3.1.1 or 5.
-    pub protocol: Protocol,
-    /// MQTT client id.
-    pub client_id: String,
-    /// User name.
-    pub username: Option<String>,
-    /// Password.
-    pub password: Option<String>,
-    /// Topic names.
-    pub topics: Topics,
-    /// QoS 0, 1 or 2.
-    pub qos: u8,
-    /// Retain the state topics.
-    pub retain: bool,
-    /// Event queue capacity (messages).
-    pub queue_size: usize,
-    /// Publish Home Assistant discovery.
-    pub discovery: bool,
-    /// Keep-alive interval.
-    pub keep_alive: Duration,
-    /// First reconnect delay.
-    pub reconnect_min: Duration,
-    /// Longest reconnect delay.
-    pub reconnect_max: Duration,
-    /// Wait at start for the first connection (refusals in that time are errors).
-    pub connect_wait: Duration,
-    /// How long [`MqttClient::shutdown`] waits to deliver what is queued.
-    pub flush_wait: Duration,
-    /// PEM CA file (TLS).
-    pub ca_file: Option<std::path::PathBuf>,
-    /// PEM client certificate and PKCS#8 key (TLS).
-    pub client_auth: Option<(std::path::PathBuf, std::path::PathBuf)>,
-    /// Categories with a count topic from the start (at 0) and a Home Assistant count sensor
-    /// each: the tracked ones (`[events] labels`, else the model's whole vocabulary). Set by
-    /// the caller after [`super::resolve`] (empty there).
-    pub labels: Vec<String>,
-}
-
-/// Delivery counters of the event messages (see the module doc), reported in `state.mqtt`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct MqttStats {
-    /// Connected to the broker now.
-    pub connected: bool,
-    /// Successful connections so far (1 + reconnects).
-    pub connects: u64,
-    /// Event queue capacity.
-    pub queue_size: usize,
-    /// Events waiting in the queue or in flight.
-    pub queued: u64,
-    /// Events dropped from the full queue (drop-oldest) while the broker was unreachable.
-    pub dropped: u64,
-    /// Events sent but unacknowledged when the connection broke (delivery unknown; QoS ≥ 1 only,
-    /// or QoS 0 events handed to rumqttc but not yet written).
-    pub unconfirmed: u64,
-    /// Events the broker refused (MQTT 5 PUBACK/PUBREC reason code ≥ 0x80, e.g. not authorised
-    /// to publish on the topic): never delivered. Always 0 with MQTT 3.1.1.
-    pub rejected: u64,
-    /// Events the broker has (QoS 0: written to the socket; QoS ≥ 1: acknowledged).
-    pub published: u64,
-}
-
-#[derive(Debug)]
-struct Retained {
-    payload: Vec<u8>,
-    content: Content,
-    dirty: bool,
-}
-
-#[derive(Debug)]
-struct Inner {
-    queue: DropOldest<Vec<u8>>,
-    retained: BTreeMap<String, Retained>,
-    /// Pipeline state JSON (an object), merged with `mqtt` counters when published.
-    run_state: Option<serde_json::Map<String, serde_json::Value>>,
-    state_dirty: bool,
-    stats: MqttStats,
-    /// Events handed to rumqttc, not yet published.
-    in_flight: u64,
-    /// Events unacknowledged at disconnections.
-    unconfirmed: u64,
-    /// Events refused by the broker (MQTT 5).
-    rejected: u64,
-    /// First connection: `Some(Ok)` connected, `Some(Err)` refused by the broker.
-    first: Option<Result<(), String>>,
-    last_error: Option<String>,
-}
-
-impl Inner {
-    fn stats(&self) -> MqttStats {
-        MqttStats {
-            queued: self.queue.len() as u64 + self.in_flight,
-            dropped: self.queue.dropped(),
-            unconfirmed: self.unconfirmed,
-            rejected: self.rejected,
-            ..self.stats
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Shared {
-    inner: Mutex<Inner>,
-    changed: Condvar,
-    stop: AtomicBool,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock leaves plain data behind: keep using it.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// The pipeline's handle on the MQTT connection.
-#[derive(Debug)]
-pub struct MqttClient {
+/// Starts `mqtt-net` (over `connection`, sleeping a [`Backoff`] between attempts) and `mqtt-pub`
+/// (over `link`); returns `mqtt-pub`'s handle. Errors: a thread cannot be started.
+pub(super) fn spawn(
+    link: Link,
+    connection: Conn,
     shared: Arc<Shared>,
-    worker: Option<JoinHandle<()>>,
-    settings: ClientSettings,
-}
-
-impl MqttClient {
-    /// Starts the threads and waits up to `connect_wait` for the first connection. Errors: the
-    /// broker refused the connection (wrong credentials, …) within that time, TLS files, thread
-    /// start. An unreachable broker is not an error: the client keeps retrying in the background
-    /// (a warning is logged) and events queue up to `queue_size`.
-    /// `initial` are retained `(topic, payload, content)` values published before the first
-    /// `online`.
-    pub fn start(
-        settings: ClientSettings,
-        control: Option<Arc<RunControl>>,
-        initial: Vec<(String, Vec<u8>, Content)>,
-    ) -> Result<Self, MqttError> {
-        let (link, connection) = protocol::connect(&settings, 1024)?;
-        let shared = Arc::new(Shared {
-            inner: Mutex::new(Inner {
-                queue: DropOldest::new(settings.queue_size),
-                retained: initial
-                    .into_iter()
-                    .map(|(t, payload, content)| {
-                        (
-                            t,
-                            Retained {
-                                payload,
-                                content,
-                                dirty: true,
-                            },
-                        )
-                    })
-                    .collect(),
-                run_state: None,
-                state_dirty: false,
-                stats: MqttStats {
-                    queue_size: settings.queue_size,
-                    ..Default::default()
-                },
-                in_flight: 0,
-                unconfirmed: 0,
-                rejected: 0,
-                first: None,
-                last_error: None,
-            }),
-            changed: Condvar::new(),
-            stop: AtomicBool::new(false),
-        });
-        let (tx, rx) = mpsc::channel::<NetEvent>();
-        let backoff = Backoff::new(settings.reconnect_min, settings.reconnect_max);
-        let stop = shared.clone();
-        std::thread::Builder::new()
-            .name("mqtt-net".into())
-            .spawn(move || net_loop(connection, tx, backoff, stop))
-            .map_err(MqttError::Thread)?;
-        let mut worker = Worker {
-            client: link,
-            shared: shared.clone(),
-            settings: settings.clone(),
-            control,
-            node_id: node_id(&settings.client_id),
-            connected: false,
-            fifo: VecDeque::new(),
-            awaiting: HashMap::new(),
-            need_discovery: false,
-            need_online: false,
-        };
-        let handle = std::thread::Builder::new()
-            .name("mqtt-pub".into())
-            .spawn(move || worker.run(rx))
-            .map_err(MqttError::Thread)?;
-        let me = Self {
-            shared,
-            worker: Some(handle),
-            settings,
-        };
-        let deadline = Instant::now() + me.settings.connect_wait;
-        let mut g = me.shared.lock();
-        while g.first.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            g = me
-                .shared
-                .changed
-                .wait_timeout(g, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        let first = g.first.clone();
-        let last_error = g.last_error.clone();
-        drop(g);
-        match first {
-            Some(Ok(())) => {
-                tracing::info!(
-                    "MQTT: connected to {} (MQTT {})",
-                    me.settings.broker.address(),
-                    me.settings.protocol
-                );
-                Ok(me)
-            }
-            Some(Err(reason)) => Err(MqttError::Refused {
-                broker: me.settings.broker.address(),
-                reason,
-            }),
-            None => {
-                tracing::warn!(
-                    "MQTT broker {}: not connected after {} ms ({}); retrying in the background, \
-                     events queue up to {}",
-                    me.settings.broker.address(),
-                    me.settings.connect_wait.as_millis(),
-                    last_error.as_deref().unwrap_or("no answer"),
-                    me.settings.queue_size
-                );
-                Ok(me)
-            }
-        }
-    }
-
-    /// The topic names.
-    pub fn topics(&self) -> &Topics {
-        &self.settings.topics
-    }
-
-    /// Queues one event message (JSON) for `<prefix>/<camera>/events`; when the queue is full the
-    /// oldest is dropped and counted.
-    pub fn publish_event(&self, payload: Vec<u8>) {
-        self.shared.lock().queue.push(payload);
-    }
-
-    /// Sets the value of a retained topic (`content`: what the payload is, told to MQTT 5
-    /// receivers); published now if connected, and again after every reconnect. Unchanged values
-    /// are not republished.
-    pub fn set_retained(&self, topic: String, payload: Vec<u8>, content: Content) {
-        let mut g = self.shared.lock();
-        if g.retained.get(&topic).is_some_and(|r| r.payload == payload) {
-            return;
-        }
-        g.retained.insert(
-            topic,
-            Retained {
-                payload,
-                content,
-                dirty: true,
-            },
-        );
-    }
-
-    /// Sets the pipeline part of the `state` payload (a JSON object; the client adds `mqtt`).
-    pub fn set_run_state(&self, state: serde_json::Map<String, serde_json::Value>) {
-        let mut g = self.shared.lock();
-        g.run_state = Some(state);
-        g.state_dirty = true;
-    }
-
-    /// Current counters.
-    pub fn stats(&self) -> MqttStats {
-        self.shared.lock().stats()
-    }
-
-    /// Delivers what is queued (waiting up to the flush time), publishes the final `state` and
-    /// `offline`, disconnects cleanly, and returns the final counters. Idempotent.
-    pub fn shutdown(&mut self) -> MqttStats {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(h) = self.worker.take() {
-            if h.join().is_err() {
-                tracing::error!("MQTT: the publishing thread panicked");
-            }
-        }
-        self.stats()
-    }
-}
-
-impl Drop for MqttClient {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
+    settings: &ClientSettings,
+    control: Option<Arc<RunControl>>,
+) -> Result<JoinHandle<()>, MqttError> {
+    let (tx, rx) = mpsc::channel::<NetEvent>();
+    let backoff = Backoff::new(settings.reconnect_min, settings.reconnect_max);
+    let stop = shared.clone();
+    std::thread::Builder::new()
+        .name("mqtt-net".into())
+        .spawn(move || net_loop(connection, tx, backoff, stop))
+        .map_err(MqttError::Thread)?;
+    let mut worker = Worker {
+        client: link,
+        shared,
+        settings: settings.clone(),
+        control,
+        node_id: node_id(&settings.client_id),
+        connected: false,
+        fifo: VecDeque::new(),
+        awaiting: HashMap::new(),
+        need_discovery: false,
+        need_online: false,
+    };
+    std::thread::Builder::new()
+        .name("mqtt-pub".into())
+        .spawn(move || worker.run(rx))
+        .map_err(MqttError::Thread)
 }
 
 /// `mqtt-net`: drives the event loop, sleeps the backoff after errors.
@@ -378,7 +92,7 @@ enum Kind {
 }
 
 /// `mqtt-pub` state.
-struct Worker {
+pub(super) struct Worker {
     client: Link,
     shared: Arc<Shared>,
     settings: ClientSettings,
@@ -503,7 +217,7 @@ impl Worker {
                     r.dirty = true;
                 }
                 g.state_dirty = g.run_state.is_some();
-                g.first.get_or_insert(Ok(()));
+                g.first.get_or_insert(First::Connected);
                 g.last_error = None;
                 drop(g);
                 self.shared.changed.notify_all();
@@ -559,7 +273,7 @@ impl Worker {
                 self.connected = false;
                 g.stats.connected = false;
                 if refused && g.first.is_none() {
-                    g.first = Some(Err(message.clone()));
+                    g.first = Some(First::Refused(message.clone()));
                 }
                 g.last_error = Some(message);
                 drop(g);
@@ -597,7 +311,7 @@ impl Worker {
     fn on_message(&mut self, topic: &str, payload: &[u8]) {
         let topics = &self.settings.topics;
         if topic == topics.detect_set() {
-            let on = match super::command::parse_detect(payload) {
+            let on = match parse_detect(payload) {
                 Ok(on) => on,
                 Err(why) => {
                     tracing::warn!("MQTT {topic}: {why}");
@@ -663,7 +377,7 @@ impl Worker {
         drop(g);
         obj.insert(
             "version".into(),
-            serde_json::Value::String(super::STATE_SCHEMA_VERSION.into()),
+            serde_json::Value::String(STATE_SCHEMA_VERSION.into()),
         );
         obj.insert(
             "camera".into(),

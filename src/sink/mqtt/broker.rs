@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 
-use super::{MqttError, Protocol};
+use super::protocol::Protocol;
+use super::MqttError;
 
 /// Starts the broker for `protocol` on its own threads (it runs until the process exits).
 /// Errors: the port is taken or not allowed (checked by binding it first: rumqttd itself only

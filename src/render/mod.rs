@@ -2,17 +2,22 @@
 //! `--overlay` directory) draws the same picture with it, into an embedded-graphics
 //! [`DrawTarget`] with [`Rgb888`] colour.
 //!
-//! Picture (after jetson-inference segNet's `overlay` visualisation, integration-conventions.md
-//! §1.5): the frame, scaled to fit the target (aspect kept, centred, black bars, nearest
-//! neighbour); each region's mask alpha-blended with its object's colour; its outline polygon; its
-//! box; a label `<visual label> <score> | <audio label>` on black above the box; a status line at
-//! the bottom (fps, inference ms, engine, dropped frames, source time) with a microphone level
-//! meter (−60…0 dBFS; green, yellow above −20 dBFS, red above −6 dBFS).
+//! Picture (after jetson-inference segNet's `overlay` visualisation,
+//! docs/integration-conventions.md §1.5): the frame, scaled to fit the target (aspect kept,
+//! centred, black bars, nearest neighbour); each region's mask alpha-blended with its object's
+//! colour; its outline polygon; its box; a label `<visual label> <score> | <audio label>` on black
+//! above the box; a status line at the bottom (fps, inference ms, engine, dropped frames, source
+//! time) with a microphone level meter (−60…0 dBFS; green, yellow above −20 dBFS, red above
+//! −6 dBFS).
 //!
 //! Colours are stable per object: [`object_colour`] hashes the event id (FNV-1a) to a hue.
 //! Regions not (yet) belonging to an announced event are drawn in [`PENDING_COLOUR`].
 //! Text uses embedded-graphics' built-in ASCII mono fonts (6×10, 7×13 or 10×20 pixels, by
-//! picture height); other characters show as `?`.
+//! picture height); other characters show as `?`. Pictures as images and JPEG: [`ImageCanvas`],
+//! [`encode_jpeg`].
+
+mod canvas;
+mod colour;
 
 use std::sync::Arc;
 
@@ -27,8 +32,8 @@ use image::RgbImage;
 use crate::control::RunState;
 use crate::post::Region;
 
-/// Colour of regions that belong to no announced event yet (light grey).
-pub const PENDING_COLOUR: [u8; 3] = [200, 200, 200];
+pub use canvas::{encode_jpeg, ImageCanvas};
+pub use colour::{blend, object_colour, PENDING_COLOUR};
 
 /// One region to draw, with the event id it belongs to (if any) and its labels.
 #[derive(Debug, Clone)]
@@ -79,45 +84,9 @@ impl Default for Renderer {
     }
 }
 
-/// Stable colour of an object id: FNV-1a hash of the id → hue (0–359°), saturation 0.85,
-/// value 1.
-pub fn object_colour(id: &str) -> [u8; 3] {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hsv((h % 360) as f32, 0.85, 1.0)
-}
-
-fn hsv(h: f32, s: f32, v: f32) -> [u8; 3] {
-    let c = v * s;
-    let x = c * (1.0 - ((h / 60.0) % 2.0 - 1.0).abs());
-    let m = v - c;
-    let (r, g, b) = match (h / 60.0) as u32 {
-        0 => (c, x, 0.0),
-        1 => (x, c, 0.0),
-        2 => (0.0, c, x),
-        3 => (0.0, x, c),
-        4 => (x, 0.0, c),
-        _ => (c, 0.0, x),
-    };
-    let q = |f: f32| ((f + m) * 255.0).round().clamp(0.0, 255.0) as u8;
-    [q(r), q(g), q(b)]
-}
-
 /// Colour of a scene object ([`object_colour`] of its id, or [`PENDING_COLOUR`]).
 pub fn colour_of(o: &SceneObject) -> [u8; 3] {
     o.id.as_deref().map_or(PENDING_COLOUR, object_colour)
-}
-
-/// `base` alpha-blended with `colour` (the mask tint), per channel, rounded.
-pub fn blend(base: [u8; 3], colour: [u8; 3], alpha: f32) -> [u8; 3] {
-    let mut out = [0u8; 3];
-    for c in 0..3 {
-        out[c] = (f32::from(base[c]) * (1.0 - alpha) + f32::from(colour[c]) * alpha).round() as u8;
-    }
-    out
 }
 
 fn rgb(c: [u8; 3]) -> Rgb888 {
@@ -331,47 +300,9 @@ impl Renderer {
     }
 }
 
-/// An [`RgbImage`] as a [`DrawTarget`] (pixels outside are ignored).
-#[derive(Debug, Clone)]
-pub struct ImageCanvas(pub RgbImage);
-
-impl OriginDimensions for ImageCanvas {
-    fn size(&self) -> Size {
-        Size::new(self.0.width(), self.0.height())
-    }
-}
-
-impl DrawTarget for ImageCanvas {
-    type Color = Rgb888;
-    type Error = core::convert::Infallible;
-
-    fn draw_iter<I>(&mut self, pixels: I) -> Result<(), Self::Error>
-    where
-        I: IntoIterator<Item = Pixel<Self::Color>>,
-    {
-        let (w, h) = self.0.dimensions();
-        for Pixel(p, c) in pixels {
-            if p.x >= 0 && p.y >= 0 && (p.x as u32) < w && (p.y as u32) < h {
-                self.0
-                    .put_pixel(p.x as u32, p.y as u32, image::Rgb([c.r(), c.g(), c.b()]));
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn colours_are_stable_and_distinct() {
-        assert_eq!(object_colour("1.000-abcdef"), object_colour("1.000-abcdef"));
-        assert_ne!(object_colour("1.000-abcdef"), object_colour("2.000-abcdef"));
-        assert_eq!(hsv(0.0, 1.0, 1.0), [255, 0, 0]);
-        assert_eq!(hsv(120.0, 1.0, 1.0), [0, 255, 0]);
-        assert_eq!(blend([0, 0, 0], [255, 255, 255], 0.5), [128, 128, 128]);
-    }
 
     #[test]
     fn viewport_letterboxes_and_is_exact_at_scale_one() {

@@ -1,4 +1,4 @@
-//! MQTT output (topic layout in [`crate::mqtt`]): every event on `<prefix>/<camera>/events`,
+//! MQTT output (topic layout in [`super`]): every event on `<prefix>/<camera>/events`,
 //! the count of active sounding objects per label (the event's category, e.g. `dog`) on
 //! `<prefix>/<camera>/<label>` (and `all`; every tracked category's from the start, at 0),
 //! an overlay JPEG of each label's best frame on `<prefix>/<camera>/<label>/snapshot` (and
@@ -6,21 +6,24 @@
 //! the network: it hands messages to [`MqttClient`] (bounded queue, background threads).
 //!
 //! A snapshot is taken when an object is first reported (`new`) and whenever a later frame of it
-//! scores higher than its best so far (Frigate's "better snapshot", integration-conventions.md
-//! §3.3); the overlay is the display's picture ([`crate::display::render::Renderer`]), the same
-//! as `--overlay` and `--output` show.
+//! scores higher than its best so far (Frigate's "better snapshot",
+//! docs/integration-conventions.md §3.3); the overlay is the display's picture
+//! ([`crate::render::Renderer`]), the same as `--overlay` and `--output` show.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::jsonl::event_json;
-use super::{AnalysedFrame, Sink, SinkError};
+use super::client::{MqttClient, MqttStats};
+use super::protocol::Content;
+use super::settings::ClientSettings;
+use super::topics::label_slug;
+use super::MqttError;
 use crate::control::{RunControl, RunState};
-use crate::display::render::Renderer;
-use crate::display::{encode_jpeg, SceneBuilder};
 use crate::events::{Event, EventType};
-use crate::mqtt::client::{ClientSettings, MqttClient, MqttStats};
-use crate::mqtt::{label_slug, Content, MqttError};
+use crate::render::{encode_jpeg, Renderer};
+use crate::sink::jsonl::event_json;
+use crate::sink::scene::SceneBuilder;
+use crate::sink::{AnalysedFrame, Sink, SinkError};
 
 /// Publishes to an MQTT broker.
 #[derive(Debug)]

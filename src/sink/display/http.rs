@@ -21,6 +21,7 @@ use tiny_http::{Header, Method, Request, Response, Server};
 use super::DisplayError;
 use crate::control::RunState;
 use crate::events::Event;
+use crate::render::encode_jpeg;
 
 /// The page served at `/`.
 pub const PAGE: &str = include_str!("page.html");
@@ -55,7 +56,7 @@ impl Preview {
 
     /// Encodes `img` as the new latest picture and wakes the stream viewers.
     pub fn publish_frame(&self, img: &RgbImage) -> Result<(), DisplayError> {
-        let buf = super::encode_jpeg(img, JPEG_QUALITY).map_err(|e| DisplayError::Output {
+        let buf = encode_jpeg(img, JPEG_QUALITY).map_err(|e| DisplayError::Output {
             what: "preview JPEG encoder".into(),
             reason: e.to_string(),
         })?;

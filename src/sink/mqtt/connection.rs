@@ -10,77 +10,12 @@
 //! (§3.2.2.2), and a publish the broker refuses (PUBACK/PUBREC reason code ≥ 0x80, §3.4.2.1,
 //! e.g. not authorised by an ACL) is reported as refused instead of delivered.
 
-use std::fmt;
-use std::str::FromStr;
-
 use rumqttc::v5::mqttbytes::v5 as p5;
 use rumqttc::{mqttbytes::v4 as p4, Outgoing};
-use serde::{Deserialize, Serialize};
 
-use super::client::ClientSettings;
+use super::protocol::{Content, Protocol};
+use super::settings::ClientSettings;
 use super::MqttError;
-
-/// MQTT protocol version (`[mqtt] protocol`, `--mqtt-protocol`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum Protocol {
-    /// MQTT 3.1.1 (OASIS standard 2014; protocol level 4).
-    #[default]
-    #[serde(rename = "3.1.1")]
-    V311,
-    /// MQTT 5.0 (OASIS standard 2019; protocol level 5).
-    #[serde(rename = "5")]
-    V5,
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::V311 => "3.1.1",
-            Self::V5 => "5",
-        })
-    }
-}
-
-impl FromStr for Protocol {
-    type Err = String;
-    /// `3.1.1` or `5` (the config file's spelling).
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "3.1.1" => Ok(Self::V311),
-            "5" => Ok(Self::V5),
-            other => Err(format!("MQTT protocol {other:?}: expected 3.1.1 or 5")),
-        }
-    }
-}
-
-/// What a payload is; MQTT 5 tells the receivers (content type and payload format indicator).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Content {
-    /// JSON (events, state, discovery configs): `application/json`, UTF-8.
-    Json,
-    /// Plain text (`online`, counts, `ON`/`OFF`): `text/plain`, UTF-8.
-    Text,
-    /// JPEG image (snapshots): `image/jpeg`, binary.
-    Jpeg,
-}
-
-impl Content {
-    /// MIME type (MQTT 5 content type property).
-    pub fn mime(self) -> &'static str {
-        match self {
-            Self::Json => "application/json",
-            Self::Text => "text/plain",
-            Self::Jpeg => "image/jpeg",
-        }
-    }
-    /// MQTT 5 payload format indicator: 1 = UTF-8 text, 0 = bytes (MQTT 5.0 §3.3.2.3.2).
-    pub fn format_indicator(self) -> u8 {
-        match self {
-            Self::Json | Self::Text => 1,
-            Self::Jpeg => 0,
-        }
-    }
-}
 
 /// One publish request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +62,29 @@ fn qos5(q: u8) -> rumqttc::v5::mqttbytes::QoS {
         0 => QoS::AtMostOnce,
         1 => QoS::AtLeastOnce,
         _ => QoS::ExactlyOnce,
+    }
+}
+
+/// A request rumqttc did not take (its request channel is full or its event loop is gone).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RequestError {
+    /// From the MQTT 3.1.1 client (boxed: it holds the request).
+    #[error(transparent)]
+    V311(Box<rumqttc::ClientError>),
+    /// From the MQTT 5 client (boxed: it holds the request).
+    #[error(transparent)]
+    V5(Box<rumqttc::v5::ClientError>),
+}
+
+impl From<rumqttc::ClientError> for RequestError {
+    fn from(e: rumqttc::ClientError) -> Self {
+        Self::V311(Box::new(e))
+    }
+}
+
+impl From<rumqttc::v5::ClientError> for RequestError {
+    fn from(e: rumqttc::v5::ClientError) -> Self {
+        Self::V5(Box::new(e))
     }
 }
 
@@ -243,19 +201,22 @@ impl Link {
     }
 
     /// Subscribes to `topic` (no wait for the SUBACK). Errors: the request channel is full.
-    pub fn subscribe(&self, topic: &str, qos: u8) -> Result<(), String> {
+    pub fn subscribe(&self, topic: &str, qos: u8) -> Result<(), RequestError> {
         match self {
-            Self::V311(c) => c.try_subscribe(topic, qos4(qos)).map_err(|e| e.to_string()),
-            Self::V5(c) => c.try_subscribe(topic, qos5(qos)).map_err(|e| e.to_string()),
+            Self::V311(c) => Ok(c.try_subscribe(topic, qos4(qos))?),
+            Self::V5(c) => Ok(c.try_subscribe(topic, qos5(qos))?),
         }
     }
 
     /// Asks the event loop to send DISCONNECT (best effort).
     pub fn disconnect(&self) {
-        let _ = match self {
-            Self::V311(c) => c.try_disconnect().map_err(|e| e.to_string()),
-            Self::V5(c) => c.try_disconnect().map_err(|e| e.to_string()),
+        let sent: Result<(), RequestError> = match self {
+            Self::V311(c) => c.try_disconnect().map_err(Into::into),
+            Self::V5(c) => c.try_disconnect().map_err(Into::into),
         };
+        if let Err(e) = sent {
+            tracing::debug!("MQTT: DISCONNECT not sent: {e}");
+        }
     }
 }
 
@@ -454,23 +415,6 @@ fn tls_transport(s: &ClientSettings) -> Result<rumqttc::Transport, MqttError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn protocol_names() {
-        assert_eq!("3.1.1".parse::<Protocol>(), Ok(Protocol::V311));
-        assert_eq!("5".parse::<Protocol>(), Ok(Protocol::V5));
-        assert!("3.1".parse::<Protocol>().is_err());
-        assert_eq!(Protocol::V5.to_string(), "5");
-        #[derive(Deserialize)]
-        struct T {
-            p: Protocol,
-        }
-        let t: T = toml::from_str("p = \"5\"").unwrap();
-        assert_eq!(t.p, Protocol::V5);
-        let t: T = toml::from_str("p = \"3.1.1\"").unwrap();
-        assert_eq!(t.p, Protocol::V311);
-        assert!(toml::from_str::<T>("p = \"4\"").is_err());
-    }
 
     #[test]
     fn v5_events_map_reason_codes() {

@@ -1,0 +1,221 @@
+//! [`DisplaySink`]: the [`Sink`] that renders the overlay onto every `--output`, each on its own
+//! thread (`OutputThread`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::output::OutputThread;
+use super::screen::ScreenOutput;
+use super::uri::OutputUri;
+use super::{http, DisplayError};
+use crate::control::RunState;
+use crate::events::Event;
+use crate::render::{Renderer, Scene};
+use crate::sink::overlay::save_image;
+use crate::sink::scene::SceneBuilder;
+use crate::sink::{AnalysedFrame, Sink, SinkError};
+use crate::uri::{expand_pattern, printf_field};
+
+/// The display sink: renders the overlay onto every `--output`, each on its own thread.
+pub struct DisplaySink {
+    outputs: Vec<OutputThread>,
+    scenes: SceneBuilder,
+    preview: Vec<(Arc<http::Preview>, u64)>,
+    servers: Vec<http::PreviewServer>,
+    last: Option<Scene>,
+}
+
+impl std::fmt::Debug for DisplaySink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DisplaySink")
+            .field(
+                "outputs",
+                &self.outputs.iter().map(|o| &o.name).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl DisplaySink {
+    /// Opens every output (devices, windows, server sockets are opened here, so a bad output
+    /// fails before the run starts). `renderer` is shared by all.
+    pub fn open(uris: &[OutputUri], renderer: Renderer) -> Result<Self, DisplayError> {
+        let mut sink = DisplaySink {
+            outputs: Vec::new(),
+            scenes: SceneBuilder::default(),
+            preview: Vec::new(),
+            servers: Vec::new(),
+            last: None,
+        };
+        for uri in uris {
+            match uri {
+                OutputUri::Display { index, .. } => {
+                    let mut out = ScreenOutput::open(uri)?;
+                    let name = format!("display://{index} ({})", out.describe());
+                    sink.outputs
+                        .push(OutputThread::spawn(name, false, move |s| {
+                            out.show(&renderer, &s)
+                        }));
+                }
+                OutputUri::Window => sink.outputs.push(open_window(renderer)?),
+                OutputUri::Images { pattern } => {
+                    let field = printf_field(pattern).map_err(|e| DisplayError::Uri {
+                        uri: pattern.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    let Some(field) = field else {
+                        return Err(DisplayError::Uri {
+                            uri: pattern.clone(),
+                            reason: "no %d field".into(),
+                        });
+                    };
+                    let pattern = pattern.clone();
+                    let name = format!("file://{pattern}");
+                    sink.outputs.push(OutputThread::spawn(name, true, move |s| {
+                        let path = PathBuf::from(expand_pattern(&pattern, field, s.number));
+                        save_image(&renderer.render_image(&s), &path).map_err(|e| {
+                            DisplayError::Output {
+                                what: path.display().to_string(),
+                                reason: e.to_string(),
+                            }
+                        })
+                    }));
+                }
+                OutputUri::Video { path } => sink.outputs.push(open_video(path, renderer)?),
+                OutputUri::Http { addr, linger_s } => {
+                    let preview = Arc::new(http::Preview::default());
+                    let server = http::PreviewServer::start(addr, preview.clone())?;
+                    let p = preview.clone();
+                    let name = format!("http://{}", server.addr());
+                    sink.outputs
+                        .push(OutputThread::spawn(name, false, move |s| {
+                            p.publish_frame(&renderer.render_image(&s))
+                        }));
+                    sink.preview.push((preview, *linger_s));
+                    sink.servers.push(server);
+                }
+            }
+        }
+        Ok(sink)
+    }
+
+    /// Addresses the preview servers listen on (port 0 in the URI = a free port).
+    pub fn http_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.servers.iter().map(|s| s.addr()).collect()
+    }
+
+    /// Frames skipped so far per output (replaced before the output took them).
+    pub fn skipped(&self) -> Vec<(String, u64)> {
+        self.outputs
+            .iter()
+            .map(|o| (o.name.clone(), o.slot.skipped()))
+            .collect()
+    }
+
+    fn check_outputs(&mut self) -> Result<(), SinkError> {
+        for o in &mut self.outputs {
+            if o.has_ended() {
+                o.join()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "ffmpeg")]
+fn open_video(path: &Path, renderer: Renderer) -> Result<OutputThread, DisplayError> {
+    super::video::open(path, renderer)
+}
+
+#[cfg(not(feature = "ffmpeg"))]
+fn open_video(path: &Path, _renderer: Renderer) -> Result<OutputThread, DisplayError> {
+    Err(DisplayError::Uri {
+        uri: format!("file://{}", path.display()),
+        reason: "video file output needs a build with `--features ffmpeg` (Debian's libav*-dev); \
+                 or write images with file://DIR/%05d.jpg"
+            .into(),
+    })
+}
+
+#[cfg(feature = "window")]
+fn open_window(renderer: Renderer) -> Result<OutputThread, DisplayError> {
+    super::window::open(renderer)
+}
+
+#[cfg(not(feature = "window"))]
+fn open_window(_renderer: Renderer) -> Result<OutputThread, DisplayError> {
+    Err(DisplayError::Uri {
+        uri: "window://".into(),
+        reason: "this build has no window support; rebuild with `--features window` \
+                 (needs libsdl2-dev)"
+            .into(),
+    })
+}
+
+impl Sink for DisplaySink {
+    fn frame(&mut self, frame: &AnalysedFrame, events: &[Event]) -> Result<(), SinkError> {
+        self.check_outputs()?;
+        for (p, _) in &self.preview {
+            p.publish_events(events);
+        }
+        let scene = self.scenes.scene(frame, events);
+        for o in &self.outputs {
+            o.slot.put(scene.clone(), o.lossless);
+        }
+        self.last = Some(scene);
+        Ok(())
+    }
+
+    fn finish(&mut self, events: &[Event]) -> Result<(), SinkError> {
+        for (p, _) in &self.preview {
+            p.publish_events(events);
+        }
+        let mut first_err = None;
+        for o in &mut self.outputs {
+            if let Err(e) = o.join() {
+                first_err.get_or_insert(e);
+            }
+        }
+        let linger = self.preview.iter().map(|(_, l)| *l).max().unwrap_or(0);
+        if linger > 0 && first_err.is_none() {
+            tracing::info!("input ended; preview kept up for {linger} s");
+            std::thread::sleep(std::time::Duration::from_secs(linger));
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn state(&mut self, state: &RunState) -> Result<(), SinkError> {
+        self.scenes.set_state(state);
+        // live outputs show the new status at once (on the last frame); files keep theirs
+        if let Some(scene) = &mut self.last {
+            scene.state = Some(state.clone());
+            for o in self.outputs.iter().filter(|o| !o.lossless) {
+                o.slot.put(scene.clone(), false);
+            }
+        }
+        for (p, _) in &self.preview {
+            p.publish_state(state, &self.outputs.iter().map(|o| o.slot.skipped()).sum());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DisplaySink {
+    fn drop(&mut self) {
+        for o in &mut self.outputs {
+            o.slot.close();
+        }
+    }
+}
+
+#[cfg(all(test, not(feature = "ffmpeg")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn video_file_output_is_a_clear_error() {
+        let u = OutputUri::parse("file://out.mp4").unwrap();
+        let e = DisplaySink::open(&[u], Renderer::default()).unwrap_err();
+        assert!(e.to_string().contains("out.mp4"), "{e}");
+    }
+}

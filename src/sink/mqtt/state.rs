@@ -1,0 +1,104 @@
+//! The state the MQTT client's pipeline side ([`super::MqttClient`]) and its publishing thread
+//! (`mqtt-pub`) share: the event queue, the retained values, the run state and the counters
+//! ([`MqttStats`]).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use serde::Serialize;
+
+use super::protocol::Content;
+use crate::util::queue::DropOldest;
+
+/// Delivery counters of the event messages (see [`super::client`]), reported in `state.mqtt`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MqttStats {
+    /// Connected to the broker now.
+    pub connected: bool,
+    /// Successful connections so far (1 + reconnects).
+    pub connects: u64,
+    /// Event queue capacity.
+    pub queue_size: usize,
+    /// Events waiting in the queue or in flight.
+    pub queued: u64,
+    /// Events dropped from the full queue (drop-oldest) while the broker was unreachable.
+    pub dropped: u64,
+    /// Events sent but unacknowledged when the connection broke (delivery unknown; QoS ≥ 1 only,
+    /// or QoS 0 events handed to rumqttc but not yet written).
+    pub unconfirmed: u64,
+    /// Events the broker refused (MQTT 5 PUBACK/PUBREC reason code ≥ 0x80, e.g. not authorised
+    /// to publish on the topic): never delivered. Always 0 with MQTT 3.1.1.
+    pub rejected: u64,
+    /// Events the broker has (QoS 0: written to the socket; QoS ≥ 1: acknowledged).
+    pub published: u64,
+}
+
+/// The latest value of a retained topic.
+#[derive(Debug)]
+pub(super) struct Retained {
+    pub payload: Vec<u8>,
+    pub content: Content,
+    /// Not yet published on the current connection.
+    pub dirty: bool,
+}
+
+/// How the first connection attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum First {
+    /// CONNACK with success.
+    Connected,
+    /// The broker refused the connection; the reason in words.
+    Refused(String),
+}
+
+/// What the pipeline side and `mqtt-pub` share, under [`Shared::lock`].
+#[derive(Debug)]
+pub(super) struct Inner {
+    pub queue: DropOldest<Vec<u8>>,
+    pub retained: BTreeMap<String, Retained>,
+    /// Pipeline state JSON (an object), merged with `mqtt` counters when published.
+    pub run_state: Option<serde_json::Map<String, serde_json::Value>>,
+    pub state_dirty: bool,
+    pub stats: MqttStats,
+    /// Events handed to rumqttc, not yet published.
+    pub in_flight: u64,
+    /// Events unacknowledged at disconnections.
+    pub unconfirmed: u64,
+    /// Events refused by the broker (MQTT 5).
+    pub rejected: u64,
+    /// How the first connection attempt ended (`None`: not yet).
+    pub first: Option<First>,
+    pub last_error: Option<String>,
+}
+
+impl Inner {
+    /// The counters, with the queue's and the worker's figures.
+    pub fn stats(&self) -> MqttStats {
+        MqttStats {
+            queued: self.queue.len() as u64 + self.in_flight,
+            dropped: self.queue.dropped(),
+            unconfirmed: self.unconfirmed,
+            rejected: self.rejected,
+            ..self.stats
+        }
+    }
+}
+
+/// The state shared by [`super::MqttClient`], `mqtt-net` and `mqtt-pub`.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub inner: Mutex<Inner>,
+    /// Signalled when the first connection attempt ended.
+    pub changed: Condvar,
+    /// Set by [`super::MqttClient::shutdown`].
+    pub stop: AtomicBool,
+}
+
+impl Shared {
+    /// The state, locked.
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind: keep using it.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
