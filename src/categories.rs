@@ -21,7 +21,7 @@ pub enum CategoryError {
 }
 
 /// The audio-visual combination (`combine` in the asset; see [`CategoryMap::classify`]).
-/// Chosen with `models/c3n/regionstats.py` (model card, "Labels").
+/// Chosen with `models/c3n/eval/regionstats.py` (model card, "Labels").
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Combine {

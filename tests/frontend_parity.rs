@@ -1,4 +1,4 @@
-//! Log-mel front end vs the Python reference `models/c3n/frontend.py` (≤ 1e-4 max abs diff), on a
+//! Log-mel front end vs the Python reference `models/c3n/model/frontend.py` (≤ 1e-4 max abs diff), on a
 //! real recording written as 16 kHz WAV by `tests/fixtures/make_frontend_ref.py`.
 
 mod common;

@@ -179,7 +179,7 @@ pub enum Precision {
     /// FP16 kernels allowed (the default; TensorRT `trt_fp16_enable`).
     #[default]
     Fp16,
-    /// INT8 (with FP16) on an explicitly quantised QDQ model (`models/c3n/quantize.py`).
+    /// INT8 (with FP16) on an explicitly quantised QDQ model (`models/c3n/export/quantize.py`).
     Int8,
 }
 

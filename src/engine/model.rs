@@ -1,8 +1,9 @@
 //! The C3N model contract: what an exported ONNX file must look like, read from its
 //! `metadata_props` and checked against its graph signature.
 //!
-//! Producer: `models/c3n/export.py`. The protobuf is decoded once with tract-onnx's own prost types
-//! (`tract_onnx::pb::ModelProto`, the same decoder tract uses to load the graph), so no second
+//! Producer: `python -m c3n.export` (`models/c3n/export/exporter.py`). The protobuf is decoded
+//! once with tract-onnx's own prost types (`tract_onnx::pb::ModelProto`, the same decoder tract
+//! uses to load the graph), so no second
 //! protobuf dependency or schema copy is needed and the decoded proto is reused to build the tract
 //! model ([`load_model_proto`] → [`ModelContract::from_proto`] → `tract::TractEngine`).
 //!
@@ -88,7 +89,7 @@ pub enum ModelError {
         reason: String,
     },
     /// A required `metadata_props` key is absent.
-    #[error("{path}: ONNX metadata key `{key}` is missing (was the model exported by models/c3n/export.py?)")]
+    #[error("{path}: ONNX metadata key `{key}` is missing (was the model exported by `python -m c3n.export`?)")]
     MissingKey {
         /// Model file.
         path: PathBuf,
@@ -252,7 +253,7 @@ impl ModelContract {
                 schema,
                 format!(
                     "this runtime reads schema {SCHEMA} (per-region labels and categories, issue 15); \
-                     re-export the model with models/c3n/export.py"
+                     re-export the model with `python -m c3n.export`"
                 ),
             ));
         }

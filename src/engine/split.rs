@@ -4,7 +4,7 @@
 //! C3N treats the T frames of a window as an independent batch everywhere but in one step: each
 //! TPAVI block's `K = mean_t K_t` (`c3n.decoder.ClipMean`, the clip mean of the frames' shares
 //! `K_t [k,k]`). The export names the tensors around it and records them in the ONNX metadata
-//! key `c3n.frame_split` (JSON, `models/c3n/export.py::mark_frame_split`):
+//! key `c3n.frame_split` (JSON, `models/c3n/export/frame_split.py::mark_frame_split`):
 //!
 //! ```json
 //! {"version": 1,
@@ -25,8 +25,9 @@
 //! Running *per frame* on each frame, averaging each `frame` tensor over the T frames
 //! ([`clip_mean`]) and running *after* on each frame with that mean gives the whole graph's
 //! outputs: the same maths, summed in another order (tests: `models/tests/test_model.py::
-//! test_frame_split_parts_equal_whole_graph` for the Python twin `c3n.export.frame_split_parts`,
-//! `tests/engine_tract.rs` for this one against PyTorch).
+//! test_frame_split_parts_equal_whole_graph` for the Python twin
+//! `c3n.export.frame_split.frame_split_parts`, `tests/engine_tract.rs` for this one against
+//! PyTorch).
 
 use std::collections::{HashMap, HashSet};
 
@@ -81,7 +82,7 @@ pub struct FrameSplit {
 /// Cuts of each part into segments that run one after the other on a frame: each cut lists the
 /// tensors that cross it (the next segment's inputs). Smaller jobs let T frames spread evenly
 /// over the threads (with T = 5 on 2 threads, whole parts leave one thread idle for a fifth of
-/// the work). Written by `c3n.export.add_segment_cuts` at the cost midpoint of each part.
+/// the work). Written by `c3n.export.frame_split.add_segment_cuts` at the cost midpoint of each part.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct Segments {
     /// Cuts of the part before the clip means, in order.

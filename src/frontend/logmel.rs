@@ -1,6 +1,6 @@
 //! Log-mel audio front end: 16 kHz mono waveform → YAMNet-style log-mel patches.
 //!
-//! Port of the Python reference `models/c3n/frontend.py` (the spec; parity ≤ 1e-4 max abs diff is
+//! Port of the Python reference `models/c3n/model/frontend.py` (the spec; parity ≤ 1e-4 max abs diff is
 //! checked by `tests/frontend_parity.rs`). All arithmetic is in `f64` like the reference; results
 //! are rounded to `f32` at the end. Parameters come from the ONNX metadata (`c3n.frontend.*`, see
 //! [`crate::engine::model::ModelContract`]).
@@ -17,7 +17,7 @@ use realfft::{RealFftPlanner, RealToComplex};
 
 use crate::audio::wav::{MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 
-/// Front-end parameters (`models/c3n/frontend.py::FrontendParams`; ONNX keys `c3n.frontend.*`).
+/// Front-end parameters (`models/c3n/model/frontend.py::FrontendParams`; ONNX keys `c3n.frontend.*`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrontendParams {
     /// Input sample rate in Hz (16000).
