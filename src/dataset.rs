@@ -1,4 +1,5 @@
-//! AVSBench (object subsets S4 and MS3) reader; folder layout and CSV as avsbench.md §1–2, masks §5.
+//! AVSBench (object subsets S4 and MS3) reader; folder layout and CSV as docs/avsbench.md §1–2,
+//! masks §5.
 //!
 //! `DATASET_DIR` may contain `Single-source/` (S4), `Multi-sources/` (MS3) or both:
 //!
@@ -52,16 +53,21 @@ pub enum SubsetFilter {
 }
 
 impl FromStr for SubsetFilter {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownSubset;
+    fn from_str(s: &str) -> Result<Self, UnknownSubset> {
         match s {
             "s4" => Ok(Self::Only(Subset::S4)),
             "ms3" => Ok(Self::Only(Subset::Ms3)),
             "all" => Ok(Self::All),
-            o => Err(format!("unknown subset `{o}` (expected s4, ms3 or all)")),
+            o => Err(UnknownSubset(o.to_string())),
         }
     }
 }
+
+/// A subset name ([`SubsetFilter`]) that is not `s4`, `ms3` or `all`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown subset `{0}` (expected s4, ms3 or all)")]
+pub struct UnknownSubset(pub String);
 
 /// Errors while reading the dataset; each names the file or folder.
 #[derive(Debug, thiserror::Error)]
