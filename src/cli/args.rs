@@ -91,15 +91,16 @@ pub(crate) enum Command {
 pub(crate) struct EvalArgs {
     /// AVSBench root holding Single-source/ and/or Multi-sources/.
     pub dataset_dir: PathBuf,
-    /// Split to evaluate.
-    #[arg(long, default_value = "test", value_parser = ["train", "val", "test"])]
-    pub split: String,
+    /// Split to evaluate [default: the config's [eval] split, else test].
+    #[arg(long, value_parser = ["train", "val", "test"])]
+    pub split: Option<String>,
     /// ONNX model with the c3n contract.
     #[arg(long, default_value = DEFAULT_MODEL_PATH)]
     pub model: PathBuf,
-    /// Subset(s): s4, ms3 or all (all = every subset present).
-    #[arg(long, default_value = "all")]
-    pub subset: SubsetFilter,
+    /// Subset(s): s4, ms3 or all (all = every subset present) [default: the config's [eval]
+    /// subset, else all].
+    #[arg(long)]
+    pub subset: Option<SubsetFilter>,
     /// Print one JSON object per subset instead of text.
     #[arg(long)]
     pub json: bool,
