@@ -10,7 +10,7 @@
 //! backend = "tract"                      # inference backend (see engine::BACKENDS)
 //! threads = 1                            # intra-op threads
 //!
-//! [eval]
+//! [eval]                                 # `eval` defaults (--split, --subset win)
 //! split = "test"                         # AVSBench split
 //! subset = "all"                         # s4 | ms3 | all
 //!
@@ -98,7 +98,7 @@ pub enum ConfigError {
 pub struct Config {
     /// Model and backend.
     pub model: ModelConfig,
-    /// Dataset evaluation defaults.
+    /// `eval`: defaults of `--split` and `--subset`.
     pub eval: EvalConfig,
     /// `run`: mask post-processing (threshold, minimum area, outlines).
     pub post: crate::post::PostConfig,
@@ -144,13 +144,14 @@ impl Default for ModelConfig {
 /// Default model path: the shipped trained `edge` model, T = 5 (relative to the working directory).
 pub const DEFAULT_MODEL_PATH: &str = "models/c3n-edge-t5.onnx";
 
-/// `[eval]` section.
+/// `[eval]` section: the defaults of `c3n-edge eval` (its flags win). `eval` has no `--config`:
+/// it reads the file [`locate`] finds without one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EvalConfig {
-    /// AVSBench split (`train`, `val`, `test`).
+    /// AVSBench split (`train`, `val`, `test`; `--split`).
     pub split: String,
-    /// `s4`, `ms3` or `all`.
+    /// `s4`, `ms3` or `all` (`--subset`).
     pub subset: String,
 }
 

@@ -1,10 +1,11 @@
 //! AVSBench evaluation: run the model over every clip of a split and compute the metrics.
 //!
-//! Per clip (avsbench.md §3–6): the WAV is read, down-mixed, resampled to the contract's rate and
-//! cut into `clip_patches(wave, 5, 1.0 s)`; the 5 frame PNGs are normalised with the contract's
-//! mean/std; the model runs on windows of `T = c3n.clip_frames` frames (one call for T = 5, five
-//! calls for T = 1); the 5 mask-logit maps are scored against the 5 binarised GT masks. Clips are
-//! processed in CSV order so that the 4-clip F-score batches match AVSBench's `test.sh`.
+//! Per clip (docs/avsbench.md §3–6): the WAV is read, down-mixed, resampled to the contract's
+//! rate and cut into `clip_patches(wave, 5, 1.0 s)`; the 5 frame PNGs are normalised with the
+//! contract's mean/std; the model runs on windows of `T = c3n.clip_frames` frames (one call for
+//! T = 5, five calls for T = 1); the 5 mask-logit maps are scored against the 5 binarised GT
+//! masks. Clips are processed in CSV order so that the 4-clip F-score batches match AVSBench's
+//! `test.sh`.
 
 use std::path::PathBuf;
 

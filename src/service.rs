@@ -2,7 +2,7 @@
 //! `STOPPING=1` (sd_notify(3)); the log style for stderr ([`log_style`], [`JournalStderr`]: no
 //! colour codes or second timestamps in the journal, and each record's priority); see
 //! [`crate::sink::systemd`] for READY / WATCHDOG and `systemd/c3n-edge.service` for the unit
-//! (integration-conventions.md §5).
+//! (docs/integration-conventions.md §5).
 
 use std::io::{IsTerminal, StderrLock, Write};
 use std::os::fd::{AsFd, BorrowedFd};

@@ -2,8 +2,9 @@
 //! over `null`, loaded through `ALSA_CONFIG_PATH`, docs/toolchain-and-test-infra.md §7.2) fed with the
 //! recording of `assets/clips/bbb-bird/`, next to that clip's image sequence (a file, timestamps
 //! from 0 ms). The two clocks differ (the microphone stamps in CLOCK_MONOTONIC ms), so the
-//! pipeline places the live audio by sample count (`pipeline::Rebase`); without that the model would get
-//! silence and the silence gate (`[events] silence_dbfs`) would suppress every event.
+//! pipeline places the live audio by sample count (`Rebase`, src/pipeline/clock.rs); without that
+//! the model would get silence and the silence gate (`[events] silence_dbfs`) would suppress every
+//! event.
 //!
 //! Passes when the run with the microphone prints events with an audio level above the silence
 //! gate, and exactly the events (frame, label, level) of the same run with

@@ -25,7 +25,7 @@ use std::str::FromStr;
 use ndarray::{Array2, Array4};
 
 pub use self::model::{ModelContract, ModelError};
-pub use self::open::{open_engine, open_engine_with};
+pub use self::open::{open_engine, open_engine_from_proto, open_engine_with};
 
 /// One model call's inputs (shapes from the contract, `T = c3n.clip_frames`).
 #[derive(Debug, Clone, PartialEq)]

@@ -27,8 +27,34 @@ pub fn open_engine_with(
     options: &EngineOptions,
     settings: &EngineSettings,
 ) -> Result<Box<dyn Engine>, EngineError> {
+    let tract = || TractEngine::load(model_path, options);
+    open_backend(backend, model_path, options, settings, tract)
+}
+
+/// [`open_engine_with`] on a model already read and decoded ([`super::model::load_model_proto`],
+/// e.g. for its [`super::ModelContract`] before the engine loads): tract builds from `proto`
+/// without reading `model_path` again; the ONNX Runtime backends read the file themselves.
+pub fn open_engine_from_proto(
+    backend: Backend,
+    model_path: &Path,
+    proto: &tract_onnx::pb::ModelProto,
+    options: &EngineOptions,
+    settings: &EngineSettings,
+) -> Result<Box<dyn Engine>, EngineError> {
+    let tract = || TractEngine::from_proto(model_path, proto, options, true);
+    open_backend(backend, model_path, options, settings, tract)
+}
+
+/// The backend choice of [`open_engine_with`]; `tract` loads the tract engine.
+fn open_backend(
+    backend: Backend,
+    model_path: &Path,
+    options: &EngineOptions,
+    settings: &EngineSettings,
+    tract: impl Fn() -> Result<TractEngine, EngineError>,
+) -> Result<Box<dyn Engine>, EngineError> {
     match backend {
-        Backend::Tract => Ok(Box::new(TractEngine::load(model_path, options)?)),
+        Backend::Tract => Ok(Box::new(tract()?)),
         Backend::TensorRt | Backend::Cuda | Backend::Cpu => {
             open_ort(backend, model_path, options, settings)
         }
@@ -45,7 +71,7 @@ pub fn open_engine_with(
                 }
             }
             tracing::warn!("engine auto: falling back to tract (CPU)");
-            Ok(Box::new(TractEngine::load(model_path, options)?))
+            Ok(Box::new(tract()?))
         }
     }
 }

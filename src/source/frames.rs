@@ -27,7 +27,7 @@ pub struct ImageSequence {
 
 impl ImageSequence {
     /// Opens `pattern` (one `%d`/`%0Nd` field); the first file must exist at index 0 or 1.
-    /// `rate_hz` (> 0) is the frame rate that assigns the timestamps.
+    /// `rate_hz` ([`check_rate`]) is the frame rate that assigns the timestamps.
     pub fn open(pattern: &str, rate_hz: f64) -> Result<Self, SourceError> {
         let uri = format!("file://{pattern}");
         let field = printf_field(pattern)
@@ -39,7 +39,7 @@ impl ImageSequence {
                 uri: uri.clone(),
                 reason: "no %d field in the pattern".into(),
             })?;
-        if !(MIN_RATE_HZ..=MAX_RATE_HZ).contains(&rate_hz) {
+        if check_rate(rate_hz).is_err() {
             return Err(SourceError::Unusable {
                 uri,
                 reason: format!(
@@ -113,6 +113,24 @@ impl ImageSequence {
 pub const MIN_RATE_HZ: f64 = 0.01;
 /// Highest `--input-rate` of an image sequence, in fps.
 pub const MAX_RATE_HZ: f64 = 1000.0;
+
+/// A frame rate outside [`MIN_RATE_HZ`]..=[`MAX_RATE_HZ`] (or NaN).
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("{rate} fps is outside {} to {} fps", MIN_RATE_HZ, MAX_RATE_HZ)]
+pub struct RateOutOfRange {
+    /// The rate asked for, fps.
+    pub rate: f64,
+}
+
+/// `rate_hz` if it is a frame rate an image sequence or a camera can have (the one check of
+/// `--input-rate`, also used by `pipeline::RunOptions::validate`).
+pub fn check_rate(rate_hz: f64) -> Result<f64, RateOutOfRange> {
+    if (MIN_RATE_HZ..=MAX_RATE_HZ).contains(&rate_hz) {
+        Ok(rate_hz)
+    } else {
+        Err(RateOutOfRange { rate: rate_hz })
+    }
+}
 
 /// The files of the pattern's directory that match it, as (number, path), by number. Only when
 /// the `%d` field is in the file name (not in a directory part); unreadable directories give

@@ -22,6 +22,9 @@
 //!
 //! Looping (`--input-loop`): each pass reopens the input and continues the timeline where the
 //! previous pass's last window ended, so windows, events and timestamps stay consistent.
+//!
+//! The run's options and their validation (also used by the command line) are in `options.rs`;
+//! the timeline of mixed live and recorded inputs in `clock.rs`.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
@@ -29,193 +32,23 @@ use std::time::{Duration, Instant};
 
 use crate::control::{DeviceStatus, RunControl, RunState};
 use crate::engine::{Engine, EngineError, Inference};
-use crate::events::{dbfs, Event, EventConfig, FrameDetections, Tracker};
-use crate::post::{self, PostConfig};
+use crate::events::{dbfs, Event, FrameDetections, Tracker};
+use crate::post;
 use crate::sink::{AnalysedFrame, Sink, SinkError};
-use crate::source::synthetic::{SyntheticAudio, SyntheticVideo};
-use crate::source::{self, AudioSource, SourceError, VideoOptions, VideoSource};
-use crate::sync::{AudioBuffer, FrameSlotter, Window, WindowBuilder};
-use crate::uri::InputUri;
+use crate::source::{AudioSource, SourceError, VideoSource};
+use crate::sync::{AudioBuffer, FrameSlotter, Window, WindowBuilder, WindowBuilderError};
 use crate::util::queue::{queue, FullPolicy, QueueRx, QueueTx};
 
-/// Where the frames and audio come from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Input {
-    /// URIs: the video (image sequence or container) and the audio (WAV or container; `None`
-    /// = the video container's own audio track).
-    Uris {
-        /// Video input.
-        video: InputUri,
-        /// Audio input.
-        audio: Option<InputUri>,
-        /// Video options (image-sequence rate).
-        options: VideoOptions,
-    },
-    /// Generated frames and a tone ([`crate::source::synthetic`]).
-    Synthetic {
-        /// Frame width in pixels.
-        width: u32,
-        /// Frame height in pixels.
-        height: u32,
-        /// Frame rate in fps.
-        fps: f64,
-        /// Length in seconds.
-        seconds: f64,
-    },
-}
+mod clock;
+mod options;
+#[cfg(test)]
+mod tests;
 
-/// The opened video and audio sources of an [`Input`].
-pub type OpenedSources = (Box<dyn VideoSource>, Box<dyn AudioSource>);
-
-impl Input {
-    /// Opens the video and audio sources (audio resampled to `sample_rate` Hz).
-    pub fn open(&self, sample_rate: u32) -> Result<OpenedSources, SourceError> {
-        match self {
-            Input::Uris {
-                video,
-                audio,
-                options,
-            } => {
-                let audio_uri = match (audio, video) {
-                    (Some(a), _) => a,
-                    (None, InputUri::Container { .. }) => video,
-                    (None, v) => {
-                        return Err(SourceError::Unusable {
-                            uri: v.to_string(),
-                            reason: "this input has no audio track; pass --audio file://clip.wav"
-                                .into(),
-                        })
-                    }
-                };
-                let v = source::open_video(video, options)?;
-                let a = source::open_audio_with(audio_uri, sample_rate, &options.live)?;
-                Ok((v, a))
-            }
-            Input::Synthetic {
-                width,
-                height,
-                fps,
-                seconds,
-            } => Ok((
-                Box::new(SyntheticVideo::new(
-                    *width,
-                    *height,
-                    *fps,
-                    (seconds * fps).ceil() as u64,
-                )),
-                Box::new(SyntheticAudio::new(sample_rate, *seconds)),
-            )),
-        }
-    }
-}
-
-impl Input {
-    /// True when the video or the audio is a live device (`v4l2://`, `alsa://`).
-    pub fn is_live(&self) -> bool {
-        match self {
-            Input::Uris { video, audio, .. } => {
-                video.is_live() || audio.as_ref().is_some_and(InputUri::is_live)
-            }
-            Input::Synthetic { .. } => false,
-        }
-    }
-
-    /// (video is live, audio is live). A video file's own audio track is not live.
-    pub fn live_sides(&self) -> (bool, bool) {
-        match self {
-            Input::Uris { video, audio, .. } => (
-                video.is_live(),
-                audio.as_ref().is_some_and(InputUri::is_live),
-            ),
-            Input::Synthetic { .. } => (false, false),
-        }
-    }
-}
-
-/// Puts one stream on the other's timeline when exactly one side is live: live sources stamp in
-/// `CLOCK_MONOTONIC` ms (hours or days since boot), files start at 0 ms, so a file video with a
-/// live microphone (or a camera with a WAV file) would never meet in [`AudioBuffer`].
-/// * live camera + audio file: the camera's timestamps are re-zeroed at its first frame of each
-///   pass (the intervals between frames are kept);
-/// * file video + live microphone: a file has no wall-clock meaning, so the microphone's audio is
-///   placed by its sample count from its first block (0 ms): frame k meets the audio captured
-///   k frame periods after the first block, and nothing is dropped or padded as the status
-///   timestamps would for a device that delivers faster or slower than real time.
-#[derive(Debug, Default)]
-struct Rebase {
-    on: bool,
-    first: Option<i64>,
-    /// Audio: position by sample count at this rate (Hz) instead of by timestamp.
-    sample_rate: Option<u32>,
-    samples: u64,
-}
-
-impl Rebase {
-    fn video(on: bool) -> Self {
-        Self {
-            on,
-            ..Self::default()
-        }
-    }
-
-    fn audio(on: bool, sample_rate: u32) -> Self {
-        Self {
-            on,
-            sample_rate: Some(sample_rate),
-            ..Self::default()
-        }
-    }
-
-    /// Start (ms) on the shared timeline of an item stamped `pts_ms` holding `n` samples.
-    fn map(&mut self, pts_ms: i64, n: usize) -> i64 {
-        if !self.on {
-            return pts_ms;
-        }
-        match self.sample_rate {
-            Some(sr) => {
-                let t = (self.samples as f64 * 1000.0 / f64::from(sr.max(1))).round() as i64;
-                self.samples += n as u64;
-                t
-            }
-            None => pts_ms - *self.first.get_or_insert(pts_ms),
-        }
-    }
-}
-
-/// Options of one run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunOptions {
-    /// Input.
-    pub input: Input,
-    /// Extra passes over a file input: 0 = play once, N = N more times, −1 = forever.
-    pub input_loop: i64,
-    /// Stop after this many model windows (clips).
-    pub max_clips: Option<u64>,
-    /// Post-processing settings.
-    pub post: PostConfig,
-    /// Event lifecycle settings.
-    pub events: EventConfig,
-    /// Capacity of each inter-stage channel (≥ 1).
-    pub queue: usize,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        Self {
-            input: Input::Synthetic {
-                width: 320,
-                height: 240,
-                fps: 1.0,
-                seconds: 5.0,
-            },
-            input_loop: 0,
-            max_clips: None,
-            post: PostConfig::default(),
-            events: EventConfig::default(),
-            queue: 2,
-        }
-    }
-}
+use clock::Rebase;
+pub use options::{
+    check_outputs, parse_alpha, parse_input_rate, Input, OpenedSources, OptionsError, RunOptions,
+    RunOutputs,
+};
 
 /// Errors of a run; each wraps the failing stage's error.
 #[derive(Debug, thiserror::Error)]
@@ -229,9 +62,12 @@ pub enum PipelineError {
     /// Writing an output.
     #[error(transparent)]
     Sink(#[from] SinkError),
-    /// Invalid options or a model whose front-end parameters are unusable.
+    /// Invalid options ([`RunOptions::validate`], [`RunOptions::check_labels`]).
     #[error("invalid run options: {0}")]
-    Options(String),
+    Options(#[from] OptionsError),
+    /// A model whose front-end parameters are unusable.
+    #[error("invalid run options: model front-end parameters: {0}")]
+    FrontEnd(#[from] WindowBuilderError),
     /// A stage thread panicked (a bug).
     #[error("internal error: the {0} thread panicked")]
     Panicked(&'static str),
@@ -290,22 +126,11 @@ pub fn run_with(
     sinks: &mut [Box<dyn Sink>],
     control: Arc<RunControl>,
 ) -> Result<RunSummary, PipelineError> {
-    opts.post
-        .validate()
-        .map_err(|e| PipelineError::Options(e.to_string()))?;
-    opts.events
-        .validate()
-        .map_err(|e| PipelineError::Options(e.to_string()))?;
-    if opts.queue == 0 {
-        return Err(PipelineError::Options("queue must be >= 1".into()));
-    }
+    opts.validate()?;
     let contract = engine.contract().clone();
-    opts.events
-        .check_labels(&contract.categories.names)
-        .map_err(|e| PipelineError::Options(e.to_string()))?;
+    opts.check_labels(&contract.categories.names)?;
     let engine_name = engine.name().to_string();
-    let builder = WindowBuilder::new(&contract)
-        .map_err(|e| PipelineError::Options(format!("model front-end parameters: {e}")))?;
+    let builder = WindowBuilder::new(&contract)?;
     // Open the first pass here so that a missing or broken input fails before any thread starts.
     let first = opts.input.open(builder.sample_rate())?;
     let started = Instant::now();
@@ -662,27 +487,4 @@ fn output_stage(
     }
     summary.events += events.len() as u64;
     Ok(summary)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Rebase;
-
-    #[test]
-    fn mixed_clocks_rebase_the_live_side() {
-        // live camera + file audio: re-zeroed at the first frame, intervals kept
-        let mut v = Rebase::video(true);
-        assert_eq!(v.map(86_400_123, 0), 0);
-        assert_eq!(v.map(86_400_163, 0), 40);
-        // live microphone + file video: by sample count, whatever the device's timestamps
-        let mut a = Rebase::audio(true, 16_000);
-        assert_eq!(a.map(5_000_000, 320), 0);
-        assert_eq!(a.map(5_000_000, 320), 20);
-        assert_eq!(a.map(4_000_000, 160), 40);
-        assert_eq!(a.map(9_000_000, 320), 50);
-        // both live (or both files): untouched
-        let mut off = Rebase::audio(false, 16_000);
-        assert_eq!(off.map(5_000_000, 320), 5_000_000);
-        assert_eq!(Rebase::video(false).map(7, 0), 7);
-    }
 }
