@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use c3n_edge::control::{DeviceStatus, RunState};
+use c3n_edge::control::{DeviceStatus, RunControl, RunState};
 use c3n_edge::events::FrameDetections;
 use c3n_edge::post::{BitMask, FrameLabels, Region, RegionLabel};
 use c3n_edge::render::{
@@ -343,6 +343,59 @@ fn display_without_fbdev_or_drm_names_both_devices() {
         out.describe().contains("fbdev 8x8 16 bpp"),
         "{}",
         out.describe()
+    );
+}
+
+#[test]
+fn framebuffer_keeps_the_final_frame_up_until_a_stop_ends_its_linger() {
+    // 20 frames, each one flat colour, put faster than the output may take them: whatever it
+    // skipped, the screen ends on the last one and stays up (linger) until a stop request
+    let g = FbGeometry::xrgb8888(64, 48);
+    let path = fake_fb("fblinger", &g);
+    let uri = format!(
+        "display://0?device={}&mode=64x48:32&linger=600",
+        path.display()
+    );
+    let uri = OutputUri::parse(&uri).expect("uri");
+    let mut sink = DisplaySink::open(&[uri], no_status()).expect("open display sink");
+    let control = Arc::new(RunControl::default());
+    sink.attach_control(&control);
+    let red = |n: u64| (n * 12) as u8;
+    for n in 0..20u64 {
+        let frame = AnalysedFrame {
+            number: n,
+            image: Arc::new(RgbImage::from_pixel(64, 48, Rgb([red(n), 1, 2]))),
+            detections: FrameDetections::empty(n as i64 * 40, 0.0),
+        };
+        sink.frame(&frame, &[]).expect("frame");
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let finishing = std::thread::spawn(move || {
+        let res = sink.finish(&[]);
+        let _ = tx.send(());
+        res
+    });
+    let last = u32::from_be_bytes([0, red(19), 1, 2]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while fb_pixel(&std::fs::read(&path).expect("read fake fb"), &g, 5, 5) != last {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the final frame never came"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        rx.try_recv().is_err(),
+        "finish returned while the output lingers"
+    );
+    control.request_stop();
+    rx.recv_timeout(std::time::Duration::from_secs(600))
+        .expect("a stop request ends the linger");
+    finishing.join().expect("finish thread").expect("finish");
+    let bytes = std::fs::read(&path).expect("read fake fb");
+    assert!(
+        (0..48).all(|y| (0..64).all(|x| fb_pixel(&bytes, &g, x, y) == last)),
+        "the screen shows the final frame"
     );
 }
 

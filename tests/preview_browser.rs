@@ -229,7 +229,8 @@ fn preview_page_in_headless_chromium_shows_the_tinted_stream_and_the_events() {
         if let Some(rest) = line.split("preview at http://").nth(1) {
             addr = Some(rest.trim_end_matches('/').trim().to_string());
         }
-        if line.contains("preview kept up") {
+        // the preview output has published its final frame and lingers on it
+        if line.contains(": final frame") && line.contains("output http://") {
             break;
         }
     }

@@ -1,11 +1,18 @@
 //! `window://` for real (feature `window`: embedded-graphics-simulator + SDL2): `c3n-edge run`
 //! processes the real clip `assets/clips/bbb-bird` with the shipped model and
-//! `--output window:// --output file://…/%05d.png` on a headless X server (Debian `xvfb`), while
-//! this test grabs the X screen from Xvfb's memory-mapped XWD framebuffer (`-fbdir`, no extra
-//! tool). Checks: every steady picture of the window (centred by SDL) is exactly the picture the
-//! renderer wrote for one of the frames (the status line excepted: live outputs get run-state updates that files do not),
-//! that picture is the real frame with mask pixels tinted in the colours of the run's objects, and
-//! the run ends cleanly when the input ends.
+//! `--output 'window://?linger=600' --output file://…/%05d.png` on a headless X server (Debian
+//! `xvfb`), while this test grabs the X screen from Xvfb's memory-mapped XWD framebuffer
+//! (`-fbdir`, no extra tool). Checks: every steady picture of the window (centred by SDL) is
+//! exactly the picture the renderer wrote for one of the frames (the status line excepted: live
+//! outputs get run-state updates that files do not), that picture is the real frame with mask
+//! pixels tinted in the colours of the run's objects, the window ends on the final frame (the
+//! newest frame wins), and a stop signal ends its linger with a clean exit.
+//!
+//! Nothing here waits for a fixed time: the test waits for conditions (a log line, a picture on
+//! the screen, the process's end), each with a generous deadline, so a busy machine only makes it
+//! slower. The late case stops the X server (SIGSTOP) right after c3n-edge starts and lets it go
+//! on (SIGCONT) only once the whole input has been processed: the window opens after the last
+//! frame was put and must still show it.
 //!
 //! Xvfb missing: loud SKIP, or FAIL when `CI=true` (tests/setup.sh installs it).
 #![cfg(feature = "window")]
@@ -13,9 +20,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use c3n_edge::render::{blend, object_colour, PENDING_COLOUR};
@@ -25,6 +33,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_c3n-edge");
 const ALPHA: f32 = 0.59;
 /// Xvfb screen size, pixels.
 const SCREEN: (u32, u32) = (640, 480);
+/// Frames of the run: two model windows of the demo clip.
+const FRAMES: u64 = 10;
+/// Deadline of each condition the test waits for (a slow, busy machine takes a few minutes).
+const PATIENCE: Duration = Duration::from_secs(900);
 
 /// Kills (by pid, it is our own child) and reaps the process when dropped.
 struct Killed(Child);
@@ -123,80 +135,38 @@ fn rows_above_status(h: u32) -> u32 {
     h - (font + 4)
 }
 
-#[test]
-fn window_under_xvfb_shows_the_rendered_overlay() {
-    let Some(xvfb) = xvfb() else {
-        return;
-    };
-    let started = Instant::now();
-    let dir = common::tmp_dir("window");
-    let fbdir = dir.join("xvfb");
-    std::fs::create_dir_all(&fbdir).expect("fbdir");
-    let (_x, display) = start_xvfb(&xvfb, &fbdir);
-    let screen_file = fbdir.join("Xvfb_screen0");
-    let clip = root().join("assets/clips/bbb-bird");
-    let frames_out = dir.join("frames");
-    // two model windows (frames 0-4, then 5-9): the window shows frame 4 while the second
-    // window is inferred; min-frames 1 announces objects at once (colours by event id)
-    let child = Command::new(BIN)
-        .current_dir(root())
-        .args(common::demo_clip_run_args(2))
-        .args([
-            "--min-frames",
-            "1",
-            "--events",
-            dir.join("events.jsonl").to_str().unwrap_or_default(),
-            "--output",
-            "window://",
-            "--output",
-            &format!("file://{}/%05d.png", frames_out.display()),
-            "--log",
-            "info",
-        ])
-        .env("DISPLAY", &display)
-        .env_remove("WAYLAND_DISPLAY")
-        .env("SDL_VIDEODRIVER", "x11")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("run.log")).expect("run.log"))
-        .spawn()
-        .expect("start c3n-edge");
-    let mut run = Killed(child);
-
-    // grab the window area (centred on the screen) every 50 ms while the run goes on; keep a
-    // picture once two reads in a row agree (not torn by a redraw)
-    let (fw, fh) = image::open(clip.join("frames/00001.png"))
-        .expect("frame 1")
-        .to_rgb8()
-        .dimensions();
-    let (wx, wy) = ((SCREEN.0 - fw) / 2, (SCREEN.1 - fh) / 2);
-    let mut grabs: Vec<RgbImage> = Vec::new();
-    let mut previous: Option<RgbImage> = None;
-    let deadline = Instant::now() + Duration::from_secs(900);
-    let status = loop {
-        if let Some(s) = run.0.try_wait().expect("wait c3n-edge") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "c3n-edge did not end in 900 s");
-        if let Some(screen) = read_xwd(&screen_file) {
-            let crop = image::imageops::crop_imm(&screen, wx, wy, fw, fh).to_image();
-            let stable = previous.as_ref() == Some(&crop);
-            if stable && grabs.last() != Some(&crop) && crop.pixels().any(|p| p.0 != [0, 0, 0]) {
-                grabs.push(crop.clone());
-            }
-            previous = Some(crop);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let log = std::fs::read_to_string(dir.join("run.log")).unwrap_or_default();
-    assert!(status.success(), "c3n-edge run failed ({status}):\n{log}");
-    let run_s = started.elapsed().as_secs_f64();
-    assert!(
-        !grabs.is_empty(),
-        "the screen never showed a window:\n{log}"
+/// Sends `sig` to our own child `child` (by its pid).
+fn signal(child: &Child, sig: libc::c_int) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on the pid of a child this test started and has not reaped yet.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {sig}): {}",
+        std::io::Error::last_os_error()
     );
+}
 
-    // the renderer's pictures of the run (file:// output, one per frame)
-    let mut written: Vec<(u64, RgbImage)> = std::fs::read_dir(&frames_out)
+/// The frame number in a log line `output NAME: final frame N shown…` of output `name`.
+fn final_frame(line: &str, name: &str) -> Option<u64> {
+    let rest = line.split(&format!("output {name}: final frame ")).nth(1)?;
+    rest.split(' ').next()?.parse().ok()
+}
+
+/// The count in the log line `output window://: N frames skipped (display behind)`, 0 without.
+fn window_skipped(log: &str) -> u64 {
+    log.lines()
+        .filter_map(|l| l.split("output window://: ").nth(1))
+        .filter_map(|r| r.strip_suffix(" frames skipped (display behind)"))
+        .filter_map(|n| n.trim().parse().ok())
+        .next()
+        .unwrap_or(0)
+}
+
+/// The renderer's pictures of the run (the lossless file:// output), by frame number.
+fn written_frames(dir: &Path) -> Vec<(u64, RgbImage)> {
+    let mut written: Vec<(u64, RgbImage)> = std::fs::read_dir(dir)
         .expect("frames written")
         .filter_map(|e| e.ok())
         .filter_map(|e| {
@@ -205,18 +175,201 @@ fn window_under_xvfb_shows_the_rendered_overlay() {
         })
         .collect();
     written.sort_by_key(|(n, _)| *n);
-    assert_eq!(written.len(), 10, "file:// output is lossless: 10 frames");
+    written
+}
 
-    // which grabs show which frame (all rows above the status band equal)
+/// What one run showed.
+struct Seen {
+    dir: PathBuf,
+    clip: PathBuf,
+    /// Distinct steady pictures of the window area, in the order they appeared.
+    grabs: Vec<RgbImage>,
+    /// The file:// output's pictures, by frame number.
+    written: Vec<(u64, RgbImage)>,
+    /// The frame the window reported as its final one.
+    final_n: u64,
+    /// c3n-edge's log.
+    log: String,
+    /// Frame size, pixels.
+    size: (u32, u32),
+}
+
+/// Runs c3n-edge on the demo clip with a lingering window on a fresh Xvfb; with `late`, the X
+/// server is stopped from right after the start until the input has been processed. Returns
+/// once the window has shown its final frame (then ended by SIGTERM, which must end the run
+/// cleanly); `None` when Xvfb is missing (skipped).
+fn run_window(name: &str, late: bool) -> Option<Seen> {
+    let xvfb = xvfb()?;
+    let dir = common::tmp_dir(name);
+    let fbdir = dir.join("xvfb");
+    std::fs::create_dir_all(&fbdir).expect("fbdir");
+    let (x, display) = start_xvfb(&xvfb, &fbdir);
+    let screen_file = fbdir.join("Xvfb_screen0");
+    let clip = root().join("assets/clips/bbb-bird");
+    let frames_out = dir.join("frames");
+    let file_uri = format!("file://{}/%05d.png", frames_out.display());
+    // two model windows (frames 0-4, then 5-9); min-frames 1 announces objects at once
+    // (colours by event id); the window stays up on its final frame until the SIGTERM below
+    let mut child = Command::new(BIN)
+        .current_dir(root())
+        .args(common::demo_clip_run_args(2))
+        .args([
+            "--min-frames",
+            "1",
+            "--events",
+            dir.join("events.jsonl").to_str().unwrap_or_default(),
+            "--output",
+            "window://?linger=600",
+            "--output",
+            &file_uri,
+            "--log",
+            "info",
+        ])
+        .env("DISPLAY", &display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("SDL_VIDEODRIVER", "x11")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start c3n-edge");
+    if late {
+        // the display answers late: its server is stopped before c3n-edge can reach it
+        signal(&x.0, libc::SIGSTOP);
+    }
+    let stderr = child.stderr.take().expect("stderr");
+    let mut run = Killed(child);
+    let lines = log_lines(stderr, dir.join("run.log"));
+    let mut log = String::new();
+
+    // grab the window area (centred on the screen) every 50 ms; keep a picture once two reads
+    // in a row agree (not torn by a redraw)
+    let (fw, fh) = image::open(clip.join("frames/00001.png"))
+        .expect("frame 1")
+        .to_rgb8()
+        .dimensions();
+    let (wx, wy) = ((SCREEN.0 - fw) / 2, (SCREEN.1 - fh) / 2);
     let rows = rows_above_status(fh);
-    let same_picture = |a: &RgbImage, b: &RgbImage| {
-        (0..rows).all(|y| (0..fw).all(|x| near(a.get_pixel(x, y).0, b.get_pixel(x, y).0, 2)))
-    };
+    let mut grabs: Vec<RgbImage> = Vec::new();
+    let mut previous: Option<RgbImage> = None;
+    let (mut stopped, mut file_final, mut window_final) = (late, None, None);
+    let mut final_picture: Option<RgbImage> = None;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        while let Ok(line) = lines.try_recv() {
+            file_final = file_final.or(final_frame(&line, &file_uri));
+            window_final = window_final.or(final_frame(&line, "window://"));
+            log.push_str(&line);
+            log.push('\n');
+        }
+        if let Some(s) = run.0.try_wait().expect("wait c3n-edge") {
+            panic!("c3n-edge ended ({s}) before the window showed its final frame:\n{log}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no final frame on the window after {PATIENCE:?} (late: {late}):\n{log}"
+        );
+        if stopped && file_final.is_some() {
+            // every frame was put (the file output, after the window, got the last one)
+            signal(&x.0, libc::SIGCONT);
+            stopped = false;
+        }
+        if let (None, Some(n)) = (&final_picture, file_final) {
+            let path = frames_out.join(format!("{n:05}.png"));
+            final_picture = Some(image::open(&path).expect("final picture").to_rgb8());
+        }
+        if let Some(screen) = read_xwd(&screen_file) {
+            let crop = image::imageops::crop_imm(&screen, wx, wy, fw, fh).to_image();
+            let stable = previous.as_ref() == Some(&crop);
+            if stable && grabs.last() != Some(&crop) && crop.pixels().any(|p| p.0 != [0, 0, 0]) {
+                grabs.push(crop.clone());
+            }
+            previous = Some(crop);
+        }
+        // done: the window said it shows its final frame, and the screen shows that picture
+        let on_screen = |want: &RgbImage| {
+            grabs
+                .last()
+                .is_some_and(|g| same_picture(g, want, rows) && previous.as_ref() == Some(g))
+        };
+        if window_final.is_some() && final_picture.as_ref().is_some_and(on_screen) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // a stop signal ends the linger, and the run ends cleanly
+    signal(&run.0, libc::SIGTERM);
+    let status = wait_exit(&mut run.0, &lines, &mut log);
+    assert!(status.success(), "c3n-edge run failed ({status}):\n{log}");
+    drop(x);
+    let _ = std::fs::remove_dir_all(&fbdir); // the X screen file (1.2 MB)
+    let written = written_frames(&frames_out);
+    assert_eq!(written.len() as u64, FRAMES, "file:// output is lossless");
+    assert_eq!(file_final, Some(FRAMES - 1), "file:// output's final frame");
+    Some(Seen {
+        dir,
+        clip,
+        grabs,
+        written,
+        final_n: window_final.expect("window's final frame"),
+        log,
+        size: (fw, fh),
+    })
+}
+
+/// c3n-edge's stderr, line by line (also written to `path` for a look afterwards).
+fn log_lines(stderr: std::process::ChildStderr, path: PathBuf) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let mut file = std::fs::File::create(path).expect("run.log");
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = writeln!(file, "{line}");
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for c3n-edge to end, collecting the rest of its log.
+fn wait_exit(child: &mut Child, lines: &Receiver<String>, log: &mut String) -> ExitStatus {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        while let Ok(line) = lines.try_recv() {
+            log.push_str(&line);
+            log.push('\n');
+        }
+        if let Some(s) = child.try_wait().expect("wait c3n-edge") {
+            // the log up to its end
+            while let Ok(line) = lines.recv_timeout(Duration::from_secs(10)) {
+                log.push_str(&line);
+                log.push('\n');
+            }
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "c3n-edge did not end after SIGTERM:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The rows above the status band of `a` and `b` agree (±2 per channel).
+fn same_picture(a: &RgbImage, b: &RgbImage, rows: u32) -> bool {
+    a.dimensions() == b.dimensions()
+        && (0..rows)
+            .all(|y| (0..a.width()).all(|x| near(a.get_pixel(x, y).0, b.get_pixel(x, y).0, 2)))
+}
+
+/// Every grab is a picture the renderer wrote; returns the frames they show.
+fn matched_frames(seen: &Seen) -> BTreeSet<u64> {
+    let rows = rows_above_status(seen.size.1);
     let mut matched = BTreeSet::new();
     let mut unmatched = Vec::new();
-    for (i, g) in grabs.iter().enumerate() {
-        g.save(dir.join(format!("grab-{i:03}.png"))).ok();
-        match written.iter().find(|(_, w)| same_picture(g, w)) {
+    for (i, g) in seen.grabs.iter().enumerate() {
+        g.save(seen.dir.join(format!("grab-{i:03}.png"))).ok();
+        match seen.written.iter().find(|(_, w)| same_picture(g, w, rows)) {
             Some((n, _)) => {
                 matched.insert(*n);
             }
@@ -225,18 +378,33 @@ fn window_under_xvfb_shows_the_rendered_overlay() {
     }
     eprintln!(
         "{} distinct window pictures grabbed, frames matched: {matched:?} (grabs in {})",
-        grabs.len(),
-        dir.display()
+        seen.grabs.len(),
+        seen.dir.display()
     );
     assert!(
-        !matched.is_empty() && unmatched.is_empty(),
+        unmatched.is_empty(),
         "window pictures {unmatched:?} equal no picture the renderer wrote (grabs and frames in \
          {})",
-        dir.display()
+        seen.dir.display()
+    );
+    matched
+}
+
+#[test]
+fn window_under_xvfb_shows_the_rendered_overlay() {
+    let started = Instant::now();
+    let Some(seen) = run_window("window", false) else {
+        return;
+    };
+    let matched = matched_frames(&seen);
+    assert_eq!(seen.final_n, FRAMES - 1, "the window's final frame");
+    assert!(
+        matched.contains(&(FRAMES - 1)),
+        "the final frame was on the screen"
     );
 
     // the matched pictures show the frame, with mask pixels tinted in an object's colour
-    let events = std::fs::read_to_string(dir.join("events.jsonl")).expect("events");
+    let events = std::fs::read_to_string(seen.dir.join("events.jsonl")).expect("events");
     let mut colours: Vec<[u8; 3]> = vec![PENDING_COLOUR];
     for line in events.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("event JSON");
@@ -245,12 +413,14 @@ fn window_under_xvfb_shows_the_rendered_overlay() {
         }
     }
     assert!(colours.len() > 1, "the run announced no object:\n{events}");
+    let (fw, fh) = seen.size;
+    let rows = rows_above_status(fh);
     let mut best_tinted = 0;
     for n in &matched {
-        let raw = image::open(clip.join(format!("frames/{:05}.png", n + 1)))
+        let raw = image::open(seen.clip.join(format!("frames/{:05}.png", n + 1)))
             .expect("input frame")
             .to_rgb8();
-        let shown = &written[*n as usize].1;
+        let shown = &seen.written[*n as usize].1;
         let (mut same, mut tinted, mut total) = (0u32, 0u32, 0u32);
         for y in 0..rows {
             for x in 0..fw {
@@ -274,10 +444,36 @@ fn window_under_xvfb_shows_the_rendered_overlay() {
         best_tinted >= 200,
         "no window picture shows a tinted mask (best: {best_tinted} pixels)"
     );
+    eprintln!("window test: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn window_whose_display_answers_late_shows_the_final_frame() {
+    let started = Instant::now();
+    let Some(seen) = run_window("window-late", true) else {
+        return;
+    };
+    let matched = matched_frames(&seen);
+    assert_eq!(seen.final_n, FRAMES - 1, "the window's final frame");
+    assert!(
+        matched.contains(&(FRAMES - 1)),
+        "the final frame was on the screen"
+    );
+    // the window opened after the input ended: it drew at most the frame it had taken before
+    // it waited for the server and the final one; every frame in between was replaced
+    let skipped = window_skipped(&seen.log);
+    assert!(
+        skipped >= FRAMES - 2,
+        "{skipped} frames skipped; expected at least {}:\n{}",
+        FRAMES - 2,
+        seen.log
+    );
+    assert!(
+        matched.len() <= 2,
+        "the late window showed frames {matched:?}: at most the one it took first and the final one"
+    );
     eprintln!(
-        "window test: run {run_s:.1} s, whole test {:.1} s",
+        "late window test: {:.1} s, {skipped} frames skipped",
         started.elapsed().as_secs_f64()
     );
-    // the X screen file (1.2 MB); the grabs and frames stay for a look
-    let _ = std::fs::remove_dir_all(&fbdir);
 }

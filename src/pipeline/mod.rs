@@ -133,6 +133,9 @@ pub fn run_with(
     let builder = WindowBuilder::new(&contract)?;
     // Open the first pass here so that a missing or broken input fails before any thread starts.
     let first = opts.input.open(builder.sample_rate())?;
+    for s in sinks.iter_mut() {
+        s.attach_control(&control);
+    }
     let started = Instant::now();
     let ctl = &*control;
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use image::RgbImage;
 
-use crate::control::RunState;
+use crate::control::{RunControl, RunState};
 use crate::events::{Event, FrameDetections};
 
 /// One frame after post-processing.
@@ -77,4 +77,8 @@ pub trait Sink: Send {
     fn state(&mut self, _state: &RunState) -> Result<(), SinkError> {
         Ok(())
     }
+    /// The run's control block, once before the first frame: a sink that keeps something up
+    /// after the input ended (the display outputs' `?linger=S`) ends that early when a stop is
+    /// requested ([`RunControl::request_stop`], SIGTERM / Ctrl-C). Default: ignored.
+    fn attach_control(&mut self, _control: &Arc<RunControl>) {}
 }

@@ -7,7 +7,8 @@
 //! | `display://0` | the screen: Linux framebuffer `/dev/fb0` ([`fb`]; RGB565, XRGB8888 and other packed RGB layouts), or DRM/KMS `/dev/dri/card0` ([`kms`]) where there is no `/dev/fb0`; see [`DisplayBackend`] for the choice |
 //! | `display://0?backend=drm` | DRM/KMS on `/dev/dri/card0` even where fbdev exists; `?mode=WxH` or `WxH@HZ` picks the KMS mode (default: the monitor's preferred one) and implies `backend=drm` |
 //! | `display://0?device=PATH` | that device node: `/dev/dri/…` (or any DRM device) is driven by KMS, anything else as a framebuffer; `?mode=WxH:BPP` (16 or 32) gives a framebuffer's geometry instead of asking the driver (a plain file as a fake framebuffer) |
-//! | `window://` | desktop window (embedded-graphics-simulator + SDL2, cargo feature `window`) |
+//! | `display://0?linger=S` | keeps the final frame on the screen S seconds after the input ended (KMS gives the screen back when the output closes) |
+//! | `window://` | desktop window (embedded-graphics-simulator + SDL2, cargo feature `window`); closes once it has shown the final frame, `?linger=S` keeps it open S seconds longer |
 //! | `file://out/%05d.jpg` (`.png`) | one image per analysed frame, numbered by frame number |
 //! | `file://out.mp4` (`.mkv`, …) | H.264 video of the pictures (cargo feature `ffmpeg`; without it: an error) |
 //! | `http://0.0.0.0:8080` | preview server ([`http`]): `/`, `/stream.mjpg`, `/snapshot.jpg`, `/api/state`, `/api/events`; `?linger=S` keeps serving S seconds after the input ended |
@@ -17,7 +18,9 @@
 //! The display never slows inference: [`DisplaySink`] hands each frame to every output's own
 //! thread (`output`) through a one-place [`slot::Slot`] that *replaces* a frame the output has
 //! not taken yet (counted as skipped). File outputs are the exception: they wait, so every frame
-//! is written.
+//! is written. At the end of the input, [`DisplaySink`]'s `finish` waits until every output has
+//! shown its final frame (the newest scene put, however late the output is) and lingered on it
+//! (`?linger=S`); a stop request ([`crate::control::RunControl::request_stop`]) ends the linger.
 //!
 //! Files: [`uri`] parses the URIs, [`screen`] opens `display://` on [`fb`] or [`kms`], [`sink`]
 //! is the [`crate::sink::Sink`] that drives every output.

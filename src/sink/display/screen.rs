@@ -39,6 +39,7 @@ impl ScreenOutput {
             mode,
             backend,
             drm_mode,
+            ..
         } = uri
         else {
             return Err(DisplayError::Uri {

@@ -3,12 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::output::OutputThread;
 use super::screen::ScreenOutput;
 use super::uri::OutputUri;
 use super::{http, DisplayError};
-use crate::control::RunState;
+use crate::control::{RunControl, RunState};
 use crate::events::Event;
 use crate::render::{Renderer, Scene};
 use crate::sink::overlay::save_image;
@@ -20,9 +21,11 @@ use crate::uri::{expand_pattern, printf_field};
 pub struct DisplaySink {
     outputs: Vec<OutputThread>,
     scenes: SceneBuilder,
-    preview: Vec<(Arc<http::Preview>, u64)>,
+    preview: Vec<Arc<http::Preview>>,
     servers: Vec<http::PreviewServer>,
     last: Option<Scene>,
+    /// The run's control: a stop request ends the outputs' linger.
+    control: Option<Arc<RunControl>>,
 }
 
 impl std::fmt::Debug for DisplaySink {
@@ -46,18 +49,24 @@ impl DisplaySink {
             preview: Vec::new(),
             servers: Vec::new(),
             last: None,
+            control: None,
         };
         for uri in uris {
             match uri {
-                OutputUri::Display { index, .. } => {
+                OutputUri::Display {
+                    index, linger_s, ..
+                } => {
                     let mut out = ScreenOutput::open(uri)?;
                     let name = format!("display://{index} ({})", out.describe());
+                    let linger = Duration::from_secs(*linger_s);
                     sink.outputs
-                        .push(OutputThread::spawn(name, false, move |s| {
+                        .push(OutputThread::spawn(name, false, linger, move |s| {
                             out.show(&renderer, &s)
                         }));
                 }
-                OutputUri::Window => sink.outputs.push(open_window(renderer)?),
+                OutputUri::Window { linger_s } => sink
+                    .outputs
+                    .push(open_window(renderer, Duration::from_secs(*linger_s))?),
                 OutputUri::Images { pattern } => {
                     let field = printf_field(pattern).map_err(|e| DisplayError::Uri {
                         uri: pattern.clone(),
@@ -71,15 +80,17 @@ impl DisplaySink {
                     };
                     let pattern = pattern.clone();
                     let name = format!("file://{pattern}");
-                    sink.outputs.push(OutputThread::spawn(name, true, move |s| {
-                        let path = PathBuf::from(expand_pattern(&pattern, field, s.number));
-                        save_image(&renderer.render_image(&s), &path).map_err(|e| {
-                            DisplayError::Output {
-                                what: path.display().to_string(),
-                                reason: e.to_string(),
-                            }
-                        })
-                    }));
+                    let linger = Duration::ZERO; // files do not linger
+                    sink.outputs
+                        .push(OutputThread::spawn(name, true, linger, move |s| {
+                            let path = PathBuf::from(expand_pattern(&pattern, field, s.number));
+                            save_image(&renderer.render_image(&s), &path).map_err(|e| {
+                                DisplayError::Output {
+                                    what: path.display().to_string(),
+                                    reason: e.to_string(),
+                                }
+                            })
+                        }));
                 }
                 OutputUri::Video { path } => sink.outputs.push(open_video(path, renderer)?),
                 OutputUri::Http { addr, linger_s } => {
@@ -87,11 +98,12 @@ impl DisplaySink {
                     let server = http::PreviewServer::start(addr, preview.clone())?;
                     let p = preview.clone();
                     let name = format!("http://{}", server.addr());
+                    let linger = Duration::from_secs(*linger_s);
                     sink.outputs
-                        .push(OutputThread::spawn(name, false, move |s| {
+                        .push(OutputThread::spawn(name, false, linger, move |s| {
                             p.publish_frame(&renderer.render_image(&s))
                         }));
-                    sink.preview.push((preview, *linger_s));
+                    sink.preview.push(preview);
                     sink.servers.push(server);
                 }
             }
@@ -110,6 +122,21 @@ impl DisplaySink {
             .iter()
             .map(|o| (o.name.clone(), o.slot.skipped()))
             .collect()
+    }
+
+    /// Waits until every output thread has shown its final frame and lingered; a stop request
+    /// ([`RunControl::request_stop`]) ends the lingering (an output's final frame, if still
+    /// waiting in its slot, is shown first).
+    fn wait_outputs(&self) {
+        const POLL: Duration = Duration::from_millis(50);
+        while self.outputs.iter().any(|o| o.is_running()) {
+            if self.control.as_ref().is_some_and(|c| c.stop_requested()) {
+                for o in &self.outputs {
+                    o.slot.close_if_empty();
+                }
+            }
+            std::thread::sleep(POLL);
+        }
     }
 
     fn check_outputs(&mut self) -> Result<(), SinkError> {
@@ -138,12 +165,12 @@ fn open_video(path: &Path, _renderer: Renderer) -> Result<OutputThread, DisplayE
 }
 
 #[cfg(feature = "window")]
-fn open_window(renderer: Renderer) -> Result<OutputThread, DisplayError> {
-    super::window::open(renderer)
+fn open_window(renderer: Renderer, linger: Duration) -> Result<OutputThread, DisplayError> {
+    super::window::open(renderer, linger)
 }
 
 #[cfg(not(feature = "window"))]
-fn open_window(_renderer: Renderer) -> Result<OutputThread, DisplayError> {
+fn open_window(_renderer: Renderer, _linger: Duration) -> Result<OutputThread, DisplayError> {
     Err(DisplayError::Uri {
         uri: "window://".into(),
         reason: "this build has no window support; rebuild with `--features window` \
@@ -155,7 +182,7 @@ fn open_window(_renderer: Renderer) -> Result<OutputThread, DisplayError> {
 impl Sink for DisplaySink {
     fn frame(&mut self, frame: &AnalysedFrame, events: &[Event]) -> Result<(), SinkError> {
         self.check_outputs()?;
-        for (p, _) in &self.preview {
+        for p in &self.preview {
             p.publish_events(events);
         }
         let scene = self.scenes.scene(frame, events);
@@ -167,21 +194,25 @@ impl Sink for DisplaySink {
     }
 
     fn finish(&mut self, events: &[Event]) -> Result<(), SinkError> {
-        for (p, _) in &self.preview {
+        for p in &self.preview {
             p.publish_events(events);
         }
+        // every output shows its final frame (the last scene put), then lingers on it
+        for o in &self.outputs {
+            o.slot.finish();
+        }
+        self.wait_outputs();
         let mut first_err = None;
         for o in &mut self.outputs {
             if let Err(e) = o.join() {
                 first_err.get_or_insert(e);
             }
         }
-        let linger = self.preview.iter().map(|(_, l)| *l).max().unwrap_or(0);
-        if linger > 0 && first_err.is_none() {
-            tracing::info!("input ended; preview kept up for {linger} s");
-            std::thread::sleep(std::time::Duration::from_secs(linger));
-        }
         first_err.map_or(Ok(()), Err)
+    }
+
+    fn attach_control(&mut self, control: &Arc<RunControl>) {
+        self.control = Some(control.clone());
     }
 
     fn state(&mut self, state: &RunState) -> Result<(), SinkError> {
@@ -193,7 +224,7 @@ impl Sink for DisplaySink {
                 o.slot.put(scene.clone(), false);
             }
         }
-        for (p, _) in &self.preview {
+        for p in &self.preview {
             p.publish_state(state, &self.outputs.iter().map(|o| o.slot.skipped()).sum());
         }
         Ok(())

@@ -122,6 +122,28 @@ impl<T> Slot<T> {
         self.cond.notify_all();
     }
 
+    /// Closes the slot unless an item still waits for the consumer (which then takes it first;
+    /// used to end an output's linger after the input ended without dropping its final frame).
+    /// Returns whether the slot is closed now.
+    pub fn close_if_empty(&self) -> bool {
+        let mut g = self.lock();
+        if g.item.is_none() {
+            g.closed = true;
+            self.cond.notify_all();
+        }
+        g.closed
+    }
+
+    /// Waits until the slot is closed or `timeout` has passed; returns whether it is closed.
+    pub fn wait_closed(&self, timeout: std::time::Duration) -> bool {
+        let g = self.lock();
+        let (g, _) = self
+            .cond
+            .wait_timeout_while(g, timeout, |i| !i.closed)
+            .unwrap_or_else(|e| e.into_inner());
+        g.closed
+    }
+
     /// Whether [`Self::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.lock().closed
@@ -158,6 +180,53 @@ mod tests {
         assert_eq!(s.skipped(), 2);
         assert_eq!(s.take(), Some(3));
         s.finish();
+        assert_eq!(s.take(), None);
+    }
+
+    #[test]
+    fn finish_then_the_last_item_is_still_delivered() {
+        // the newest item put before finish is the consumer's last one, by either take
+        let s = Slot::new();
+        s.put(1, false);
+        s.put(2, false);
+        s.finish();
+        assert_eq!(s.take(), Some(2));
+        assert_eq!(s.take(), None);
+        let s = Slot::new();
+        s.put(7, false);
+        s.finish();
+        assert_eq!(s.take_timeout(Duration::from_millis(1)), Ok(Some(7)));
+        assert_eq!(s.take_timeout(Duration::from_millis(1)), Err(Ended));
+        assert_eq!(s.skipped(), 0);
+        // a consumer blocked in take when the producer finishes still gets the last item
+        let s = Arc::new(Slot::new());
+        let c = s.clone();
+        let t = std::thread::spawn(move || {
+            let mut last = None;
+            while let Some(x) = c.take() {
+                last = Some(x);
+            }
+            last
+        });
+        for i in 0..100 {
+            s.put(i, false);
+        }
+        s.finish();
+        assert_eq!(t.join().unwrap(), Some(99));
+    }
+
+    #[test]
+    fn close_if_empty_keeps_a_waiting_item_and_wakes_wait_closed() {
+        let s = Arc::new(Slot::new());
+        s.put(1, false);
+        s.finish();
+        assert!(!s.close_if_empty(), "an item still waits: not closed");
+        assert_eq!(s.take(), Some(1));
+        assert!(!s.wait_closed(Duration::from_millis(1)));
+        let c = s.clone();
+        let t = std::thread::spawn(move || c.wait_closed(Duration::from_secs(600)));
+        assert!(s.close_if_empty());
+        assert!(t.join().unwrap(), "wait_closed returns once closed");
         assert_eq!(s.take(), None);
     }
 

@@ -37,9 +37,18 @@ pub enum OutputUri {
         backend: DisplayBackend,
         /// KMS mode asked for (`?mode=WxH` or `?mode=WxH@HZ`).
         drm_mode: Option<ModeRequest>,
+        /// Seconds the final frame stays on the screen after the input ended (`?linger=S`,
+        /// default 0). KMS gives the screen back when the output closes, so without it the
+        /// final frame vanishes at once; a framebuffer keeps its last picture anyway.
+        linger_s: u64,
     },
     /// Desktop window (feature `window`).
-    Window,
+    Window {
+        /// Seconds the window stays open on its final frame after the input ended
+        /// (`?linger=S`; default 0: it closes once the final frame is shown). A stop signal
+        /// (SIGTERM, Ctrl-C) or closing the window ends it early.
+        linger_s: u64,
+    },
     /// Image files; `pattern` holds one `%d` / `%0Nd` field.
     Images {
         /// Path pattern, e.g. `out/%05d.jpg`.
@@ -54,7 +63,8 @@ pub enum OutputUri {
     Http {
         /// Listen address `host:port`.
         addr: String,
-        /// Seconds to keep serving after the input ended.
+        /// Seconds to keep serving after the input ended (`?linger=S`, default 0); a stop
+        /// signal ends it early.
         linger_s: u64,
     },
 }
@@ -80,8 +90,8 @@ impl OutputUri {
             params.push((k.to_string(), v.to_string()));
         }
         let allowed: &[&str] = match scheme.as_str() {
-            "display" => &["device", "mode", "backend"],
-            "http" => &["linger"],
+            "display" => &["device", "mode", "backend", "linger"],
+            "window" | "http" => &["linger"],
             _ => &[],
         };
         if let Some((k, _)) = params.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
@@ -95,6 +105,12 @@ impl OutputUri {
             )));
         }
         let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let linger_s = match param("linger") {
+            Some(v) => v
+                .parse()
+                .map_err(|_| bad(format!("linger {v:?}: expected whole seconds")))?,
+            None => 0,
+        };
         match scheme.as_str() {
             "display" => {
                 let index = if body.is_empty() {
@@ -143,9 +159,10 @@ impl OutputUri {
                     mode,
                     backend,
                     drm_mode,
+                    linger_s,
                 })
             }
-            "window" => Ok(OutputUri::Window),
+            "window" => Ok(OutputUri::Window { linger_s }),
             "http" => {
                 if body.is_empty() {
                     return Err(bad("missing host:port".into()));
@@ -155,12 +172,6 @@ impl OutputUri {
                     addr.to_string()
                 } else {
                     format!("{addr}:8080")
-                };
-                let linger_s = match param("linger") {
-                    Some(v) => v
-                        .parse()
-                        .map_err(|_| bad(format!("linger {v:?}: expected seconds")))?,
-                    None => 0,
                 };
                 Ok(OutputUri::Http { addr, linger_s })
             }
@@ -199,7 +210,7 @@ impl OutputUri {
 
     /// True for outputs that need a screen (`display://`, `window://`): `--headless` drops them.
     pub fn is_screen(&self) -> bool {
-        matches!(self, OutputUri::Display { .. } | OutputUri::Window)
+        matches!(self, OutputUri::Display { .. } | OutputUri::Window { .. })
     }
 }
 
@@ -217,6 +228,7 @@ mod tests {
                 mode: None,
                 backend: DisplayBackend::Auto,
                 drm_mode: None,
+                linger_s: 0,
             }
         );
         match OutputUri::parse("display://1?mode=1280x720@60").unwrap() {
@@ -252,13 +264,29 @@ mod tests {
                 mode: Some(m),
                 backend: DisplayBackend::Auto,
                 drm_mode: None,
+                linger_s: 0,
             } => {
                 assert_eq!(d, PathBuf::from("/tmp/fb"));
                 assert_eq!((m.width, m.height, m.bits_per_pixel), (64, 48, 16));
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(OutputUri::parse("window://").unwrap(), OutputUri::Window);
+        assert_eq!(
+            OutputUri::parse("window://").unwrap(),
+            OutputUri::Window { linger_s: 0 }
+        );
+        assert_eq!(
+            OutputUri::parse("window://?linger=30").unwrap(),
+            OutputUri::Window { linger_s: 30 }
+        );
+        assert!(matches!(
+            OutputUri::parse("display://0?backend=drm&linger=5").unwrap(),
+            OutputUri::Display {
+                backend: DisplayBackend::Drm,
+                linger_s: 5,
+                ..
+            }
+        ));
         assert_eq!(
             OutputUri::parse("file://out/%05d.jpg").unwrap(),
             OutputUri::Images {
@@ -287,6 +315,9 @@ mod tests {
             "display://0?backend=fbdev&mode=64x48",
             "http://",
             "http://h:1?foo=1",
+            "http://h:1?linger=-1",
+            "window://?linger=2.5",
+            "window://?mode=64x48",
         ] {
             let e = OutputUri::parse(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "{e}");
