@@ -129,6 +129,11 @@ fn open_stream(addr: &str, auth: Option<&str>, min_body: usize) -> (Resp, TcpStr
         let r = Resp::parse(&buf);
         let done = n == 0 || (r.status != 0 && (r.status != 200 || r.body.len() >= min_body));
         if done && buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            if r.status != 200 {
+                // a refusal is a whole response: read it to its end
+                s.read_to_end(&mut buf).expect("read the refusal");
+                return (Resp::parse(&buf), s);
+            }
             return (r, s);
         }
         assert!(

@@ -102,14 +102,12 @@ pub fn respond(
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    let r = stream.write_all(head.as_bytes()).and_then(|_| {
-        if head_only {
-            Ok(())
-        } else {
-            stream.write_all(body)
-        }
-    });
-    if let Err(e) = r.and_then(|_| stream.flush()) {
+    // one write: head and body leave together
+    let mut out = head.into_bytes();
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+    if let Err(e) = stream.write_all(&out).and_then(|_| stream.flush()) {
         tracing::debug!("preview: response not sent: {e}");
     }
 }
