@@ -11,7 +11,7 @@
 //! pool and exposes no socket timeouts.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -24,8 +24,8 @@ pub const WORKERS: usize = 4;
 pub const QUEUE: usize = 32;
 /// Largest request head (request line and headers), bytes.
 pub const MAX_HEAD: usize = 8192;
-/// How often the accept thread looks for new connections and for the stop flag.
-const ACCEPT_POLL: Duration = Duration::from_millis(10);
+/// How long the accept thread pauses after an accept error (out of file descriptors).
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// A parsed request head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,7 +130,6 @@ impl Server {
         handler: Arc<Handler>,
     ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
-        listener.set_nonblocking(true)?;
         let (tx, rx) = sync_channel::<(TcpStream, Instant)>(QUEUE);
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..WORKERS {
@@ -160,8 +159,18 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.acceptor.take() {
-            let _ = t.join();
+        // wake the blocking accept with a connection of our own; join only if that worked
+        let mut wake = self.addr;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(match wake {
+                SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        if TcpStream::connect_timeout(&wake, Duration::from_secs(1)).is_ok() {
+            if let Some(t) = self.acceptor.take() {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -174,15 +183,12 @@ fn accept(
 ) {
     while !stop.load(Ordering::Relaxed) {
         let stream = match listener.accept() {
+            Ok(_) if stop.load(Ordering::Relaxed) => return,
             Ok((s, _)) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(ACCEPT_POLL);
-                continue;
-            }
             Err(e) => {
                 // EMFILE and the like: wait, do not spin
                 tracing::warn!("preview: accept: {e}");
-                std::thread::sleep(ACCEPT_POLL * 10);
+                std::thread::sleep(ACCEPT_PAUSE);
                 continue;
             }
         };
