@@ -1,8 +1,8 @@
 //! 200 concurrent connections to the `http://` preview (the only test of this binary, so the
 //! process's threads are the server's and the harness's): the process gains at most 16 threads
-//! while they are open, every connection is answered or closed within 10 s (a quarter of them
-//! send nothing and are dropped by the default 5 s timeout), and the open files come back to
-//! where they were.
+//! while they are open, every connection is answered within 10 s (a quarter of them send
+//! nothing and get a 408 after the default 5 s timeout, without delaying the others), and the
+//! open files come back to where they were.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -112,23 +112,20 @@ fn two_hundred_connections_leave_threads_and_files_bounded() {
     }
     let elapsed = start.elapsed();
     let status = |b: &[u8]| String::from_utf8_lossy(b.get(9..12).unwrap_or_default()).to_string();
+    // the silent ones hold no worker: every request is answered, only streams past the
+    // viewer limit are refused
     let mut streams = 0;
     for (i, _, buf, _) in &conns {
-        if buf.is_empty() {
-            continue;
-        }
         let st = status(buf);
-        assert!(
-            ["200", "401", "408", "503"].contains(&st.as_str()),
-            "connection {i}: {st}"
-        );
         match i % 4 {
+            0 => assert_eq!(st, "408", "connection {i} (silent)"),
             1 if st == "200" => streams += 1,
-            3 => assert_ne!(st, "200", "connection {i}: a snapshot without a credential"),
-            _ => {}
+            1 => assert_eq!(st, "503", "connection {i} (stream)"),
+            2 => assert_eq!(st, "200", "connection {i} (API)"),
+            _ => assert_eq!(st, "401", "connection {i} (no credential)"),
         }
     }
-    assert!(streams <= cfg.max_viewers, "{streams} streams");
+    assert_eq!(streams, cfg.max_viewers, "streams served");
     eprintln!(
         "200 connections: all answered or closed in {:.2} s; threads idle {idle_threads}, \
          peak {peak} (+{}); streams served {streams}",

@@ -16,7 +16,9 @@
 //! `max_viewers` gets a 503 with `Retry-After`.
 
 pub mod auth;
+pub mod heads;
 pub mod server;
+pub mod wire;
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -28,7 +30,8 @@ use std::time::Duration;
 use image::RgbImage;
 
 pub use auth::{PreviewAuth, PreviewConfig};
-use server::{respond, Request, Server};
+use server::Server;
+use wire::{respond, Request};
 
 use super::DisplayError;
 use crate::control::RunState;
