@@ -52,6 +52,13 @@
 //!
 //! [input]                                # live camera / microphone (src/source/live.rs)
 //! wait = false                           # wait for a missing/busy device (= --input-wait)
+//!
+//! [preview]                              # `--output http://…` (src/sink/display/http/)
+//! user = "viewer"                        # HTTP Basic user ...
+//! password_hash = "$argon2id$v=19$..."   # ... and `c3n-edge config --hash-password` output
+//! token_file = "/etc/c3n-edge/preview.token"  # or/and a bearer token
+//! max_viewers = 4                        # concurrent MJPEG streams (?viewers=N)
+//! timeout_s = 5                          # connection read/write timeout (?timeout=S)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -108,6 +115,8 @@ pub struct Config {
     pub mqtt: crate::sink::mqtt::MqttConfig,
     /// `run`: live inputs (`[input] wait`).
     pub input: InputConfig,
+    /// `run`: the `http://` preview's credentials and limits.
+    pub preview: crate::sink::display::http::PreviewConfig,
 }
 
 /// `[input]` section: live capture devices (`v4l2://`, `alsa://`).
@@ -264,6 +273,7 @@ impl Config {
         self.post.validate().map_err(|e| bad(e.to_string()))?;
         self.events.validate().map_err(|e| bad(e.to_string()))?;
         self.mqtt.validate().map_err(|e| bad(e.to_string()))?;
+        self.preview.validate().map_err(|e| bad(e.to_string()))?;
         Ok(())
     }
 

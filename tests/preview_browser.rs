@@ -4,7 +4,9 @@
 //! `--remote-debugging-pipe` (no extra tools: the pipe is the child's stdin/stdout moved to fds
 //! 3 and 4 by `sh`). Checks: the screenshot shows the overlay stream at the page's top-left with
 //! each announced object's mask tinted in its colour over the real frame, and the page's event
-//! list (DOM) lists the events.
+//! list (DOM) lists the events. The preview asks for HTTP Basic credentials (`[preview]` with a
+//! hash from `c3n-edge config --hash-password`); the browser sends them with every request, as
+//! it does once a user has typed them in, and the page works under its Content-Security-Policy.
 //!
 //! Chromium missing: loud SKIP, or FAIL when `CI=true` (tests/setup.sh installs it).
 
@@ -55,11 +57,56 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// GET `path` from `addr` (HTTP/1.0, whole body).
+const USER: &str = "viewer";
+const PASSWORD: &str = "pässword with spaces";
+
+/// The `Authorization` header value of [`USER`] and [`PASSWORD`].
+fn basic_auth() -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+    )
+}
+
+/// A config file whose `[preview]` accepts [`USER`] / [`PASSWORD`], the hash made by
+/// `c3n-edge config --hash-password`.
+fn preview_config(dir: &Path) -> PathBuf {
+    let mut child = Command::new(BIN)
+        .args(["config", "--hash-password"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start c3n-edge config --hash-password");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .expect("write the password");
+    let out = child.wait_with_output().expect("hash");
+    assert!(out.status.success(), "config --hash-password failed");
+    let hash = String::from_utf8(out.stdout).expect("utf-8");
+    let hash = hash.trim();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let path = dir.join("preview.toml");
+    std::fs::write(
+        &path,
+        format!("[preview]\nuser = \"{USER}\"\npassword_hash = \"{hash}\"\n"),
+    )
+    .expect("write the config");
+    path
+}
+
+/// GET `path` from `addr` (HTTP/1.0, whole body) with the credentials.
 fn http_get(addr: &str, path: &str) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send request");
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: {}\r\n\r\n",
+        basic_auth()
+    )
+    .expect("send request");
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).expect("read response");
     let at = buf
@@ -186,6 +233,7 @@ fn preview_page_in_headless_chromium_shows_the_tinted_stream_and_the_events() {
     let started = Instant::now();
     let clip = root().join("assets/clips/bbb-bird");
     let dir = common::tmp_dir("preview");
+    let config = preview_config(&dir);
     // One model window (5 frames); min-frames 1 announces every region at once, so the last frame
     // shown has event ids (and colours); linger keeps the page up after the input ends.
     let mut child = Command::new(BIN)
@@ -196,6 +244,8 @@ fn preview_page_in_headless_chromium_shows_the_tinted_stream_and_the_events() {
             "1",
             "--events",
             dir.join("events.jsonl").to_str().unwrap_or_default(),
+            "--config",
+            config.to_str().unwrap_or_default(),
             "--output",
             "http://127.0.0.1:0?linger=600",
             "--output",
@@ -227,7 +277,8 @@ fn preview_page_in_headless_chromium_shows_the_tinted_stream_and_the_events() {
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .expect("c3n-edge ended or stalled before the input was processed");
         if let Some(rest) = line.split("preview at http://").nth(1) {
-            addr = Some(rest.trim_end_matches('/').trim().to_string());
+            let url = rest.split_whitespace().next().unwrap_or_default();
+            addr = Some(url.trim_end_matches('/').to_string());
         }
         // the preview output has published its final frame and lingers on it
         if line.contains(": final frame") && line.contains("output http://") {
@@ -235,6 +286,18 @@ fn preview_page_in_headless_chromium_shows_the_tinted_stream_and_the_events() {
         }
     }
     let addr = addr.expect("preview address in the log");
+    // without the credentials: 401 and a Basic challenge (the browser's login prompt)
+    let mut s = TcpStream::connect(&addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    write!(s, "GET /snapshot.jpg HTTP/1.0\r\n\r\n").expect("send");
+    let mut denied = Vec::new();
+    s.read_to_end(&mut denied).expect("read");
+    let denied = String::from_utf8_lossy(&denied);
+    assert!(denied.starts_with("HTTP/1.1 401"), "{denied}");
+    assert!(
+        denied.contains("WWW-Authenticate: Basic realm=\"c3n-edge\""),
+        "{denied}"
+    );
     let run_s = started.elapsed().as_secs_f64();
 
     // the events of the last frame shown (frame 4, t = 4 s) with their masks
@@ -265,6 +328,12 @@ fn preview_page_in_headless_chromium_shows_the_tinted_stream_and_the_events() {
     );
     let sess = sess["sessionId"].as_str().expect("sessionId").to_string();
     cdp.call("Page.enable", json!({}), Some(&sess));
+    cdp.call("Network.enable", json!({}), Some(&sess));
+    cdp.call(
+        "Network.setExtraHTTPHeaders",
+        json!({"headers": {"Authorization": basic_auth()}}),
+        Some(&sess),
+    );
     cdp.call(
         "Page.navigate",
         json!({"url": format!("http://{addr}/")}),

@@ -40,6 +40,10 @@ pub(crate) enum Command {
         /// Print the commented sample configuration (every key with its default) instead.
         #[arg(long)]
         sample: bool,
+        /// Read a password from stdin (its first line) and print its Argon2id hash for
+        /// `[preview] password_hash`.
+        #[arg(long, conflicts_with_all = ["sample", "file"])]
+        hash_password: bool,
     },
     /// Print the model contract read from an ONNX file's metadata (validates it).
     ModelInfo {

@@ -18,7 +18,17 @@ use args::Command;
 pub(crate) fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Eval(a) => eval::cmd_eval(a),
-        Command::Config { file, sample } => info::cmd_config(file.as_deref(), sample),
+        Command::Config {
+            file,
+            sample,
+            hash_password,
+        } => {
+            if hash_password {
+                info::cmd_hash_password()
+            } else {
+                info::cmd_config(file.as_deref(), sample)
+            }
+        }
         Command::ModelInfo { path } => info::cmd_model_info(&path),
         Command::Run(a) => run::cmd_run(a),
         Command::Bench(a) => bench::cmd_bench(a),

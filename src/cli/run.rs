@@ -75,7 +75,7 @@ pub(crate) fn cmd_run(a: RunArgs) -> Result<()> {
     if let Some(n) = c3n_edge::sink::systemd::SystemdNotifier::from_env() {
         sinks.push(Box::new(n));
     }
-    if let Some(display) = display_sink(&a.outputs, &outputs, a.headless, a.alpha)? {
+    if let Some(display) = display_sink(&a.outputs, &outputs, a.headless, a.alpha, &cfg.preview)? {
         sinks.push(Box::new(display));
     }
     // MQTT before the model: wrong credentials fail fast. The model file is read once: its
@@ -136,6 +136,7 @@ fn display_sink(
     outputs: &[OutputUri],
     headless: bool,
     alpha: f32,
+    preview: &c3n_edge::sink::display::http::PreviewConfig,
 ) -> Result<Option<DisplaySink>> {
     let mut uris = Vec::new();
     for (o, u) in given.iter().zip(outputs) {
@@ -152,5 +153,7 @@ fn display_sink(
         alpha: alpha.clamp(0.0, 1.0),
         status: true,
     };
-    Ok(Some(DisplaySink::open(&uris, renderer)?))
+    Ok(Some(DisplaySink::open_with_preview(
+        &uris, renderer, preview,
+    )?))
 }

@@ -257,7 +257,7 @@ def main():
         # the events file is appended across restarts: count its lines before each start
         args = [a.bin, "run", f"file://{frames}/%05d.png", "--audio", f"file://{CLIP}/audio.wav",
                 "--model", a.model, "--input-loop", "-1", "--mqtt", f"mqtt://127.0.0.1:{mqtt_port}",
-                "--camera-name", "soak", "--output", f"http://127.0.0.1:{http_port}",
+                "--camera-name", "soak", "--output", f"http://127.0.0.1:{http_port}?auth=none",
                 "--events", events + ".part", "--log", "info"]
         return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

@@ -11,7 +11,7 @@
 //! | `window://` | desktop window (embedded-graphics-simulator + SDL2, cargo feature `window`); closes once it has shown the final frame, `?linger=S` keeps it open S seconds longer |
 //! | `file://out/%05d.jpg` (`.png`) | one image per analysed frame, numbered by frame number |
 //! | `file://out.mp4` (`.mkv`, …) | H.264 video of the pictures (cargo feature `ffmpeg`; without it: an error) |
-//! | `http://0.0.0.0:8080` | preview server ([`http`]): `/`, `/stream.mjpg`, `/snapshot.jpg`, `/api/state`, `/api/events`; `?linger=S` keeps serving S seconds after the input ended |
+//! | `http://:8080` | preview server ([`http`]) on 127.0.0.1 (give a host, e.g. `http://0.0.0.0:8080`, to listen elsewhere): `/`, `/stream.mjpg`, `/snapshot.jpg`, `/api/state`, `/api/events`; credentials from `[preview]` ([`http::PreviewConfig`]) unless `?auth=none`; `?viewers=N` concurrent streams (default 4), `?timeout=S` connection timeout (default 5 s), `?linger=S` keeps serving S seconds after the input ended |
 //!
 //! `--headless` drops `display://` and `window://`.
 //!

@@ -41,8 +41,18 @@ impl std::fmt::Debug for DisplaySink {
 
 impl DisplaySink {
     /// Opens every output (devices, windows, server sockets are opened here, so a bad output
-    /// fails before the run starts). `renderer` is shared by all.
+    /// fails before the run starts). `renderer` is shared by all. A preview server gets no
+    /// credential: it starts only with `?auth=none` (see [`Self::open_with_preview`]).
     pub fn open(uris: &[OutputUri], renderer: Renderer) -> Result<Self, DisplayError> {
+        Self::open_with_preview(uris, renderer, &http::PreviewConfig::default())
+    }
+
+    /// [`Self::open`] with the credentials and limits of the preview servers (`[preview]`).
+    pub fn open_with_preview(
+        uris: &[OutputUri],
+        renderer: Renderer,
+        preview_cfg: &http::PreviewConfig,
+    ) -> Result<Self, DisplayError> {
         let mut sink = DisplaySink {
             outputs: Vec::new(),
             scenes: SceneBuilder::default(),
@@ -93,9 +103,16 @@ impl DisplaySink {
                         }));
                 }
                 OutputUri::Video { path } => sink.outputs.push(open_video(path, renderer)?),
-                OutputUri::Http { addr, linger_s } => {
+                OutputUri::Http {
+                    addr,
+                    linger_s,
+                    no_auth,
+                    viewers,
+                    timeout_s,
+                } => {
+                    let opts = serve_options(addr, *no_auth, *viewers, *timeout_s, preview_cfg)?;
                     let preview = Arc::new(http::Preview::default());
-                    let server = http::PreviewServer::start(addr, preview.clone())?;
+                    let server = http::PreviewServer::start(addr, preview.clone(), opts)?;
                     let p = preview.clone();
                     let name = format!("http://{}", server.addr());
                     let linger = Duration::from_secs(*linger_s);
@@ -147,6 +164,43 @@ impl DisplaySink {
         }
         Ok(())
     }
+}
+
+/// The access and limits of the preview server on `addr`: the URI's options over `[preview]`.
+fn serve_options(
+    addr: &str,
+    no_auth: bool,
+    viewers: Option<usize>,
+    timeout_s: Option<u64>,
+    cfg: &http::PreviewConfig,
+) -> Result<http::ServeOptions, DisplayError> {
+    let what = || format!("preview server http://{addr}");
+    let access = if no_auth {
+        http::Access::Open
+    } else {
+        let auth = http::PreviewAuth::from_config(cfg).map_err(|e| DisplayError::Output {
+            what: what(),
+            reason: e.to_string(),
+        })?;
+        match auth {
+            Some(a) => http::Access::Credentials(Arc::new(a)),
+            None => {
+                return Err(DisplayError::Output {
+                    what: what(),
+                    reason: "no credential configured: set `user` and `password_hash` (from \
+                             `c3n-edge config --hash-password`) or `token_file` in the [preview] \
+                             section of the config, or add `?auth=none` to the URI to serve \
+                             without one (anyone who can connect sees the camera)"
+                        .into(),
+                })
+            }
+        }
+    };
+    Ok(http::ServeOptions {
+        access,
+        max_viewers: viewers.unwrap_or(cfg.max_viewers),
+        timeout: std::time::Duration::from_secs(timeout_s.unwrap_or(cfg.timeout_s)),
+    })
 }
 
 #[cfg(feature = "ffmpeg")]

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::fb::FbGeometry;
+use super::http::auth::{check_timeout, check_viewers};
 use super::kms::ModeRequest;
 use super::DisplayError;
 use crate::uri::{printf_field, CONTAINER_EXTENSIONS};
@@ -61,11 +62,17 @@ pub enum OutputUri {
     },
     /// Preview HTTP server.
     Http {
-        /// Listen address `host:port`.
+        /// Listen address `host:port` (`127.0.0.1` when the URI names no host).
         addr: String,
         /// Seconds to keep serving after the input ended (`?linger=S`, default 0); a stop
         /// signal ends it early.
         linger_s: u64,
+        /// `?auth=none`: serve without asking for a credential.
+        no_auth: bool,
+        /// `?viewers=N`: concurrent MJPEG viewers (default: `[preview] max_viewers`).
+        viewers: Option<usize>,
+        /// `?timeout=S`: read/write timeout of a connection, s (default: `[preview] timeout_s`).
+        timeout_s: Option<u64>,
     },
 }
 
@@ -91,7 +98,8 @@ impl OutputUri {
         }
         let allowed: &[&str] = match scheme.as_str() {
             "display" => &["device", "mode", "backend", "linger"],
-            "window" | "http" => &["linger"],
+            "window" => &["linger"],
+            "http" => &["linger", "auth", "viewers", "timeout"],
             _ => &[],
         };
         if let Some((k, _)) = params.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
@@ -164,16 +172,44 @@ impl OutputUri {
             }
             "window" => Ok(OutputUri::Window { linger_s }),
             "http" => {
-                if body.is_empty() {
-                    return Err(bad("missing host:port".into()));
-                }
-                let addr = body.trim_end_matches('/');
-                let addr = if addr.contains(':') {
-                    addr.to_string()
-                } else {
-                    format!("{addr}:8080")
+                let addr = http_addr(body.trim_end_matches('/')).map_err(bad)?;
+                let no_auth = match param("auth").as_deref() {
+                    None => false,
+                    Some("none") => true,
+                    Some(v) => {
+                        return Err(bad(format!(
+                            "auth {v:?}: only auth=none (no credential) is an option; \
+                             credentials are set in [preview] of the config"
+                        )))
+                    }
                 };
-                Ok(OutputUri::Http { addr, linger_s })
+                let viewers = match param("viewers") {
+                    Some(v) => {
+                        let n = v
+                            .parse()
+                            .map_err(|_| bad(format!("viewers {v:?}: expected a number")))?;
+                        check_viewers(n).map_err(bad)?;
+                        Some(n)
+                    }
+                    None => None,
+                };
+                let timeout_s = match param("timeout") {
+                    Some(v) => {
+                        let t = v
+                            .parse()
+                            .map_err(|_| bad(format!("timeout {v:?}: expected seconds")))?;
+                        check_timeout(t).map_err(bad)?;
+                        Some(t)
+                    }
+                    None => None,
+                };
+                Ok(OutputUri::Http {
+                    addr,
+                    linger_s,
+                    no_auth,
+                    viewers,
+                    timeout_s,
+                })
             }
             "file" => {
                 if body.is_empty() {
@@ -211,6 +247,33 @@ impl OutputUri {
     /// True for outputs that need a screen (`display://`, `window://`): `--headless` drops them.
     pub fn is_screen(&self) -> bool {
         matches!(self, OutputUri::Display { .. } | OutputUri::Window { .. })
+    }
+}
+
+/// The listen address of `http://BODY`: `HOST:PORT`, `HOST` (port 8080), `:PORT` or `PORT`
+/// (host 127.0.0.1), or nothing (127.0.0.1:8080).
+fn http_addr(body: &str) -> Result<String, String> {
+    const LOCAL: &str = "127.0.0.1";
+    if body.is_empty() {
+        return Ok(format!("{LOCAL}:8080"));
+    }
+    if let Some(port) = body.strip_prefix(':') {
+        return port
+            .parse::<u16>()
+            .map(|p| format!("{LOCAL}:{p}"))
+            .map_err(|_| format!("port {port:?} is not a number"));
+    }
+    if let Ok(p) = body.parse::<u16>() {
+        return Ok(format!("{LOCAL}:{p}"));
+    }
+    // `[::1]:8080` and `host:port` as given; a bare IPv6 address in brackets gets the port
+    if body.starts_with('[') && body.ends_with(']') {
+        return Ok(format!("{body}:8080"));
+    }
+    if body.contains(':') {
+        Ok(body.to_string())
+    } else {
+        Ok(format!("{body}:8080"))
     }
 }
 
@@ -301,9 +364,34 @@ mod tests {
             OutputUri::parse("http://0.0.0.0:8080?linger=5").unwrap(),
             OutputUri::Http {
                 addr: "0.0.0.0:8080".into(),
-                linger_s: 5
+                linger_s: 5,
+                no_auth: false,
+                viewers: None,
+                timeout_s: None,
             }
         );
+        assert_eq!(
+            OutputUri::parse("http://:9000?auth=none&viewers=2&timeout=1").unwrap(),
+            OutputUri::Http {
+                addr: "127.0.0.1:9000".into(),
+                linger_s: 0,
+                no_auth: true,
+                viewers: Some(2),
+                timeout_s: Some(1),
+            }
+        );
+        for (uri, addr) in [
+            ("http://", "127.0.0.1:8080"),
+            ("http://8081", "127.0.0.1:8081"),
+            ("http://camera.local", "camera.local:8080"),
+            ("http://[::1]", "[::1]:8080"),
+            ("http://[::]:80/", "[::]:80"),
+        ] {
+            match OutputUri::parse(uri).unwrap() {
+                OutputUri::Http { addr: a, .. } => assert_eq!(a, addr, "{uri}"),
+                other => panic!("{other:?}"),
+            }
+        }
         for bad in [
             "rtp://host:1234",
             "file://out.jpg",
@@ -313,11 +401,14 @@ mod tests {
             "display://0?backend=vulkan",
             "display://0?backend=drm&mode=64x48:16",
             "display://0?backend=fbdev&mode=64x48",
-            "http://",
             "http://h:1?foo=1",
             "http://h:1?linger=-1",
             "window://?linger=2.5",
             "window://?mode=64x48",
+            "http://h:1?auth=basic",
+            "http://h:1?viewers=0",
+            "http://h:1?timeout=x",
+            "http://:x",
         ] {
             let e = OutputUri::parse(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "{e}");

@@ -1,37 +1,3 @@
-<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>c3n-edge live preview</title>
-<style>
-  html, body { margin: 0; padding: 0; background: #111; color: #ddd;
-               font: 14px/1.4 system-ui, sans-serif; }
-  #layout { display: flex; align-items: flex-start; }
-  #stream { display: block; max-width: calc(100vw - 360px); image-rendering: pixelated; }
-  #side { width: 340px; padding: 8px 10px; box-sizing: border-box; }
-  h1 { font-size: 16px; margin: 0 0 6px; }
-  #state { font-family: monospace; font-size: 12px; white-space: pre; color: #9c9; }
-  #events { list-style: none; margin: 6px 0 0; padding: 0; }
-  #events li { border-left: 4px solid #888; padding: 2px 6px; margin: 0 0 4px; background: #1c1c1c; }
-  #events li.new { border-color: #4c4; }
-  #events li.update { border-color: #cc4; }
-  #events li.end { border-color: #c44; }
-  .kind { font-weight: bold; text-transform: uppercase; font-size: 11px; }
-  .id { font-family: monospace; color: #aaa; font-size: 11px; }
-</style>
-</head>
-<body>
-<div id="layout">
-  <img id="stream" src="/stream.mjpg" alt="live overlay stream">
-  <div id="side">
-    <h1>c3n-edge &mdash; sounding objects</h1>
-    <div id="state">waiting for the first window&hellip;</div>
-    <h1 style="margin-top:10px">Events</h1>
-    <ul id="events"></ul>
-  </div>
-</div>
-<script>
 "use strict";
 let next = 0;
 const list = document.getElementById("events");
@@ -72,6 +38,3 @@ async function poll() {
   setTimeout(poll, 500);
 }
 poll();
-</script>
-</body>
-</html>
