@@ -20,7 +20,7 @@ use std::str::FromStr;
 
 use ndarray::Array2;
 
-use crate::frontend::image::{read_rgb_limited, ImageError, TooManyPixels, DEFAULT_MAX_PIXELS};
+use crate::frontend::image::{read_rgb_limited, ImageError, DEFAULT_MAX_PIXELS};
 
 /// Frames per AVSBench clip (one per second, 5 s).
 pub const FRAMES_PER_CLIP: usize = 5;
@@ -100,15 +100,13 @@ pub enum DatasetError {
         #[source]
         source: ::image::ImageError,
     },
-    /// A mask PNG's header declares more pixels than [`DEFAULT_MAX_PIXELS`]; nothing was
-    /// allocated for it.
-    #[error("cannot read mask {path}: {source}")]
+    /// A mask PNG larger than [`DEFAULT_MAX_PIXELS`] (from its header) or than any mask within
+    /// it can be (from its file size); nothing was allocated for its pixels.
+    #[error("cannot read mask {source}")]
     MaskTooLarge {
-        /// Mask file.
-        path: PathBuf,
-        /// Declared size and the limit.
+        /// [`ImageError::TooLarge`] or [`ImageError::FileTooLarge`] (names the file).
         #[source]
-        source: TooManyPixels,
+        source: ImageError,
     },
 }
 
@@ -306,12 +304,12 @@ fn utf8_record(rec: &csv::ByteRecord, line: u64) -> Result<csv::StringRecord, St
 }
 
 /// Reads a mask PNG and binarises it: `true` where any colour channel is > 0 (alpha ignored).
-/// Returns `bool [H,W]`.
-/// A mask over [`DEFAULT_MAX_PIXELS`] is refused from its header ([`DatasetError::MaskTooLarge`]).
+/// Returns `bool [H,W]`. A mask over [`DEFAULT_MAX_PIXELS`] is refused from its header
+/// ([`DatasetError::MaskTooLarge`]).
 pub fn load_mask(path: &Path) -> Result<Array2<bool>, DatasetError> {
     let rgb = read_rgb_limited(path, DEFAULT_MAX_PIXELS).map_err(|e| match e {
         ImageError::Read { path, source } => DatasetError::Mask { path, source },
-        ImageError::TooLarge { path, source } => DatasetError::MaskTooLarge { path, source },
+        source => DatasetError::MaskTooLarge { source },
     })?;
     let (w, h) = rgb.dimensions();
     let mut m = Array2::from_elem((h as usize, w as usize), false);

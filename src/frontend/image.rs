@@ -55,6 +55,19 @@ pub enum ImageError {
         #[source]
         source: TooManyPixels,
     },
+    /// The file is larger than any frame within the limit can be ([`max_alloc_bytes`]); it was
+    /// not read (a JPEG decoder reads the whole file first).
+    #[error(
+        "{path}: {bytes} bytes, more than the {max} a frame within [input] max_pixels may take"
+    )]
+    FileTooLarge {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its size.
+        bytes: u64,
+        /// The largest accepted size: `max_pixels` × 8 bytes.
+        max: u64,
+    },
 }
 
 impl ImageNorm {
@@ -103,18 +116,30 @@ pub fn read_rgb(path: &Path) -> Result<RgbImage, ImageError> {
 }
 
 /// Reads an image file as RGB8, refusing one whose header declares more than `max_pixels`
-/// pixels ([`ImageError::TooLarge`]) before its pixel buffer is allocated. The format is found
-/// from the content (not the extension); the decoder's allocations are bounded by
-/// [`max_alloc_bytes`]`(max_pixels)` (the image crate's `Limits`), and a header is read with the
-/// image crate's default limits.
+/// pixels ([`ImageError::TooLarge`]) before its pixel buffer is allocated, and a file larger
+/// than [`max_alloc_bytes`]`(max_pixels)` ([`ImageError::FileTooLarge`]) before it is read. The
+/// format is found from the content (not the extension); the decoder's allocations are bounded
+/// by [`max_alloc_bytes`]`(max_pixels)` (the image crate's `Limits`), and a header is read with
+/// the image crate's default limits.
 pub fn read_rgb_limited(path: &Path, max_pixels: u64) -> Result<RgbImage, ImageError> {
     let read = |source| ImageError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let reader = ImageReader::open(path)
-        .and_then(ImageReader::with_guessed_format)
-        .map_err(|e| read(::image::ImageError::IoError(e)))?;
+    let io = |e| read(::image::ImageError::IoError(e));
+    let file = std::fs::File::open(path).map_err(io)?;
+    let bytes = file.metadata().map_err(io)?.len();
+    let max = max_alloc_bytes(max_pixels);
+    if bytes > max {
+        return Err(ImageError::FileTooLarge {
+            path: path.to_path_buf(),
+            bytes,
+            max,
+        });
+    }
+    let reader = ImageReader::new(std::io::BufReader::new(file))
+        .with_guessed_format()
+        .map_err(io)?;
     let mut decoder = reader.into_decoder().map_err(read)?;
     let (width, height) = decoder.dimensions();
     check_pixels(width, height, max_pixels).map_err(|source| ImageError::TooLarge {
@@ -124,7 +149,7 @@ pub fn read_rgb_limited(path: &Path, max_pixels: u64) -> Result<RgbImage, ImageE
     let mut limits = Limits::default();
     limits.max_image_width = Some(width);
     limits.max_image_height = Some(height);
-    limits.max_alloc = Some(max_alloc_bytes(max_pixels));
+    limits.max_alloc = Some(max);
     limits.reserve(decoder.total_bytes()).map_err(read)?;
     decoder.set_limits(limits).map_err(read)?;
     let img = DynamicImage::from_decoder(decoder).map_err(read)?;
@@ -185,6 +210,15 @@ mod tests {
         let q = dir.join("frame.dat");
         std::fs::copy(&p, &q).unwrap();
         assert_eq!(read_rgb(&q).unwrap().dimensions(), (40, 30));
+        // a file larger than 8 bytes per allowed pixel is not read at all
+        let len = std::fs::metadata(&p).unwrap().len();
+        let e = read_rgb_limited(&p, len / 8 - 1).unwrap_err();
+        assert!(matches!(e, ImageError::FileTooLarge { .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .contains(&format!("{len} bytes, more than the")),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
