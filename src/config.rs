@@ -50,8 +50,9 @@
 //! snapshot_quality = 80                  # JPEG quality 1-100
 //! embedded_port = 1883                   # start an embedded broker (feature mqtt-broker)
 //!
-//! [input]                                # live camera / microphone (src/source/live.rs)
+//! [input]                                # inputs (src/source/)
 //! wait = false                           # wait for a missing/busy device (= --input-wait)
+//! max_pixels = 16777216                  # largest frame decoded (header checked first)
 //!
 //! [preview]                              # `--output http://…` (src/sink/display/http/)
 //! user = "viewer"                        # HTTP Basic user ...
@@ -67,6 +68,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::SubsetFilter;
 use crate::engine::{Backend, BACKENDS};
+use crate::frontend::image::DEFAULT_MAX_PIXELS;
 use crate::util::threads::{check_threads, MAX_THREADS};
 
 /// Errors reading or validating a config file; each names the file.
@@ -113,19 +115,32 @@ pub struct Config {
     pub events: crate::events::EventConfig,
     /// `run`: MQTT output (broker, topics, queue, Home Assistant discovery).
     pub mqtt: crate::sink::mqtt::MqttConfig,
-    /// `run`: live inputs (`[input] wait`).
+    /// `run`: inputs (`[input] wait`, `max_pixels`).
     pub input: InputConfig,
     /// `run`: the `http://` preview's credentials and limits.
     pub preview: crate::sink::display::http::PreviewConfig,
 }
 
-/// `[input]` section: live capture devices (`v4l2://`, `alsa://`).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// `[input]` section: live capture devices (`v4l2://`, `alsa://`) and the frame size limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InputConfig {
     /// Wait (retrying with jittered exponential backoff, 0.25 s doubling up to 5 s) for a camera
     /// or microphone that is missing or busy at start instead of failing; same as `--input-wait`.
     pub wait: bool,
+    /// Largest frame of an image sequence or a video file, in pixels (width × height; default
+    /// [`DEFAULT_MAX_PIXELS`] = 4096 × 4096): a larger frame is refused from its header, before
+    /// its pixel buffer is allocated.
+    pub max_pixels: u64,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        Self {
+            wait: false,
+            max_pixels: DEFAULT_MAX_PIXELS,
+        }
+    }
 }
 
 /// `[model]` section.
@@ -270,6 +285,12 @@ impl Config {
             .subset
             .parse::<SubsetFilter>()
             .map_err(|e| bad(format!("eval.subset: {e}")))?;
+        if self.input.max_pixels == 0 {
+            return Err(bad(
+                "input.max_pixels = 0: expected at least 1 (width × height of the largest frame)"
+                    .into(),
+            ));
+        }
         self.post.validate().map_err(|e| bad(e.to_string()))?;
         self.events.validate().map_err(|e| bad(e.to_string()))?;
         self.mqtt.validate().map_err(|e| bad(e.to_string()))?;
@@ -323,6 +344,11 @@ mod tests {
         let c: Config = toml::from_str("[input]\nwait = true\n").unwrap();
         assert!(c.input.wait && !Config::default().input.wait);
         assert!(toml::from_str::<Config>("[input]\nwiat = true\n").is_err());
+        assert_eq!(Config::default().input.max_pixels, 4096 * 4096);
+        let c: Config = toml::from_str("[input]\nmax_pixels = 640\n").unwrap();
+        assert_eq!((c.input.max_pixels, c.input.wait), (640, false));
+        let c: Config = toml::from_str("[input]\nmax_pixels = 0\n").unwrap();
+        assert!(c.validate(Path::new("x")).is_err());
     }
 
     #[test]

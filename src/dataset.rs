@@ -14,10 +14,13 @@
 //! Frame index `i` runs 1…5 (one frame per second). Masks are binarised as *any channel > 0*.
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use ndarray::Array2;
+
+use crate::frontend::image::{read_rgb_limited, ImageError, DEFAULT_MAX_PIXELS};
 
 /// Frames per AVSBench clip (one per second, 5 s).
 pub const FRAMES_PER_CLIP: usize = 5;
@@ -97,6 +100,14 @@ pub enum DatasetError {
         #[source]
         source: ::image::ImageError,
     },
+    /// A mask PNG larger than [`DEFAULT_MAX_PIXELS`] (from its header) or than any mask within
+    /// it can be (from its file size); nothing was allocated for its pixels.
+    #[error("cannot read mask {source}")]
+    MaskTooLarge {
+        /// [`ImageError::TooLarge`] or [`ImageError::FileTooLarge`] (names the file).
+        #[source]
+        source: ImageError,
+    },
 }
 
 /// One AVSBench clip with the paths of its files (existence is not checked here).
@@ -163,19 +174,25 @@ pub fn load_clips(root: &Path, subset: Subset, split: &str) -> Result<Vec<Clip>,
         path: csv_path.clone(),
         reason,
     };
+    let text = read_csv_bytes(&csv_path).map_err(csv_err)?;
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .from_path(&csv_path)
-        .map_err(|e| csv_err(e.to_string()))?;
+        .from_reader(text.as_slice());
     let min_cols = match subset {
         Subset::S4 => 4,
         Subset::Ms3 => 2,
     };
     let mut clips = Vec::new();
-    for (row, rec) in rdr.records().enumerate() {
+    for (row, rec) in rdr.byte_records().enumerate() {
+        if row >= MAX_CSV_RECORDS {
+            return Err(csv_err(format!(
+                "more than {MAX_CSV_RECORDS} records: not an AVSBench metadata file"
+            )));
+        }
         let rec = rec.map_err(|e| csv_err(e.to_string()))?;
-        let line = rec.position().map_or(row + 2, |p| p.line() as usize);
+        let line = rec.position().map_or(row as u64 + 2, csv::Position::line);
+        let rec = utf8_record(&rec, line).map_err(csv_err)?;
         if rec.len() < min_cols {
             return Err(csv_err(format!(
                 "line {line}: expected at least {min_cols} columns, found {}",
@@ -250,14 +267,50 @@ pub fn load_clips(root: &Path, subset: Subset, split: &str) -> Result<Vec<Clip>,
     Ok(clips)
 }
 
+/// Largest metadata CSV read, in bytes (AVSBench's are under 1 MB), checked before reading.
+pub const MAX_CSV_BYTES: u64 = 64 << 20;
+/// Most data records read from a metadata CSV (AVSBench S4 has 4 932).
+pub const MAX_CSV_RECORDS: usize = 1_000_000;
+
+/// The bytes of a metadata CSV: a regular file of at most [`MAX_CSV_BYTES`].
+fn read_csv_bytes(path: &Path) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_CSV_BYTES {
+        return Err(format!(
+            "{} bytes: a metadata CSV is at most {MAX_CSV_BYTES}",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CSV_BYTES).read_to_end(&mut bytes))
+        .map_err(|e| e.to_string())?;
+    Ok(bytes)
+}
+
+/// The record as text; invalid UTF-8 is an error naming the record's line (1-based, the header
+/// is line 1) and column.
+fn utf8_record(rec: &csv::ByteRecord, line: u64) -> Result<csv::StringRecord, String> {
+    csv::StringRecord::from_byte_record(rec.clone()).map_err(|e| {
+        let column = e.utf8_error().field() + 1;
+        format!(
+            "line {line}, column {column}: invalid UTF-8 (byte {} of the field)",
+            e.utf8_error().valid_up_to() + 1
+        )
+    })
+}
+
 /// Reads a mask PNG and binarises it: `true` where any colour channel is > 0 (alpha ignored).
-/// Returns `bool [H,W]`.
+/// Returns `bool [H,W]`. A mask over [`DEFAULT_MAX_PIXELS`] is refused from its header
+/// ([`DatasetError::MaskTooLarge`]).
 pub fn load_mask(path: &Path) -> Result<Array2<bool>, DatasetError> {
-    let img = ::image::open(path).map_err(|source| DatasetError::Mask {
-        path: path.to_path_buf(),
-        source,
+    let rgb = read_rgb_limited(path, DEFAULT_MAX_PIXELS).map_err(|e| match e {
+        ImageError::Read { path, source } => DatasetError::Mask { path, source },
+        source => DatasetError::MaskTooLarge { source },
     })?;
-    let rgb = img.to_rgb8();
     let (w, h) = rgb.dimensions();
     let mut m = Array2::from_elem((h as usize, w as usize), false);
     for (x, y, p) in rgb.enumerate_pixels() {
@@ -344,6 +397,39 @@ mod tests {
         .unwrap();
         let e = load_clips(&root, Subset::S4, "test").unwrap_err();
         assert!(e.to_string().contains("line 2"), "{e}");
+        // bad UTF-8 in the first data record is on line 2 (the header is line 1), field 3
+        std::fs::write(
+            root.join("Single-source/s4_meta_data.csv"),
+            b"id,vid,category,split\nclip_a,x,d\xffog,test\n",
+        )
+        .unwrap();
+        let e = load_clips(&root, Subset::S4, "test")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("s4_meta_data.csv: line 2, column 3: invalid UTF-8 (byte 2 of the field)"),
+            "{e}"
+        );
+        // ... and on line 4 after a quoted field spanning lines 2-3
+        std::fs::write(
+            root.join("Single-source/s4_meta_data.csv"),
+            b"id,vid,category,split\n\"a\nb\",x,dog,train\nclip_a,\xff,dog,test\n",
+        )
+        .unwrap();
+        let e = load_clips(&root, Subset::S4, "test")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 4, column 2: invalid UTF-8"), "{e}");
+        // a CSV over the size limit is refused before it is read (a sparse file)
+        let f = std::fs::File::create(root.join("Single-source/s4_meta_data.csv")).unwrap();
+        f.set_len(MAX_CSV_BYTES + 1).unwrap();
+        let e = load_clips(&root, Subset::S4, "test")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("67108865 bytes: a metadata CSV is at most 67108864"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! URIs, flags, outputs that would overwrite inputs, a full disk, SIGTERM).
 //!
 //! Each case runs the real binary under `prlimit --as` (address-space limit: an allocation sized
-//! by a hostile header fails instead of eating the machine) and a timeout, and must:
+//! by a hostile header fails instead of eating the machine; a case may set a tighter one, e.g.
+//! 600 MB for a real 13000² PNG) and a timeout, and must:
 //! * exit with the expected status, by itself (no signal, no abort, no timeout);
 //! * print no `panicked at` and no allocation failure;
 //! * name the bad file or flag on stderr (the case's `stderr` substrings), in prose without runs
@@ -40,6 +41,8 @@ struct Case {
     protect: Vec<String>,
     #[serde(default)]
     fsize: Option<u64>,
+    #[serde(default)]
+    memory: Option<u64>,
     #[serde(default)]
     term_after_s: Option<u64>,
     #[serde(default)]
@@ -78,7 +81,7 @@ fn run_case(case: &Case, dir: &Path, model: &Path) -> Result<Duration, String> {
         })
         .collect();
     let mut cmd = Command::new("prlimit");
-    cmd.arg(format!("--as={MEMORY_LIMIT}"));
+    cmd.arg(format!("--as={}", case.memory.unwrap_or(MEMORY_LIMIT)));
     if let Some(f) = case.fsize {
         cmd.arg(format!("--fsize={f}"));
     }

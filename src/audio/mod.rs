@@ -34,6 +34,19 @@ pub enum AudioError {
         #[source]
         source: WavError,
     },
+    /// The file is larger than [`MAX_WAV_BYTES`]; nothing of it was read.
+    #[error(
+        "cannot read WAV {path}: {bytes} bytes, more than the {max} a WAV file may have; split \
+         it into shorter files"
+    )]
+    TooLarge {
+        /// File.
+        path: PathBuf,
+        /// Its size.
+        bytes: u64,
+        /// [`MAX_WAV_BYTES`].
+        max: u64,
+    },
     /// Resampler construction or processing failed.
     #[error("cannot resample {from_hz} Hz -> {to_hz} Hz: {reason}")]
     Resample {
@@ -46,6 +59,11 @@ pub enum AudioError {
     },
 }
 
+/// Largest WAV file read, in bytes: 1 GiB (97 min of 48 kHz 16-bit stereo, 9.3 h of 16 kHz
+/// 16-bit mono), checked from the file's size before it is read. The decoded samples are
+/// bounded separately by [`wav::MAX_FRAMES`].
+pub const MAX_WAV_BYTES: u64 = 1 << 30;
+
 /// Mono audio, samples full scale ±1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MonoAudio {
@@ -56,7 +74,8 @@ pub struct MonoAudio {
 }
 
 /// Reads a WAV file (8/16/24/32-bit integer PCM, 32/64-bit float; [`wav`]) and
-/// down-mixes it to mono. Only a regular file is read, and no more bytes than it holds; what the
+/// down-mixes it to mono. Only a regular file of at most [`MAX_WAV_BYTES`] is read, and no more
+/// bytes than it holds; what the
 /// reader noticed (a cut-short data chunk, NaN samples, no samples at all) is logged as a
 /// warning naming the file.
 pub fn read_wav_mono(path: &Path) -> Result<MonoAudio, AudioError> {
@@ -69,6 +88,13 @@ pub fn read_wav_mono(path: &Path) -> Result<MonoAudio, AudioError> {
         return Err(io(std::io::Error::other(
             "not a regular file (a directory, FIFO or device cannot be read as a WAV file)",
         )));
+    }
+    if meta.len() > MAX_WAV_BYTES {
+        return Err(AudioError::TooLarge {
+            path: path.to_path_buf(),
+            bytes: meta.len(),
+            max: MAX_WAV_BYTES,
+        });
     }
     let mut bytes = Vec::new();
     std::fs::File::open(path)

@@ -21,6 +21,10 @@ pub const MIN_SAMPLE_RATE: u32 = 4_000;
 pub const MAX_SAMPLE_RATE: u32 = 768_000;
 /// Most channels accepted.
 pub const MAX_CHANNELS: u16 = 64;
+/// Most sample frames decoded from one file: 2²⁸ (268 million: 93 min at 48 kHz, 4.6 h at
+/// 16 kHz), so the decoded mono samples take at most 2 GiB; checked from the data chunk's size
+/// before the samples are allocated ([`WavError::TooLong`]).
+pub const MAX_FRAMES: u64 = 1 << 28;
 
 /// What a WAV file's header says about its samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +128,20 @@ pub enum WavError {
     /// A header value this runtime cannot use.
     #[error("{0}")]
     Unsupported(String),
+    /// More sample frames than [`MAX_FRAMES`].
+    #[error(
+        "{frames} sample frames ({:.0} s at {rate} Hz): more than the {max} a WAV file may \
+         have; split it into shorter files",
+        *frames as f64 / f64::from(*rate)
+    )]
+    TooLong {
+        /// Sample frames in the data chunk.
+        frames: u64,
+        /// Sample rate, Hz.
+        rate: u32,
+        /// [`MAX_FRAMES`].
+        max: u64,
+    },
 }
 
 /// Decoded mono samples and what was noticed on the way.
@@ -294,11 +312,24 @@ fn sample(b: &[u8], format: &WavFormat) -> f64 {
 
 /// Parses and decodes a whole WAV file held in `bytes`: mono samples (allocation bounded by
 /// `bytes.len()`), NaN/infinite samples replaced by 0, and the notes.
+/// At most [`MAX_FRAMES`] sample frames ([`WavError::TooLong`]).
 pub fn decode(bytes: &[u8]) -> Result<Decoded, WavError> {
+    decode_at_most(bytes, MAX_FRAMES)
+}
+
+fn decode_at_most(bytes: &[u8], max_frames: u64) -> Result<Decoded, WavError> {
     let (format, data, mut notes) = parse(bytes)?;
     let frame_bytes = usize::from(format.channels) * usize::from(format.bytes_per_sample);
     let frames = data.chunks_exact(frame_bytes);
     let rest = frames.remainder().len();
+    let count = (data.len() / frame_bytes) as u64;
+    if count > max_frames {
+        return Err(WavError::TooLong {
+            frames: count,
+            rate: format.sample_rate,
+            max: max_frames,
+        });
+    }
     let mut samples = Vec::with_capacity(data.len() / frame_bytes);
     let (mut bad, mut first_bad) = (0u64, None);
     let per = usize::from(format.bytes_per_sample);
@@ -350,6 +381,26 @@ mod tests {
         v.extend(declared.to_le_bytes());
         v.extend(data);
         v
+    }
+
+    #[test]
+    fn frame_count_is_limited_before_decoding() {
+        // 4 stereo 16-bit frames: allowed at a limit of 4, refused at 3 with the numbers
+        let w = wav(1, 2, 8000, 16, 16, &[0; 16]);
+        assert_eq!(decode_at_most(&w, 4).unwrap().samples.len(), 4);
+        let e = decode_at_most(&w, 3).unwrap_err();
+        assert_eq!(
+            e,
+            WavError::TooLong {
+                frames: 4,
+                rate: 8000,
+                max: 3
+            }
+        );
+        assert!(e
+            .to_string()
+            .starts_with("4 sample frames (0 s at 8000 Hz): more than the 3"));
+        assert_eq!(MAX_FRAMES, 268_435_456);
     }
 
     #[test]

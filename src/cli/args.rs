@@ -235,6 +235,7 @@ impl InputArgs {
                     audio_channels: self.audio_channels,
                     audio_format: self.audio_format.clone(),
                 },
+                ..VideoOptions::default()
             },
         })
     }

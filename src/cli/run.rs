@@ -55,6 +55,7 @@ pub(crate) fn cmd_run(a: RunArgs) -> Result<()> {
     let mut input = a.inputs.input(&a.input)?;
     if let Input::Uris { options, .. } = &mut input {
         options.live.wait |= cfg.input.wait;
+        options.max_pixels = cfg.input.max_pixels;
     }
     let opts = RunOptions {
         input,

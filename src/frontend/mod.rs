@@ -3,6 +3,7 @@
 //! Both take their parameters from the model contract ([`crate::engine::model::ModelContract`]).
 
 pub mod image;
+pub mod limits;
 pub mod logmel;
 
 pub use self::image::ImageNorm;

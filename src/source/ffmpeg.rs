@@ -16,6 +16,7 @@ use ffmpeg_next as ff;
 use image::RgbImage;
 
 use super::{block_at, AudioBlock, AudioSource, SourceError, VideoFrame, VideoSource};
+use crate::frontend::image::check_pixels;
 
 fn uri(path: &Path) -> String {
     format!("file://{}", path.display())
@@ -61,6 +62,14 @@ fn open_stream(
     Ok((input, index, tb, start, params))
 }
 
+/// A frame of `width × height` over `max_pixels`: a decode error naming the file and its size.
+fn check_size(path: &Path, width: u32, height: u32, max_pixels: u64) -> Result<(), SourceError> {
+    check_pixels(width, height, max_pixels).map_err(|e| SourceError::Decode {
+        uri: uri(path),
+        message: format!("{}: {e}", path.display()),
+    })
+}
+
 /// swscale context that may move to another thread.
 ///
 /// `ffmpeg-next` leaves `scaling::Context` `!Send` because it holds a raw `SwsContext*`. An
@@ -83,6 +92,7 @@ pub struct ContainerVideo {
     scaler: Option<Scaler>,
     eof_sent: bool,
     last_pts_ms: i64,
+    max_pixels: u64,
 }
 
 impl std::fmt::Debug for ContainerVideo {
@@ -94,12 +104,14 @@ impl std::fmt::Debug for ContainerVideo {
 }
 
 impl ContainerVideo {
-    /// Opens the best video stream of `path`.
-    pub fn open(path: &Path) -> Result<Self, SourceError> {
+    /// Opens the best video stream of `path`; a stream whose parameters declare frames of more
+    /// than `max_pixels` pixels is refused before any frame is decoded.
+    pub fn open(path: &Path, max_pixels: u64) -> Result<Self, SourceError> {
         let (input, stream, time_base, start, params) = open_stream(path, ff::media::Type::Video)?;
         let decoder = ff::codec::context::Context::from_parameters(params)
             .and_then(|c| c.decoder().video())
             .map_err(|e| decode_err(path, "opening the video decoder", e))?;
+        check_size(path, decoder.width(), decoder.height(), max_pixels)?;
         Ok(Self {
             path: path.to_path_buf(),
             input,
@@ -110,11 +122,14 @@ impl ContainerVideo {
             scaler: None,
             eof_sent: false,
             last_pts_ms: -1,
+            max_pixels,
         })
     }
 
     fn convert_to_rgb(&mut self, frame: &ff::frame::Video) -> Result<RgbImage, SourceError> {
         let (w, h) = (frame.width(), frame.height());
+        // the stream may change size mid-way: checked again before the RGB buffer is allocated
+        check_size(&self.path, w, h, self.max_pixels)?;
         if self.scaler.is_none() {
             let s = scaling::Context::get(
                 frame.format(),
@@ -322,5 +337,27 @@ impl AudioSource for ContainerAudio {
         let b = block_at(&self.samples, self.sample_rate, self.pos, block);
         self.pos += block;
         Ok(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_over_max_pixels_is_refused_at_open() {
+        let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/clips/bbb-bird/bbb-bird.mp4");
+        let mut v = ContainerVideo::open(&clip, 480 * 270).unwrap();
+        assert_eq!(
+            v.next_frame().unwrap().unwrap().image.dimensions(),
+            (480, 270)
+        );
+        let e = ContainerVideo::open(&clip, 480 * 270 - 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("bbb-bird.mp4: 480×270 pixels, over [input] max_pixels 129599"),
+            "{e}"
+        );
     }
 }

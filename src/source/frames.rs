@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tracing::warn;
 
 use super::{SourceError, VideoFrame, VideoSource};
-use crate::frontend::image::read_rgb;
+use crate::frontend::image::{read_rgb_limited, DEFAULT_MAX_PIXELS};
 use crate::uri::{expand_pattern, printf_field, PrintfField};
 
 /// Frames of a numbered image sequence.
@@ -23,6 +23,7 @@ pub struct ImageSequence {
     first: u64,
     next: u64,
     rate_hz: f64,
+    max_pixels: u64,
 }
 
 impl ImageSequence {
@@ -71,7 +72,16 @@ impl ImageSequence {
             first,
             next: first,
             rate_hz,
+            max_pixels: DEFAULT_MAX_PIXELS,
         })
+    }
+
+    /// Sets the largest frame decoded, in pixels (default [`DEFAULT_MAX_PIXELS`]): a file whose
+    /// header declares more is refused (a [`SourceError::Image`] naming it and its size) without
+    /// being decoded.
+    pub fn with_max_pixels(mut self, max_pixels: u64) -> Self {
+        self.max_pixels = max_pixels;
+        self
     }
 
     fn path(&self, n: u64) -> PathBuf {
@@ -171,10 +181,11 @@ impl VideoSource for ImageSequence {
             self.warn_if_cut_short(&path);
             return Ok(None);
         }
-        let image = read_rgb(&path).map_err(|source| SourceError::Image {
-            uri: self.name(),
-            source,
-        })?;
+        let image =
+            read_rgb_limited(&path, self.max_pixels).map_err(|source| SourceError::Image {
+                uri: self.name(),
+                source,
+            })?;
         let k = self.next - self.first;
         self.next += 1;
         Ok(Some(VideoFrame {

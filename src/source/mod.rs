@@ -152,6 +152,9 @@ pub struct VideoOptions {
     pub rate_hz: f64,
     /// Mode request and fault policy of live inputs (`v4l2://`, `alsa://`).
     pub live: live::LiveOptions,
+    /// Largest frame of an image sequence or a video file, in pixels (`[input] max_pixels`):
+    /// a larger one is refused from its header, before it is decoded.
+    pub max_pixels: u64,
 }
 
 impl Default for VideoOptions {
@@ -159,6 +162,7 @@ impl Default for VideoOptions {
         Self {
             rate_hz: 1.0,
             live: live::LiveOptions::default(),
+            max_pixels: crate::frontend::image::DEFAULT_MAX_PIXELS,
         }
     }
 }
@@ -169,11 +173,11 @@ pub fn open_video(
     options: &VideoOptions,
 ) -> Result<Box<dyn VideoSource>, SourceError> {
     match uri {
-        InputUri::ImageSequence { pattern } => Ok(Box::new(frames::ImageSequence::open(
-            pattern,
-            options.rate_hz,
-        )?)),
-        InputUri::Container { path } => open_container_video(uri, path),
+        InputUri::ImageSequence { pattern } => Ok(Box::new(
+            frames::ImageSequence::open(pattern, options.rate_hz)?
+                .with_max_pixels(options.max_pixels),
+        )),
+        InputUri::Container { path } => open_container_video(uri, path, options.max_pixels),
         InputUri::Wav { .. } => Err(SourceError::Unusable {
             uri: uri.to_string(),
             reason:
@@ -269,14 +273,16 @@ pub fn open_audio_with(
 fn open_container_video(
     _uri: &InputUri,
     path: &std::path::Path,
+    max_pixels: u64,
 ) -> Result<Box<dyn VideoSource>, SourceError> {
-    Ok(Box::new(ffmpeg::ContainerVideo::open(path)?))
+    Ok(Box::new(ffmpeg::ContainerVideo::open(path, max_pixels)?))
 }
 
 #[cfg(not(feature = "ffmpeg"))]
 fn open_container_video(
     uri: &InputUri,
     path: &std::path::Path,
+    _max_pixels: u64,
 ) -> Result<Box<dyn VideoSource>, SourceError> {
     check_exists(uri, path)?;
     Err(SourceError::NoFfmpeg {

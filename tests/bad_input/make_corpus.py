@@ -13,6 +13,7 @@ case in OUT_DIR/cases.json:
     stderr    substrings stderr must contain (the bad file or flag is named)
     protect   files that exist before the run and must be byte-identical after it
     fsize     optional RLIMIT_FSIZE in bytes (a full disk)
+    memory    optional address-space limit in bytes, instead of the runner's default
     term_after_s  optional: send SIGTERM after this many seconds; the run must stop cleanly
     lines_whole   optional file whose content must be whole JSON lines only
 
@@ -39,6 +40,19 @@ def png(w, h, rgb=(90, 120, 200), ihdr_wh=None):
     dw, dh = ihdr_wh or (w, h)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", dw, dh, 8, 2, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def big_png(w, h):
+    """A real, valid RGB8 PNG of w×h pixels (flat colour with a few lines), compressed row by row
+    so that neither this script nor the file is large (13000² -> ~0.5 MB, ~2 s)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    flat, line = b"\0" + bytes((90, 120, 200)) * w, b"\0" + bytes((90, 200, 200)) * w
+    z = zlib.compressobj(9)
+    idat = b"".join(z.compress(line if y % 97 == 0 else flat) for y in range(h)) + z.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
 
 
 def wav(tag=1, channels=1, rate=16000, bits=16, data=None, declared=None, fmt_size=16, extra=b""):
@@ -126,6 +140,12 @@ def main():
         p = put(f"wav/{name}.wav", data)
         case(f"wav_{name}", run_with(aud=f"file://{{dir}}/wav/{name}.wav"), 1, [f"{name}.wav", msg],
              protect=[p.replace(out, "{dir}")])
+    # over the 1 GiB WAV limit (a sparse file): refused from its size, before it is read
+    with open(os.path.join(out, "wav/over_1gib.wav"), "wb") as f:
+        f.write(wav(data=bytes(64), declared=(1 << 30)))
+        f.truncate((1 << 30) + 100)
+    case("wav_over_size_limit", run_with(aud="file://{dir}/wav/over_1gib.wav"), 1,
+         ["over_1gib.wav: 1073741924 bytes, more than the 1073741824 a WAV file may have"])
     os.makedirs(os.path.join(out, "wav/dir.wav"))
     case("wav_directory", run_with(aud="file://{dir}/wav/dir.wav"), 1, ["dir.wav", "not a regular file"])
     os.mkfifo(os.path.join(out, "wav/fifo.wav"))
@@ -162,7 +182,17 @@ def main():
     case("seq_empty_frame", run_with(video=seq("emptyframe", {0: good, 1: b""})), 1, ["00001.png"])
     case("seq_truncated_frame", run_with(video=seq("trunc", {0: good, 1: good[:40]})), 1, ["00001.png"])
     case("seq_huge_header", run_with(video=seq("huge", {0: png(4, 4, ihdr_wh=(60000, 60000))})), 1,
-         ["00000.png"])
+         ["00000.png: 60000×60000 pixels, over [input] max_pixels 16777216 (4096×4096)"])
+    # a real 13000² PNG (0.5 MB; decoding it took 3 GB): refused from its header, under 600 MB
+    case("seq_huge_real_13000", run_with(video=seq("huge13k", {0: big_png(13000, 13000), 1: good})), 1,
+         ["00000.png: 13000×13000 pixels, over [input] max_pixels 16777216 (4096×4096)"],
+         memory=600_000_000)
+    # [input] max_pixels: a 48×32 frame (1536 px) passes at 1536 and is refused at 1535
+    put("config_max_pixels_1536.toml", b"[input]\nmax_pixels = 1536\n")
+    put("config_max_pixels_1535.toml", b"[input]\nmax_pixels = 1535\n")
+    case("seq_at_max_pixels", run_with("--config", "{dir}/config_max_pixels_1536.toml"), 0)
+    case("seq_over_max_pixels", run_with("--config", "{dir}/config_max_pixels_1535.toml"), 1,
+         ["frames/00000.png: 48×32 pixels, over [input] max_pixels 1535\n"])
     case("seq_gap", run_with(video=seq("gap", {0: good, 1: good, 3: good, 4: good})), 0,
          ["00002.png is missing", "2 later files", "frame 2"])
     case("seq_starts_at_2", run_with(video=seq("late", {2: good, 3: good})), 1,
@@ -235,6 +265,7 @@ def main():
         "threshold": (b"[post]\nthreshold = 2.0\n", "threshold"),
         "binary": (bytes(range(256)) * 4, "config_binary.toml"),
         "huge_int": (b"[events]\nmin_frames = 99999999999999999999999\n", "config_huge_int.toml"),
+        "max_pixels_0": (b"[input]\nmax_pixels = 0\n", "input.max_pixels = 0"),
     }
     for name, (data, msg) in cfgs.items():
         put(f"config_{name}.toml", data)
@@ -263,6 +294,10 @@ def main():
                                "{model}", "--quiet"], 1, ["no test clips"])
     case("eval_csv_garbage", ["eval", tree("garbage", bytes(range(256))), "--model", "{model}", "--quiet"],
          1, ["s4_meta_data.csv"])
+    # bad UTF-8 in the first data record: line 2 (the header is line 1), column 3
+    case("eval_csv_bad_utf8", ["eval", tree("bad_utf8", header + b"clip_a,x,d\xffog,test\n"), "--model",
+                               "{model}", "--quiet"], 1,
+         ["s4_meta_data.csv: line 2, column 3: invalid UTF-8"])
     case("eval_missing_files", ["eval", tree("missing", header + b"clip_a,x,dog,test\n"), "--model",
                                 "{model}", "--quiet"], 1, ["clip_a"])
     case("eval_no_csv", ["eval", tree("no_csv", None), "--model", "{model}", "--quiet"], 1, ["csv"])

@@ -1,7 +1,9 @@
 //! Captured buffers to RGB8 ([`to_rgb`]): YUYV and NV12 (BT.601 limited range), MJPEG and
 //! RGB24.
 
-use image::RgbImage;
+use image::{ImageDecoder, RgbImage};
+
+use crate::frontend::image::{max_alloc_bytes, pixels};
 
 use super::modes::PixelFormat;
 
@@ -40,15 +42,7 @@ pub fn to_rgb(
         need,
     };
     match fmt {
-        PixelFormat::Mjpeg => {
-            let img = image::load_from_memory_with_format(data, image::ImageFormat::Jpeg).map_err(
-                |error| ConvertError::Jpeg {
-                    len: data.len(),
-                    error,
-                },
-            )?;
-            Ok(img.to_rgb8())
-        }
+        PixelFormat::Mjpeg => decode_mjpeg(data, width, height),
         PixelFormat::Yuyv => {
             let s = if stride == 0 { w * 2 } else { stride as usize };
             let need = s * (h.saturating_sub(1)) + w * 2;
@@ -98,6 +92,36 @@ pub fn to_rgb(
     }
 }
 
+/// Decodes an MJPEG buffer whose header declares at most the negotiated `width × height`
+/// pixels (checked before the pixel buffer is allocated; the decoder's allocations are bounded by
+/// the image crate's `Limits` for that size).
+fn decode_mjpeg(data: &[u8], width: u32, height: u32) -> Result<RgbImage, ConvertError> {
+    let jpeg = |error| ConvertError::Jpeg {
+        len: data.len(),
+        error,
+    };
+    let mut decoder =
+        image::ImageReader::with_format(std::io::Cursor::new(data), image::ImageFormat::Jpeg)
+            .into_decoder()
+            .map_err(jpeg)?;
+    let (w, h) = decoder.dimensions();
+    let negotiated = pixels(width, height);
+    if pixels(w, h) > negotiated {
+        return Err(ConvertError::JpegTooLarge {
+            declared: (w, h),
+            negotiated: (width, height),
+        });
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(w);
+    limits.max_image_height = Some(h);
+    limits.max_alloc = Some(max_alloc_bytes(negotiated));
+    decoder.set_limits(limits).map_err(jpeg)?;
+    Ok(image::DynamicImage::from_decoder(decoder)
+        .map_err(jpeg)?
+        .to_rgb8())
+}
+
 /// A captured buffer that cannot be converted ([`to_rgb`]); the frame is dropped.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
@@ -122,5 +146,16 @@ pub enum ConvertError {
         len: usize,
         /// Decoder error.
         error: image::ImageError,
+    },
+    /// An MJPEG buffer whose header declares more pixels than the negotiated size.
+    #[error(
+        "MJPEG frame declares {}×{} pixels, more than the negotiated {}×{}",
+        declared.0, declared.1, negotiated.0, negotiated.1
+    )]
+    JpegTooLarge {
+        /// Width and height in the JPEG header.
+        declared: (u32, u32),
+        /// Width and height negotiated with the driver.
+        negotiated: (u32, u32),
     },
 }

@@ -1,6 +1,6 @@
 use image::RgbImage;
 
-use super::convert::to_rgb;
+use super::convert::{to_rgb, ConvertError};
 use super::modes::{choose_mode, Mode, PixelFormat};
 use crate::source::live::LiveOptions;
 
@@ -136,4 +136,18 @@ fn mjpeg_frames_decode() {
         .max()
         .unwrap();
     assert!(diff < 20, "max JPEG error {diff}");
+    // a frame whose header claims more than the negotiated size is refused, naming both sizes
+    let e = to_rgb(PixelFormat::Mjpeg, &jpeg, 16, 16, 0).unwrap_err();
+    assert!(matches!(e, ConvertError::JpegTooLarge { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "MJPEG frame declares 32×16 pixels, more than the negotiated 16×16"
+    );
+    // a smaller one is decoded at its own size (as before)
+    assert_eq!(
+        to_rgb(PixelFormat::Mjpeg, &jpeg, 64, 16, 0)
+            .unwrap()
+            .dimensions(),
+        (32, 16)
+    );
 }
