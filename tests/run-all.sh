@@ -36,12 +36,25 @@ step "setup: Debian packages (tests/setup.sh packages)"
 # is installed and the Python steps run (mostly download and single-threaded work), and the
 # cargo steps below find them done. Their output is in $BUILD_LOG (printed if they fail).
 BUILD_LOG=$(mktemp /tmp/c3n-cargo-build.XXXXXX.log)
+# Two cargo test runs: the default features (what `cargo build` ships) and every optional feature
+# at once. The test binaries whose feature run is a strict superset of their default run (their
+# feature-gated tests only add cases) run in the feature build alone: building and running them
+# twice cost minutes for nothing. run_pipeline runs in both: it checks the messages a build
+# without `ffmpeg` gives. The library's unit tests run in both (feature-gated code on each side).
+FEATURES=ffmpeg,mqtt-tls,mqtt-broker,window,ort
+FEATURE_ONLY=(display mqtt_broker window engine_tract)
+FEATURE_TESTS=(--lib --test run_pipeline)
+for t in "${FEATURE_ONLY[@]}"; do FEATURE_TESTS+=(--test "$t"); done
+DEFAULT_TESTS=(--lib --bins)
+for f in tests/*.rs; do
+  t=$(basename "$f" .rs)
+  case " ${FEATURE_ONLY[*]} " in *" $t "*) ;; *) DEFAULT_TESTS+=(--test "$t");; esac
+done
 # clippy (tests/lint.sh's fifth rule) runs last there, on the same dependency builds.
 step "cargo builds in the background (cargo test --no-run, default and all optional features, clippy; log $BUILD_LOG)"
-( cargo test --locked --no-run && cargo build --locked \
-  && cargo test --locked --features ffmpeg,mqtt-tls,mqtt-broker,window,ort --no-run \
-       --lib --test run_pipeline --test display --test mqtt_broker --test window --test engine_tract \
-  && cargo clippy --locked --all-targets --features ffmpeg,mqtt-tls,mqtt-broker,window,ort -- -D warnings ) \
+( cargo test --locked --no-run "${DEFAULT_TESTS[@]}" && cargo build --locked \
+  && cargo test --locked --features "$FEATURES" --no-run "${FEATURE_TESTS[@]}" \
+  && cargo clippy --locked --all-targets --features "$FEATURES" -- -D warnings ) \
   > "$BUILD_LOG" 2>&1 &
 BUILD_PID=$!
 trap 'pkill -P "$BUILD_PID" 2>/dev/null; kill "$BUILD_PID" 2>/dev/null || true; time_table' EXIT
@@ -85,11 +98,11 @@ fi
 trap time_table EXIT
 grep -E '^\s*(Finished|warning: unused)' "$BUILD_LOG" || true
 rm -f "$BUILD_LOG"
-step "cargo test"
+step "cargo test (default features; ${DEFAULT_TESTS[*]})"
 # includes the bad-input suite (tests/bad_input.rs: the binary on every case that
 # tests/bad_input/make_corpus.py generates, under prlimit and a timeout) and the property tests of
 # the parsers (tests/fuzz_parsers.rs, bounded by PROPTEST_CASES per property)
-PROPTEST_CASES="${PROPTEST_CASES:-256}" cargo test --locked 2>&1
+PROPTEST_CASES="${PROPTEST_CASES:-256}" cargo test --locked "${DEFAULT_TESTS[@]}" 2>&1
 # right after `cargo test`: it uses that debug binary (default features) as it is
 step "Home Assistant 2024.3.3 against c3n-edge's MQTT discovery (tests/ha_discovery.sh)"
 bash tests/ha_discovery.sh
@@ -100,10 +113,9 @@ bash tests/ha_discovery.sh
 #   window: window:// (SDL2) under Xvfb;
 #   ort: the ONNX Runtime CPU backend's parity tests, with the onnxruntime wheel's library;
 #   --lib: the unit tests behind those features too (the engine-cache key and GPU library probe behind `ort`).
-step "cargo test --features ffmpeg,mqtt-tls,mqtt-broker,window,ort (unit tests, video files, TLS, embedded broker, window://, ort parity)"
+step "cargo test --features $FEATURES (${FEATURE_TESTS[*]}: unit tests, video files, TLS, embedded broker, window://, ort parity)"
 ORT_DYLIB_PATH="$(python -c 'import onnxruntime, pathlib; print(next((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so.*")))')" \
-  cargo test --locked --features ffmpeg,mqtt-tls,mqtt-broker,window,ort \
-    --lib --test run_pipeline --test display --test mqtt_broker --test window --test engine_tract 2>&1
+  cargo test --locked --features "$FEATURES" "${FEATURE_TESTS[@]}" 2>&1
 # The same ort parity tests on the oldest (1.19.2) and the newest (1.32.0) PyPI onnxruntime CPU
 # library (the test build above is reused; ~50 MB of wheels downloaded once into $C3N_CACHE).
 step "ONNX Runtime versions: ort_cpu tests on the oldest and newest PyPI onnxruntime (tests/ort_versions.sh)"
