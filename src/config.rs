@@ -50,8 +50,9 @@
 //! snapshot_quality = 80                  # JPEG quality 1-100
 //! embedded_port = 1883                   # start an embedded broker (feature mqtt-broker)
 //!
-//! [input]                                # live camera / microphone (src/source/live.rs)
+//! [input]                                # inputs (src/source/live.rs, src/pipeline/faults.rs)
 //! wait = false                           # wait for a missing/busy device (= --input-wait)
+//! on_bad_frame = "skip"                  # stop | skip (= --on-bad-frame); unset: by input
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -106,17 +107,22 @@ pub struct Config {
     pub events: crate::events::EventConfig,
     /// `run`: MQTT output (broker, topics, queue, Home Assistant discovery).
     pub mqtt: crate::sink::mqtt::MqttConfig,
-    /// `run`: live inputs (`[input] wait`).
+    /// `run`: inputs (`[input] wait`, `on_bad_frame`).
     pub input: InputConfig,
 }
 
-/// `[input]` section: live capture devices (`v4l2://`, `alsa://`).
+/// `[input]` section: live capture devices (`v4l2://`, `alsa://`) and faults of any input.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InputConfig {
     /// Wait (retrying with jittered exponential backoff, 0.25 s doubling up to 5 s) for a camera
     /// or microphone that is missing or busy at start instead of failing; same as `--input-wait`.
     pub wait: bool,
+    /// What a frame that cannot be used (or an audio read error) does: `stop` the run or `skip`
+    /// and count it; same as `--on-bad-frame`. Unset: `skip` for live and looped inputs, `stop`
+    /// for a single pass over a file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_bad_frame: Option<crate::pipeline::OnBadFrame>,
 }
 
 /// `[model]` section.
@@ -313,6 +319,13 @@ mod tests {
         let c: Config = toml::from_str("[input]\nwait = true\n").unwrap();
         assert!(c.input.wait && !Config::default().input.wait);
         assert!(toml::from_str::<Config>("[input]\nwiat = true\n").is_err());
+        let c: Config = toml::from_str("[input]\non_bad_frame = \"skip\"\n").unwrap();
+        assert_eq!(
+            c.input.on_bad_frame,
+            Some(crate::pipeline::OnBadFrame::Skip)
+        );
+        assert_eq!(Config::default().input.on_bad_frame, None);
+        assert!(toml::from_str::<Config>("[input]\non_bad_frame = \"ignore\"\n").is_err());
     }
 
     #[test]
