@@ -50,9 +50,10 @@
 //! snapshot_quality = 80                  # JPEG quality 1-100
 //! embedded_port = 1883                   # start an embedded broker (feature mqtt-broker)
 //!
-//! [input]                                # inputs (src/source/)
+//! [input]                                # inputs (src/source/, src/pipeline/faults.rs)
 //! wait = false                           # wait for a missing/busy device (= --input-wait)
 //! max_pixels = 16777216                  # largest frame decoded (header checked first)
+//! on_bad_frame = "skip"                  # stop | skip (= --on-bad-frame); unset: by input
 //!
 //! [preview]                              # `--output http://…` (src/sink/display/http/)
 //! user = "viewer"                        # HTTP Basic user ...
@@ -115,13 +116,14 @@ pub struct Config {
     pub events: crate::events::EventConfig,
     /// `run`: MQTT output (broker, topics, queue, Home Assistant discovery).
     pub mqtt: crate::sink::mqtt::MqttConfig,
-    /// `run`: inputs (`[input] wait`, `max_pixels`).
+    /// `run`: inputs (`[input] wait`, `max_pixels`, `on_bad_frame`).
     pub input: InputConfig,
     /// `run`: the `http://` preview's credentials and limits.
     pub preview: crate::sink::display::http::PreviewConfig,
 }
 
-/// `[input]` section: live capture devices (`v4l2://`, `alsa://`) and the frame size limit.
+/// `[input]` section: live capture devices (`v4l2://`, `alsa://`), the frame size limit and
+/// faults of any input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InputConfig {
@@ -132,6 +134,11 @@ pub struct InputConfig {
     /// [`DEFAULT_MAX_PIXELS`] = 4096 × 4096): a larger frame is refused from its header, before
     /// its pixel buffer is allocated.
     pub max_pixels: u64,
+    /// What a frame that cannot be used (or an audio read error) does: `stop` the run or `skip`
+    /// and count it; same as `--on-bad-frame`. Unset: `skip` for live and looped inputs, `stop`
+    /// for a single pass over a file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_bad_frame: Option<crate::pipeline::OnBadFrame>,
 }
 
 impl Default for InputConfig {
@@ -139,6 +146,7 @@ impl Default for InputConfig {
         Self {
             wait: false,
             max_pixels: DEFAULT_MAX_PIXELS,
+            on_bad_frame: None,
         }
     }
 }
@@ -349,6 +357,13 @@ mod tests {
         assert_eq!((c.input.max_pixels, c.input.wait), (640, false));
         let c: Config = toml::from_str("[input]\nmax_pixels = 0\n").unwrap();
         assert!(c.validate(Path::new("x")).is_err());
+        let c: Config = toml::from_str("[input]\non_bad_frame = \"skip\"\n").unwrap();
+        assert_eq!(
+            c.input.on_bad_frame,
+            Some(crate::pipeline::OnBadFrame::Skip)
+        );
+        assert_eq!(Config::default().input.on_bad_frame, None);
+        assert!(toml::from_str::<Config>("[input]\non_bad_frame = \"ignore\"\n").is_err());
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct RunControl {
     audio: AtomicU8,
     dropped_frames: AtomicU64,
     audio_xruns: AtomicU64,
+    frames_bad: AtomicU64,
+    audio_gaps: AtomicU64,
 }
 
 impl Default for RunControl {
@@ -64,6 +66,8 @@ impl Default for RunControl {
             audio: AtomicU8::new(0),
             dropped_frames: AtomicU64::new(0),
             audio_xruns: AtomicU64::new(0),
+            frames_bad: AtomicU64::new(0),
+            audio_gaps: AtomicU64::new(0),
         }
     }
 }
@@ -118,6 +122,23 @@ impl RunControl {
     pub fn audio_xruns(&self) -> u64 {
         self.audio_xruns.load(Ordering::Relaxed)
     }
+    /// Counts one video frame skipped because it could not be used (`--on-bad-frame skip`).
+    pub fn add_bad_frame(&self) {
+        self.frames_bad.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Bad frames skipped so far.
+    pub fn frames_bad(&self) -> u64 {
+        self.frames_bad.load(Ordering::Relaxed)
+    }
+    /// Counts one gap in the audio: a burst of read errors skipped, its span filled with silence
+    /// (`--on-bad-frame skip`).
+    pub fn add_audio_gap(&self) {
+        self.audio_gaps.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Audio gaps so far.
+    pub fn audio_gaps(&self) -> u64 {
+        self.audio_gaps.load(Ordering::Relaxed)
+    }
 }
 
 /// Snapshot of a run's status, handed to every sink after each model window (and once at the
@@ -138,6 +159,11 @@ pub struct RunState {
     pub dropped_frames: u64,
     /// Audio overruns recovered from.
     pub audio_xruns: u64,
+    /// Video frames skipped because they could not be used (`--on-bad-frame skip`).
+    pub frames_bad: u64,
+    /// Gaps in the audio (bursts of read errors skipped), analysed as silence
+    /// (`--on-bad-frame skip`).
+    pub audio_gaps: u64,
     /// Whether detection is on (`detect/set`).
     pub detect: bool,
     /// Video input status.
@@ -167,6 +193,8 @@ impl RunState {
             frames,
             dropped_frames: control.dropped_frames(),
             audio_xruns: control.audio_xruns(),
+            frames_bad: control.frames_bad(),
+            audio_gaps: control.audio_gaps(),
             detect: control.detect(),
             video: control.video_status(),
             audio: control.audio_status(),
@@ -196,13 +224,21 @@ mod tests {
         c.add_dropped_frames(3);
         c.add_dropped_frames(2);
         c.add_audio_xrun();
+        c.add_bad_frame();
+        c.add_bad_frame();
+        c.add_audio_gap();
         c.set_detect(false);
         let st = RunState::snapshot(&c, "tract", 1.0, 2.0, 3, 4, -20.0);
         assert_eq!(
             (st.dropped_frames, st.audio_xruns, st.detect),
             (5, 1, false)
         );
+        assert_eq!((st.frames_bad, st.audio_gaps), (2, 1));
         let json = serde_json::to_value(&st).unwrap();
         assert_eq!(json["video"], "ended");
+        assert_eq!(
+            (&json["frames_bad"], &json["audio_gaps"]),
+            (&2.into(), &1.into())
+        );
     }
 }

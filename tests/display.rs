@@ -61,6 +61,8 @@ fn state() -> RunState {
         frames: 15,
         dropped_frames: 3,
         audio_xruns: 0,
+        frames_bad: 0,
+        audio_gaps: 0,
         detect: true,
         video: DeviceStatus::Streaming,
         audio: DeviceStatus::Streaming,

@@ -1,17 +1,26 @@
 //! Faults in the middle of an input, through the real pipeline with a stand-in engine (a fixed
 //! blob mask: every analysed frame has one object):
-//! * a frame that cannot be decoded ends the run with an error naming it, after the window in
-//!   progress was analysed: the good frames before it reach the outputs with their events;
+//! * under `--on-bad-frame stop` (the default for a single pass over a file) a bad frame (a
+//!   corrupt PNG or JPEG, a truncated PNG, a frame of another size) ends the run with an error
+//!   naming it, after the window in progress was analysed: the good frames before it reach the
+//!   outputs with their events;
+//! * under `skip` (the default for looped files) the run completes, each bad frame is counted in
+//!   `frames_bad`, its slot repeats the previous frame, and the events are those of the clip
+//!   with that frame good;
 //! * a gap in the numbering ends the input there, the frames before it all analysed.
+//!
+//! Audio faults (a read error mid-run) are tested on the pipeline's fault wrapper with a
+//! stand-in source in `src/pipeline/tests.rs`: file audio is decoded when opened.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use c3n_edge::categories::CategoryMap;
+use c3n_edge::control::RunControl;
 use c3n_edge::engine::{Engine, EngineError, Inference, ModelContract, ModelInput};
 use c3n_edge::events::{Event, EventConfig, EventType};
 use c3n_edge::frontend::{FrontendParams, ImageNorm};
-use c3n_edge::pipeline::{self, Input, RunOptions};
+use c3n_edge::pipeline::{self, Input, OnBadFrame, RunOptions};
 use c3n_edge::sink::{AnalysedFrame, Sink, SinkError};
 use c3n_edge::source::VideoOptions;
 use c3n_edge::uri::InputUri;
@@ -91,14 +100,28 @@ impl Sink for Recorder {
     }
 }
 
-fn write_clip(dir: &Path, frames: &[u64], bad: Option<u64>) -> String {
+/// A good 32x32 frame, encoded for `ext` (`png` or `jpg`).
+fn good_frame(ext: &str, w: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(w, 32, image::Rgb([120, 80, 40]));
+    let mut buf = std::io::Cursor::new(Vec::new());
+    let format = if ext == "png" {
+        image::ImageFormat::Png
+    } else {
+        image::ImageFormat::Jpeg
+    };
+    img.write_to(&mut buf, format).expect("encode");
+    buf.into_inner()
+}
+
+/// Writes frames `frames` (good, 32x32) and `bad` (given bytes) as `DIR/%05d.<ext>`, and 12 s of
+/// audio `DIR/a.wav`; returns the pattern.
+fn write_seq(dir: &Path, frames: &[u64], ext: &str, bad: &[(u64, Vec<u8>)]) -> String {
     std::fs::create_dir_all(dir).expect("dir");
     for &i in frames {
-        let img = image::RgbImage::from_pixel(32, 32, image::Rgb([120, 80, 40]));
-        img.save(dir.join(format!("{i:05}.png"))).expect("png");
+        std::fs::write(dir.join(format!("{i:05}.{ext}")), good_frame(ext, 32)).expect("frame");
     }
-    if let Some(b) = bad {
-        std::fs::write(dir.join(format!("{b:05}.png")), b"\x89PNG not really").expect("bad");
+    for (b, bytes) in bad {
+        std::fs::write(dir.join(format!("{b:05}.{ext}")), bytes).expect("bad");
     }
     let spec = hound::WavSpec {
         channels: 1,
@@ -112,7 +135,23 @@ fn write_clip(dir: &Path, frames: &[u64], bad: Option<u64>) -> String {
             .expect("sample");
     }
     w.finalize().expect("finalize");
-    format!("{}/%05d.png", dir.display())
+    format!("{}/%05d.{ext}", dir.display())
+}
+
+fn write_clip(dir: &Path, frames: &[u64], bad: Option<u64>) -> String {
+    let bad: Vec<(u64, Vec<u8>)> = bad
+        .map(|b| (b, b"\x89PNG not really".to_vec()))
+        .into_iter()
+        .collect();
+    write_seq(dir, frames, "png", &bad)
+}
+
+/// What a run gave: its result, the frame numbers and events the sink got, and `frames_bad`.
+struct Outcome {
+    result: Result<pipeline::RunSummary, pipeline::PipelineError>,
+    frames: Vec<u64>,
+    events: Vec<Event>,
+    frames_bad: u64,
 }
 
 fn run(
@@ -123,6 +162,11 @@ fn run(
     Vec<u64>,
     Vec<Event>,
 ) {
+    let o = run_with(pattern, dir, None, 0);
+    (o.result, o.frames, o.events)
+}
+
+fn run_with(pattern: &str, dir: &Path, policy: Option<OnBadFrame>, input_loop: i64) -> Outcome {
     let rec = Recorder::default();
     let opts = RunOptions {
         input: Input::Uris {
@@ -138,12 +182,25 @@ fn run(
             min_frames: 1,
             ..EventConfig::default()
         },
+        input_loop,
+        on_bad_frame: policy,
         ..RunOptions::default()
     };
+    let control = Arc::new(RunControl::default());
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(rec.clone())];
-    let r = pipeline::run(Box::new(BlobEngine::new()), &opts, &mut sinks);
+    let result = pipeline::run_with(
+        Box::new(BlobEngine::new()),
+        &opts,
+        &mut sinks,
+        control.clone(),
+    );
     let g = rec.0.lock().expect("recorder");
-    (r, g.0.clone(), g.1.clone())
+    Outcome {
+        result,
+        frames: g.0.clone(),
+        events: g.1.clone(),
+        frames_bad: control.frames_bad(),
+    }
 }
 
 #[test]
@@ -169,4 +226,122 @@ fn a_gap_ends_the_input_after_the_frames_before_it() {
     let s = r.expect("a gap ends the input (with a warning), it is not an error");
     assert_eq!(frames, vec![0, 1, 2]);
     assert_eq!(s.frames, 3);
+}
+
+/// The bad frames of the tests: (name, extension, bytes, what the stop error says).
+fn bad_frames() -> Vec<(&'static str, &'static str, Vec<u8>, &'static str)> {
+    let png = good_frame("png", 32);
+    let jpg = good_frame("jpg", 32);
+    let mut bad_jpeg = jpg[..4].to_vec(); // SOI + the start of a segment, then garbage
+    bad_jpeg.extend_from_slice(&[0x5a; 200]);
+    vec![
+        (
+            "corrupt_png",
+            "png",
+            b"\x89PNG not really".to_vec(),
+            "00007.png",
+        ),
+        (
+            "truncated_png",
+            "png",
+            png[..png.len() / 2].to_vec(),
+            "00007.png",
+        ),
+        ("bad_jpeg", "jpg", bad_jpeg, "00007.jpg"),
+        (
+            "truncated_jpeg",
+            "jpg",
+            jpg[..jpg.len() / 2].to_vec(),
+            "00007.jpg",
+        ),
+        (
+            "wrong_size",
+            "png",
+            good_frame("png", 48),
+            "bad frame ", // + the path, "48x32 pixels, but the sequence's first frame is 32x32"
+        ),
+    ]
+}
+
+#[test]
+fn bad_frames_stop_a_single_pass_by_default_and_under_stop() {
+    for (name, ext, bytes, says) in bad_frames() {
+        for policy in [None, Some(OnBadFrame::Stop)] {
+            let dir = common::tmp_dir(&format!("stop-{name}-{policy:?}"));
+            let good: Vec<u64> = (0..10).filter(|&i| i != 7).collect();
+            let pattern = write_seq(&dir, &good, ext, &[(7, bytes.clone())]);
+            let o = run_with(&pattern, &dir, policy, 0);
+            let e = o.result.expect_err(name).to_string();
+            assert!(e.contains(says) && e.contains("00007."), "{name}: {e}");
+            if name == "wrong_size" {
+                assert!(
+                    e.ends_with("48x32 pixels, but the sequence's first frame is 32x32"),
+                    "{e}"
+                );
+            }
+            // the window in progress (frames 5 and 6) was analysed, padded, not dropped
+            assert_eq!(o.frames, (0..7).collect::<Vec<u64>>(), "{name}");
+            assert_eq!(o.frames_bad, 0, "{name}");
+            assert_eq!(o.events.last().map(|e| e.kind), Some(EventType::End));
+        }
+    }
+}
+
+#[test]
+fn bad_frames_are_skipped_counted_and_filled_under_skip() {
+    for (name, ext, bytes, _) in bad_frames() {
+        // the same clip with frame 7 good: the reference events
+        let clean_dir = common::tmp_dir(&format!("skip-clean-{name}"));
+        let clean = write_seq(&clean_dir, &(0..10).collect::<Vec<u64>>(), ext, &[]);
+        let want = run_with(&clean, &clean_dir, Some(OnBadFrame::Skip), 0);
+        let want_summary = want.result.expect("clean clip");
+        assert_eq!(want.frames_bad, 0);
+
+        let dir = common::tmp_dir(&format!("skip-{name}"));
+        let good: Vec<u64> = (0..10).filter(|&i| i != 7).collect();
+        let pattern = write_seq(&dir, &good, ext, &[(7, bytes)]);
+        let o = run_with(&pattern, &dir, Some(OnBadFrame::Skip), 0);
+        let s = o.result.expect("under skip the run completes");
+        assert_eq!(o.frames_bad, 1, "{name}");
+        // frame 7's slot repeats frame 6, like a dropped frame: all 10 slots, 2 windows
+        assert_eq!(o.frames, (0..10).collect::<Vec<u64>>(), "{name}");
+        assert_eq!((s.frames, s.clips), (10, 2), "{name}");
+        assert_eq!(
+            (s.frames, s.clips),
+            (want_summary.frames, want_summary.clips)
+        );
+        // the events are those of the clean clip (one object, new … end)
+        assert!(!o.events.is_empty());
+        assert_eq!(o.events, want.events, "{name}");
+    }
+}
+
+#[test]
+fn a_burst_of_bad_frames_and_a_bad_last_frame_are_skipped() {
+    let dir = common::tmp_dir("skip-burst");
+    let bad: Vec<(u64, Vec<u8>)> = [3, 4, 5, 9]
+        .iter()
+        .map(|&i| (i, b"\x89PNG not really".to_vec()))
+        .collect();
+    let pattern = write_seq(&dir, &[0, 1, 2, 6, 7, 8], "png", &bad);
+    let o = run_with(&pattern, &dir, Some(OnBadFrame::Skip), 0);
+    let s = o.result.expect("completes");
+    assert_eq!(o.frames_bad, 4);
+    // slots 3-5 repeat frame 2; the bad last frame leaves slot 9 out (the window is padded)
+    assert_eq!(o.frames, (0..9).collect::<Vec<u64>>());
+    assert_eq!(s.clips, 2);
+}
+
+#[test]
+fn a_looped_file_skips_bad_frames_by_default() {
+    let dir = common::tmp_dir("loop-default");
+    let pattern = write_clip(&dir, &[0, 1, 2, 3, 4, 5, 6, 8, 9], Some(7));
+    let o = run_with(&pattern, &dir, None, 1);
+    let s = o.result.expect("a looped file skips by default");
+    // two passes of 10 slots, one bad frame each
+    assert_eq!((o.frames_bad, s.frames), (2, 20));
+    // and under an explicit stop the first pass ends the run
+    let o = run_with(&pattern, &dir, Some(OnBadFrame::Stop), 1);
+    assert!(o.result.is_err());
+    assert_eq!(o.frames, (0..7).collect::<Vec<u64>>());
 }

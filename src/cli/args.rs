@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use c3n_edge::config::{ModelConfig, DEFAULT_MODEL_PATH};
 use c3n_edge::dataset::SubsetFilter;
-use c3n_edge::pipeline::{parse_alpha, parse_input_rate, Input};
+use c3n_edge::pipeline::{parse_alpha, parse_input_rate, Input, OnBadFrame};
 use c3n_edge::source::live::LiveOptions;
 use c3n_edge::source::VideoOptions;
 use c3n_edge::uri::InputUri;
@@ -211,6 +211,11 @@ pub(crate) struct InputArgs {
         value_parser = clap::value_parser!(i64).range(-1..)
     )]
     pub input_loop: i64,
+    /// A frame that cannot be decoded, is truncated or has another size (or an audio read
+    /// error): `stop` the run, or `skip` it and count it (frames_bad, audio_gaps). Default: skip
+    /// for live and looped inputs, stop for a single pass over a file.
+    #[arg(long = "on-bad-frame", value_name = "stop|skip")]
+    pub on_bad_frame: Option<OnBadFrame>,
     /// Stop after N model windows (clips).
     #[arg(long = "max-clips")]
     pub max_clips: Option<u64>,

@@ -31,6 +31,7 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> Result<()> {
         input,
         input_loop: a.inputs.input_loop,
         max_clips: a.inputs.max_clips,
+        on_bad_frame: a.inputs.on_bad_frame,
         ..Default::default()
     };
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(JsonlSink::new(

@@ -61,6 +61,7 @@ pub(crate) fn cmd_run(a: RunArgs) -> Result<()> {
         input,
         input_loop: a.inputs.input_loop,
         max_clips: a.inputs.max_clips,
+        on_bad_frame: a.inputs.on_bad_frame.or(cfg.input.on_bad_frame),
         post,
         events,
         ..Default::default()

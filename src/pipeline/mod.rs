@@ -13,7 +13,9 @@
 //! (`v4l2://`, `alsa://`) the frame queue and the window queue drop their *oldest* item when full
 //! instead (counted in `RunControl::dropped_frames`), so the capture-to-inference latency stays
 //! bounded; the audio queue is drained into the sync stage's buffer with every frame, so the
-//! microphone is never left unread. The first error of any stage stops the run and is returned.
+//! microphone is never left unread. The first error of any stage stops the run and is returned;
+//! a bad frame or an audio read error is skipped and counted instead under
+//! `--on-bad-frame skip` (`faults.rs`).
 //!
 //! Control ([`RunControl`], shared with sources and outputs): `detect` off skips inference (the
 //! frames still reach the sinks, without detections, and the active objects `end` once unseen
@@ -40,11 +42,13 @@ use crate::sync::{AudioBuffer, FrameSlotter, Window, WindowBuilder, WindowBuilde
 use crate::util::queue::{queue, FullPolicy, QueueRx, QueueTx};
 
 mod clock;
+mod faults;
 mod options;
 #[cfg(test)]
 mod tests;
 
 use clock::Rebase;
+pub use faults::{AudioFaults, BadPolicy, FrameFaults, OnBadFrame, MAX_AUDIO_ERRORS_IN_A_ROW};
 pub use options::{
     check_outputs, parse_alpha, parse_input_rate, Input, OpenedSources, OptionsError, RunOptions,
     RunOutputs,
@@ -203,6 +207,8 @@ fn sync_stage(
     out: QueueTx<Window>,
 ) -> Result<(), PipelineError> {
     let (video_live, audio_live) = opts.input.live_sides();
+    let on_bad = opts.bad_frame_policy();
+    let audio_name = opts.input.audio_name();
     let mut sources = Some(first);
     let mut offset_ms = 0i64;
     let mut emitted = 0u64;
@@ -227,6 +233,9 @@ fn sync_stage(
             FullPolicy::Block
         };
         let result = std::thread::scope(|s| {
+            let mut video = FrameFaults::new(&mut *video, on_bad, control.clone());
+            let mut audio =
+                AudioFaults::new(&mut *audio, audio_name.clone(), on_bad, control.clone());
             let frames = spawn_reader(s, 4, frame_policy, move || video.next_frame());
             let blocks = spawn_reader(s, 16, FullPolicy::Block, move || audio.next_block());
             let mut abuf = AudioBuffer::new(sr);

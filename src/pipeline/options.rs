@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use super::faults::OnBadFrame;
 use crate::events::{EventConfig, EventConfigError};
 use crate::guard::{check_output_dir, check_output_file, GuardError, RunInputs};
 use crate::post::{PostConfig, PostConfigError};
@@ -94,6 +95,14 @@ impl Input {
         }
     }
 
+    /// The audio input's name (its URI; the video's for a container's own track).
+    pub fn audio_name(&self) -> String {
+        match self {
+            Input::Uris { video, audio, .. } => audio.as_ref().unwrap_or(video).to_string(),
+            Input::Synthetic { .. } => "synthetic".into(),
+        }
+    }
+
     /// (video is live, audio is live). A video file's own audio track is not live.
     pub fn live_sides(&self) -> (bool, bool) {
         match self {
@@ -121,6 +130,9 @@ pub struct RunOptions {
     pub events: EventConfig,
     /// Capacity of each inter-stage channel (≥ 1).
     pub queue: usize,
+    /// What a bad frame or an audio fault does (`--on-bad-frame`); `None`:
+    /// [`OnBadFrame::default_for`] the input ([`RunOptions::bad_frame_policy`]).
+    pub on_bad_frame: Option<OnBadFrame>,
 }
 
 impl Default for RunOptions {
@@ -137,7 +149,17 @@ impl Default for RunOptions {
             post: PostConfig::default(),
             events: EventConfig::default(),
             queue: 2,
+            on_bad_frame: None,
         }
+    }
+}
+
+impl RunOptions {
+    /// The fault policy of this run: [`RunOptions::on_bad_frame`], else `skip` for a live or
+    /// looped input and `stop` for a single pass over a file.
+    pub fn bad_frame_policy(&self) -> OnBadFrame {
+        self.on_bad_frame
+            .unwrap_or_else(|| OnBadFrame::default_for(self.input.is_live(), self.input_loop))
     }
 }
 

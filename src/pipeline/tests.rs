@@ -93,3 +93,139 @@ fn run_options_are_validated_in_one_place() {
     labels.events.labels = vec!["dog".into()];
     labels.check_labels(&known).unwrap();
 }
+
+/// A stand-in audio source at 1 kHz: the given blocks and errors in turn, then the end.
+struct Scripted(std::collections::VecDeque<Option<crate::source::AudioBlock>>);
+
+impl crate::source::AudioSource for Scripted {
+    fn sample_rate(&self) -> u32 {
+        1000
+    }
+    fn next_block(
+        &mut self,
+    ) -> Result<Option<crate::source::AudioBlock>, crate::source::SourceError> {
+        match self.0.pop_front() {
+            Some(Some(b)) => Ok(Some(b)),
+            Some(None) => Err(crate::source::SourceError::Device {
+                uri: "alsa://mic".into(),
+                reason: "read error (EIO)".into(),
+            }),
+            None => Ok(None),
+        }
+    }
+}
+
+fn block(pts_ms: i64, value: f64) -> Option<crate::source::AudioBlock> {
+    Some(crate::source::AudioBlock {
+        pts_ms,
+        samples: vec![value; 100],
+    })
+}
+
+#[test]
+fn audio_faults_stop_or_become_counted_silent_gaps() {
+    use super::faults::{AudioFaults, OnBadFrame, MAX_AUDIO_ERRORS_IN_A_ROW};
+    use crate::control::RunControl;
+    use std::sync::Arc;
+    let script = || {
+        Scripted(
+            vec![
+                block(0, 0.5),
+                None,
+                None,
+                block(500, 0.25),
+                None,
+                block(700, 0.1),
+            ]
+            .into(),
+        )
+    };
+
+    // stop: the first error is returned as it is
+    let control = Arc::new(RunControl::default());
+    let mut src = script();
+    let mut a = AudioFaults::new(
+        &mut src,
+        "alsa://mic".into(),
+        OnBadFrame::Stop,
+        control.clone(),
+    );
+    assert_eq!(a.next_block().unwrap().unwrap().pts_ms, 0);
+    let e = a.next_block().unwrap_err().to_string();
+    assert_eq!(e, "input alsa://mic: read error (EIO)");
+    assert_eq!(control.audio_gaps(), 0);
+
+    // skip: two gaps (bursts of 2 and 1 errors), the blocks after them delivered
+    let control = Arc::new(RunControl::default());
+    let mut src = script();
+    let mut a = AudioFaults::new(
+        &mut src,
+        "alsa://mic".into(),
+        OnBadFrame::Skip,
+        control.clone(),
+    );
+    let mut buf = crate::sync::AudioBuffer::new(1000);
+    let mut pts = vec![];
+    while let Some(b) = a.next_block().unwrap() {
+        pts.push(b.pts_ms);
+        buf.push(b.pts_ms, &b.samples);
+    }
+    assert_eq!(pts, vec![0, 500, 700]);
+    assert_eq!(control.audio_gaps(), 2);
+    // the lost spans are silence, the audio around them as read
+    assert_eq!(buf.extract(0.0, 100), vec![0.5; 100]);
+    assert_eq!(buf.extract(100.0, 400), vec![0.0; 400]);
+    assert_eq!(buf.extract(500.0, 100), vec![0.25; 100]);
+    assert_eq!(buf.extract(600.0, 100), vec![0.0; 100]);
+    assert_eq!(buf.extract(700.0, 100), vec![0.1; 100]);
+
+    // a source that only fails: taken as ended after MAX_AUDIO_ERRORS_IN_A_ROW, one gap
+    let control = Arc::new(RunControl::default());
+    let mut src = Scripted(
+        std::iter::once(block(0, 0.5))
+            .chain(std::iter::repeat_n(None, 100))
+            .collect(),
+    );
+    let mut a = AudioFaults::new(
+        &mut src,
+        "alsa://mic".into(),
+        OnBadFrame::Skip,
+        control.clone(),
+    );
+    assert!(a.next_block().unwrap().is_some());
+    assert!(a.next_block().unwrap().is_none());
+    assert_eq!(control.audio_gaps(), 1);
+    assert_eq!(src.0.len(), 100 - MAX_AUDIO_ERRORS_IN_A_ROW as usize);
+}
+
+#[test]
+fn the_bad_frame_policy_defaults_by_input() {
+    use super::faults::OnBadFrame;
+    assert_eq!(OnBadFrame::default_for(false, 0), OnBadFrame::Stop);
+    assert_eq!(OnBadFrame::default_for(false, 2), OnBadFrame::Skip);
+    assert_eq!(OnBadFrame::default_for(false, -1), OnBadFrame::Skip);
+    assert_eq!(OnBadFrame::default_for(true, 0), OnBadFrame::Skip);
+    let live = RunOptions {
+        input: Input::Uris {
+            video: InputUri::V4l2 {
+                device: "/dev/video0".into(),
+            },
+            audio: None,
+            options: VideoOptions::default(),
+        },
+        ..RunOptions::default()
+    };
+    assert_eq!(live.bad_frame_policy(), OnBadFrame::Skip);
+    assert_eq!(RunOptions::default().bad_frame_policy(), OnBadFrame::Stop);
+    let set = RunOptions {
+        on_bad_frame: Some(OnBadFrame::Stop),
+        ..live
+    };
+    assert_eq!(set.bad_frame_policy(), OnBadFrame::Stop);
+    assert_eq!(" skip".parse::<OnBadFrame>(), Ok(OnBadFrame::Skip));
+    assert_eq!(OnBadFrame::Stop.to_string(), "stop");
+    assert_eq!(
+        "ignore".parse::<OnBadFrame>().unwrap_err().to_string(),
+        "\"ignore\": expected stop or skip"
+    );
+}

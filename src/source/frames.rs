@@ -5,6 +5,9 @@
 //! An input that ends early says so: a gap in the numbering with later files present, or an
 //! entry that is not a regular file (a FIFO, a directory), ends the sequence with a warning that
 //! names the frame; a sequence that starts at another number is refused naming its first file.
+//!
+//! A frame that cannot be decoded, or whose size differs from the first frame's, is an error
+//! ([`SourceError::is_bad_frame`]) after which the sequence goes on with the next file.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +27,8 @@ pub struct ImageSequence {
     next: u64,
     rate_hz: f64,
     max_pixels: u64,
+    /// Size of the first frame decoded; a frame of another size is a bad frame.
+    size: Option<(u32, u32)>,
 }
 
 impl ImageSequence {
@@ -73,6 +78,7 @@ impl ImageSequence {
             next: first,
             rate_hz,
             max_pixels: DEFAULT_MAX_PIXELS,
+            size: None,
         })
     }
 
@@ -181,13 +187,29 @@ impl VideoSource for ImageSequence {
             self.warn_if_cut_short(&path);
             return Ok(None);
         }
+        // past this frame before decoding it: after a bad frame the next call reads the next one
+        let k = self.next - self.first;
+        self.next += 1;
         let image =
             read_rgb_limited(&path, self.max_pixels).map_err(|source| SourceError::Image {
                 uri: self.name(),
                 source,
             })?;
-        let k = self.next - self.first;
-        self.next += 1;
+        let size = image.dimensions();
+        match self.size {
+            None => self.size = Some(size),
+            Some(first) if first != size => {
+                return Err(SourceError::BadFrame {
+                    uri: self.name(),
+                    frame: path.display().to_string(),
+                    reason: format!(
+                        "{}x{} pixels, but the sequence's first frame is {}x{}",
+                        size.0, size.1, first.0, first.1
+                    ),
+                })
+            }
+            Some(_) => {}
+        }
         Ok(Some(VideoFrame {
             pts_ms: (k as f64 * 1000.0 / self.rate_hz).round() as i64,
             image: Arc::new(image),
@@ -249,7 +271,30 @@ mod tests {
         for _ in 0..3 {
             s.next_frame().unwrap();
         }
-        let e = s.next_frame().unwrap_err().to_string();
-        assert!(e.contains("00004.png"), "{e}");
+        let e = s.next_frame().unwrap_err();
+        assert!(
+            e.is_bad_frame() && e.to_string().contains("00004.png"),
+            "{e}"
+        );
+        // past the bad frame: the next file is read, and one of another size is a bad frame
+        image::RgbImage::from_pixel(8, 6, image::Rgb([5, 0, 0]))
+            .save(dir.join("00005.png"))
+            .unwrap();
+        image::RgbImage::from_pixel(6, 8, image::Rgb([6, 0, 0]))
+            .save(dir.join("00006.png"))
+            .unwrap();
+        let f = s.next_frame().unwrap().unwrap();
+        assert_eq!((f.pts_ms, f.image.get_pixel(0, 0)[0]), (4000, 5));
+        let e = s.next_frame().unwrap_err();
+        assert!(e.is_bad_frame(), "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "input file://{pattern}: bad frame {}: 6x8 pixels, but the sequence's first \
+                 frame is 8x6",
+                dir.join("00006.png").display()
+            )
+        );
+        assert!(s.next_frame().unwrap().is_none());
     }
 }

@@ -57,7 +57,9 @@ pub struct AudioBlock {
 
 /// A stream of video frames in presentation order.
 pub trait VideoSource: Send {
-    /// The next frame, `Ok(None)` at end of stream.
+    /// The next frame, `Ok(None)` at end of stream. After an error for which
+    /// [`SourceError::is_bad_frame`] holds, the source is past that frame: the next call reads
+    /// the frame after it.
     fn next_frame(&mut self) -> Result<Option<VideoFrame>, SourceError>;
     /// Human-readable name of the input (its URI).
     fn name(&self) -> String;
@@ -105,6 +107,17 @@ pub enum SourceError {
         #[source]
         source: AudioError,
     },
+    /// One frame cannot be used: it does not convert, the driver flagged it, or its size differs
+    /// from the input's first frame. The source can go on with the next frame.
+    #[error("input {uri}: bad frame {frame}: {reason}")]
+    BadFrame {
+        /// The input URI.
+        uri: String,
+        /// The frame: its file, or its sequence number.
+        frame: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A container could not be opened or decoded.
     #[error("input {uri}: cannot decode: {message}")]
     Decode {
@@ -143,6 +156,16 @@ pub enum SourceError {
         /// The input URI.
         uri: String,
     },
+}
+
+impl SourceError {
+    /// Whether this error is about one frame ([`SourceError::Image`]: a file of a sequence that
+    /// cannot be decoded, is truncated or too large; [`SourceError::BadFrame`]) and the source
+    /// has moved past it, so that [`VideoSource::next_frame`] can be called again for the next
+    /// frame (`--on-bad-frame skip`).
+    pub fn is_bad_frame(&self) -> bool {
+        matches!(self, Self::Image { .. } | Self::BadFrame { .. })
+    }
 }
 
 /// Options for opening the video input.

@@ -181,6 +181,19 @@ def main():
          ["00002.png"])
     case("seq_empty_frame", run_with(video=seq("emptyframe", {0: good, 1: b""})), 1, ["00001.png"])
     case("seq_truncated_frame", run_with(video=seq("trunc", {0: good, 1: good[:40]})), 1, ["00001.png"])
+    # --on-bad-frame (issue 27): skip completes and names the frame, stop is the default's exit
+    wrong = seq("wrongsize", {0: good, 1: png(32, 48), 2: good})
+    case("seq_wrong_size_frame", run_with(video=wrong), 1, ["00001.png", "32x48 pixels", "first frame is 48x32"])
+    for name, video, frame in [("corrupt", "file://{dir}/seq/corrupt/%05d.png", "00002.png"),
+                               ("trunc", "file://{dir}/seq/trunc/%05d.png", "00001.png"),
+                               ("wrongsize", wrong, "00001.png")]:
+        case(f"seq_{name}_skip", run_with("--on-bad-frame", "skip", video=video), 0,
+             [frame, "skipping a bad frame", "1 bad frame in a row skipped"])
+        case(f"seq_{name}_stop", run_with("--on-bad-frame", "stop", video=video), 1, [frame])
+    case("seq_corrupt_config_skip", run_with("--config", "{dir}/skip.toml", video="file://{dir}/seq/corrupt/%05d.png"),
+         0, ["00002.png", "skipping a bad frame"])
+    put("skip.toml", b'[input]\non_bad_frame = "skip"\n')
+    case("flag_on_bad_frame_bad", run_with("--on-bad-frame", "ignore"), 2, ["--on-bad-frame", "ignore"])
     case("seq_huge_header", run_with(video=seq("huge", {0: png(4, 4, ihdr_wh=(60000, 60000))})), 1,
          ["00000.png: 60000×60000 pixels, over [input] max_pixels 16777216 (4096×4096)"])
     # a real 13000² PNG (0.5 MB; decoding it took 3 GB): refused from its header, under 600 MB

@@ -63,6 +63,8 @@ DISCOVERY_PREFIX = "homeassistant"
 ENTITIES = {
     "fps": "sensor",
     "inference_ms": "sensor",
+    "frames_bad": "sensor",
+    "audio_gaps": "sensor",
     "sound": "binary_sensor",
     "event": "event",
     "snapshot": "image",
@@ -172,6 +174,11 @@ async def run(args) -> None:
         a = (await attrs("inference_ms"))["attributes"]
         check(a.get("unit_of_measurement") == "ms" and a.get("device_class") == "duration"
               and a.get("state_class") == "measurement", f"latency sensor attributes {a}")
+        for key in ("frames_bad", "audio_gaps"):
+            a = (await attrs(key))["attributes"]
+            check(a.get("state_class") == "total_increasing", f"{key} sensor attributes {a}")
+            cat = ents[f"{NODE}_{key}"].get("entity_category")
+            check(cat == "diagnostic", f"{key}: entity category {cat!r}, expected 'diagnostic'")
         a = (await attrs("sound"))["attributes"]
         check(a.get("device_class") == "sound", f"binary sensor attributes {a}")
         a = (await attrs("event"))["attributes"]
@@ -188,7 +195,10 @@ async def run(args) -> None:
             last = raw[-1][1]
             fps = number(await ha.state(eid["fps"]))
             lat = number(await ha.state(eid["inference_ms"]))
+            bad = number(await ha.state(eid["frames_bad"]))
+            gaps = number(await ha.state(eid["audio_gaps"]))
             return (fps is not None and lat is not None
+                    and bad == last["frames_bad"] and gaps == last["audio_gaps"]
                     and math.isclose(fps, round(last["fps"], 2), abs_tol=1e-9)
                     and math.isclose(lat, round(last["inference_ms"], 1), abs_tol=1e-9)
                     and (fps, lat))

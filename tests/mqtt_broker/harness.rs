@@ -199,9 +199,11 @@ pub fn lines(p: &Path) -> Vec<String> {
         .collect()
 }
 
-pub const DISCOVERY: [&str; 6] = [
+pub const DISCOVERY: [&str; 8] = [
     "homeassistant/sensor/c3n-edge-bird/fps/config",
     "homeassistant/sensor/c3n-edge-bird/inference_ms/config",
+    "homeassistant/sensor/c3n-edge-bird/frames_bad/config",
+    "homeassistant/sensor/c3n-edge-bird/audio_gaps/config",
     "homeassistant/binary_sensor/c3n-edge-bird/sound/config",
     "homeassistant/event/c3n-edge-bird/event/config",
     "homeassistant/image/c3n-edge-bird/snapshot/config",

@@ -10,8 +10,9 @@ What it does:
   http://…`, polled every sample), events also to OUT/events.jsonl;
 * faults: the broker is killed (SIGKILL) every `--broker-kill-s` (default 60 s) and restarted
   5 s later; every `--bad-frame-s` (default 240 s) one frame of the sequence is replaced by
-  garbage until the run reads it (at most 30 s). A frame that cannot be decoded ends a file run
-  (after its window in progress is analysed), so the script restarts c3n-edge, as systemd's
+  garbage until the run reads it (at most 30 s). Under `--on-bad-frame stop` (given: a looped
+  file skips bad frames by default) a frame that cannot be decoded ends the run (after its window
+  in progress is analysed), so the script restarts c3n-edge, as systemd's
   Restart=on-failure would, and checks that the exit named the bad frame;
 * every `--sample-s` (default 10 s): RSS, threads and open fds of the c3n-edge process (from
   /proc), events emitted (lines of events.jsonl), events received by an independent MQTT
@@ -256,7 +257,8 @@ def main():
     def start_run():
         # the events file is appended across restarts: count its lines before each start
         args = [a.bin, "run", f"file://{frames}/%05d.png", "--audio", f"file://{CLIP}/audio.wav",
-                "--model", a.model, "--input-loop", "-1", "--mqtt", f"mqtt://127.0.0.1:{mqtt_port}",
+                "--model", a.model, "--input-loop", "-1", "--on-bad-frame", "stop",
+                "--mqtt", f"mqtt://127.0.0.1:{mqtt_port}",
                 "--camera-name", "soak", "--output", f"http://127.0.0.1:{http_port}?auth=none",
                 "--events", events + ".part", "--log", "info"]
         return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

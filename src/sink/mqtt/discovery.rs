@@ -6,7 +6,8 @@ use serde_json::json;
 use super::topics::{label_slug, Topics};
 
 /// Home Assistant MQTT discovery configs (component-based, docs/integration-conventions.md
-/// §4): `(topic, JSON payload)` for the sensors `fps` and `inference_ms`, the binary sensor
+/// §4): `(topic, JSON payload)` for the sensors `fps` and `inference_ms`, the diagnostic
+/// counters `frames_bad` and `audio_gaps` (from the state topic), the binary sensor
 /// `sound` ("sound source present", from the `all` count), the event entity `event` (from the
 /// events topic), the image entity `snapshot` (`all/snapshot`), the switch `detect`, and per
 /// category in `labels` a sensor `count_<label>` (active sounding objects of that category, from
@@ -61,6 +62,22 @@ pub fn discovery_configs(
             "Inference latency",
             json!({"stat_t": topics.state(), "val_tpl": "{{ value_json.inference_ms | round(1) }}",
                    "unit_of_meas": "ms", "dev_cla": "duration", "stat_cla": "measurement"}),
+        ),
+        entity(
+            "sensor",
+            "frames_bad",
+            "Bad input frames",
+            json!({"stat_t": topics.state(), "val_tpl": "{{ value_json.frames_bad | int(0) }}",
+                   "stat_cla": "total_increasing", "ent_cat": "diagnostic",
+                   "ic": "mdi:image-broken-variant"}),
+        ),
+        entity(
+            "sensor",
+            "audio_gaps",
+            "Audio input gaps",
+            json!({"stat_t": topics.state(), "val_tpl": "{{ value_json.audio_gaps | int(0) }}",
+                   "stat_cla": "total_increasing", "ent_cat": "diagnostic",
+                   "ic": "mdi:volume-off"}),
         ),
         entity(
             "binary_sensor",
@@ -131,11 +148,20 @@ mod tests {
         };
         assert_eq!(node_id("c3n-edge.porch"), "c3n-edge_porch");
         let cfgs = discovery_configs(&t, "c3n-edge-porch", 1, &[]);
-        assert_eq!(cfgs.len(), 6);
+        assert_eq!(cfgs.len(), 8);
+        let (topic, payload) = &cfgs[2];
+        assert_eq!(
+            topic,
+            "homeassistant/sensor/c3n-edge-porch/frames_bad/config"
+        );
+        let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+        assert_eq!(v["stat_t"], "c3n/porch/state");
+        assert_eq!(v["val_tpl"], "{{ value_json.frames_bad | int(0) }}");
+        assert_eq!(v["stat_cla"], "total_increasing");
         let labels = ["dog".to_string(), "musical_instrument".to_string()];
         let cfgs = discovery_configs(&t, "c3n-edge-porch", 1, &labels);
-        assert_eq!(cfgs.len(), 8);
-        let (topic, payload) = &cfgs[7];
+        assert_eq!(cfgs.len(), 10);
+        let (topic, payload) = &cfgs[9];
         assert_eq!(
             topic,
             "homeassistant/sensor/c3n-edge-porch/count_musical_instrument/config"

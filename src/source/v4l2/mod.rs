@@ -16,7 +16,9 @@
 //!   for 5 s) the source logs it, sets the video status to `reconnecting`, closes the device and
 //!   reopens it with jittered exponential backoff ([`Backoff`]), renegotiating the same request;
 //!   the status goes back to `streaming` with the first new frame. A device missing or busy at
-//!   start is an error, or is waited for with [`LiveOptions::wait`].
+//!   start is an error, or is waited for with [`LiveOptions::wait`]. A buffer that does not
+//!   convert or that the driver flags as corrupt is a [`SourceError::BadFrame`] (skipped and
+//!   counted by the pipeline under `--on-bad-frame skip`, the default for live inputs).
 //!
 //! Files: `modes.rs` (formats, enumeration, the choice of a mode), `convert.rs` (buffers to
 //! RGB8), this file (opening, streaming, reconnecting).
@@ -326,15 +328,20 @@ impl VideoSource for V4l2Source {
                         image: Arc::new(image),
                     }));
                 }
+                // a bad frame: the stream goes on with the next buffer (`--on-bad-frame`)
                 Ok((Err(e), meta, _)) => {
-                    tracing::warn!("input {}: dropping frame {}: {e}", self.uri, meta.sequence);
+                    return Err(SourceError::BadFrame {
+                        uri: self.uri.clone(),
+                        frame: meta.sequence.to_string(),
+                        reason: e.to_string(),
+                    });
                 }
                 Ok((_, meta, true)) => {
-                    tracing::warn!(
-                        "input {}: driver flagged frame {} as corrupt; dropped",
-                        self.uri,
-                        meta.sequence
-                    );
+                    return Err(SourceError::BadFrame {
+                        uri: self.uri.clone(),
+                        frame: meta.sequence.to_string(),
+                        reason: "the driver flagged it as corrupt".into(),
+                    });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                     if self.last_frame_at.elapsed() > STALL {
