@@ -18,7 +18,7 @@
 //! threshold = 0.5                        # mask probability threshold
 //! min_area_fraction = 0.002              # drop smaller regions (fraction of the frame)
 //!
-//! [events]                               # `run` event lifecycle (src/events.rs)
+//! [events]                               # `run` event lifecycle (src/events/)
 //! min_frames = 2                         # frames seen before `new`
 //! end_timeout_ms = 3000                  # unseen this long -> `end`
 //! silence_dbfs = -50.0                   # quieter frames count as "nothing sounds"

@@ -67,22 +67,8 @@ step "setup: Python venv, weights and media (tests/setup.sh python)"
 step "house rules: rustfmt, module graph, file length, ruff (tests/lint.sh; clippy is in the background builds)"
 bash tests/lint.sh --no-clippy
 
-step "test artefacts -> $C3N_TEST_ARTIFACTS"
-python tests/fixtures/make_contract_model.py "$C3N_TEST_ARTIFACTS"
-python tests/fixtures/make_frontend_ref.py "$C3N_TEST_ARTIFACTS"
-python tests/fixtures/make_pipeline_clip.py "$C3N_TEST_ARTIFACTS"
-python tests/fixtures/make_two_objects.py "$C3N_TEST_ARTIFACTS"
-(cd models && python -m c3n.export --config edge --frames 5 1 --out-dir build \
-   --reference-dir "$C3N_TEST_ARTIFACTS" 2>&1 | grep -v -i warning)
-[ -d models/build/avs-composites-small ] || \
-  (cd models && python -m c3n.data.composites build/avs-composites-small --small --seed 7)
-
-step "Python evaluator on the small composite test split (reference for tests/eval_parity.rs)"
-mkdir -p "$C3N_TEST_ARTIFACTS/eval_parity"
-(cd models && python -m c3n.evaluate build/avs-composites-small --split test --model c3n-edge-t5.onnx --json) \
-  > "$C3N_TEST_ARTIFACTS/eval_parity/python.jsonl"
-echo "$ROOT/models/build/avs-composites-small" > "$C3N_TEST_ARTIFACTS/eval_parity/dataset.txt"
-echo "$ROOT/models/c3n-edge-t5.onnx" > "$C3N_TEST_ARTIFACTS/eval_parity/model.txt"
+step "test artefacts -> $C3N_TEST_ARTIFACTS, Python evaluator reference (tests/make-fixtures.sh)"
+bash tests/make-fixtures.sh
 
 step "pytest (models/tests)"
 (cd models && python -m pytest tests -q -rs)

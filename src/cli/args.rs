@@ -270,7 +270,9 @@ pub(crate) struct RunArgs {
     pub overlay_format: String,
     /// Display / preview output URI (repeatable): display://0 (framebuffer, else DRM/KMS;
     /// ?backend=drm, ?mode=WxH), window:// (feature
-    /// window), file://out/%05d.jpg, http://0.0.0.0:8080 (live preview page).
+    /// window, ?linger=S), file://out/%05d.jpg, http://:8080 (live preview page on 127.0.0.1;
+    /// asks for the [preview] credential unless ?auth=none; http://0.0.0.0:8080 for every
+    /// interface).
     #[arg(long = "output", value_name = "URI")]
     pub outputs: Vec<String>,
     /// Drop display://, window:// outputs (no screen).

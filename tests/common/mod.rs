@@ -1,7 +1,7 @@
 //! Shared helpers for the integration tests: locating the Python-generated artefacts.
 //!
-//! Artefacts are produced by `tests/fixtures/make_contract_model.py` and
-//! `tests/fixtures/make_frontend_ref.py` into a directory named by `C3N_TEST_ARTIFACTS`
+//! Artefacts are produced by `bash tests/make-fixtures.sh` (the scripts in `tests/fixtures/`, the
+//! untrained exports and the evaluator reference) into a directory named by `C3N_TEST_ARTIFACTS`
 //! (conventionally `models/build/test-fixtures`). Rules:
 //! * variable unset, `CI` not `true`: the test prints `SKIPPED: …` to stderr and passes;
 //! * variable unset and `CI=true`: the test fails (CI must generate the artefacts);
@@ -16,22 +16,26 @@ pub fn artifact(test: &str, rel: &str) -> Option<PathBuf> {
     let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
     match std::env::var_os("C3N_TEST_ARTIFACTS") {
         None if ci => panic!(
-            "{test}: CI=true but C3N_TEST_ARTIFACTS is not set; run tests/fixtures/make_contract_model.py \
-             and make_frontend_ref.py and point C3N_TEST_ARTIFACTS at their output"
+            "{test}: CI=true but C3N_TEST_ARTIFACTS is not set; run `bash tests/make-fixtures.sh` \
+             and set C3N_TEST_ARTIFACTS=$PWD/models/build/test-fixtures"
         ),
         None => {
             // Written to the stderr handle directly (not eprintln!) so libtest does not capture it.
             let _ = writeln!(
                 std::io::stderr(),
-                "\n*** SKIPPED: {test} because C3N_TEST_ARTIFACTS is not set (generate the fixtures with \
-                 tests/fixtures/make_contract_model.py and make_frontend_ref.py, then set \
-                 C3N_TEST_ARTIFACTS=models/build/test-fixtures) ***\n"
+                "\n*** SKIPPED: {test} because C3N_TEST_ARTIFACTS is not set (generate the fixtures \
+                 with `bash tests/make-fixtures.sh`, then set \
+                 C3N_TEST_ARTIFACTS=$PWD/models/build/test-fixtures) ***\n"
             );
             None
         }
         Some(dir) => {
             let p = Path::new(&dir).join(rel);
-            assert!(p.is_file(), "{test}: artefact {} is missing (C3N_TEST_ARTIFACTS={dir:?})", p.display());
+            assert!(
+                p.is_file(),
+                "{test}: artefact {} is missing (C3N_TEST_ARTIFACTS={dir:?})",
+                p.display()
+            );
             Some(p)
         }
     }
