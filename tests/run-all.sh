@@ -15,7 +15,8 @@ export PYTHONPATH="$ROOT/models${PYTHONPATH:+:$PYTHONPATH}"
 STEP_NAMES=(); STEP_STARTS=(); T_START=$(date +%s)
 step() {
   printf '\n==> %s  [%s]\n' "$*" "$(date +%T)"
-  STEP_NAMES+=("${*:0:90}"); STEP_STARTS+=("$(date +%s)")
+  local name="$*"
+  STEP_NAMES+=("${name:0:100}"); STEP_STARTS+=("$(date +%s)")
 }
 time_table() {
   local rc=$? end i n

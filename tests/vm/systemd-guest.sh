@@ -245,7 +245,7 @@ warn=$(journalctl -u "$U" -p warning -o cat --no-pager)
 info "journal line: $(echo "$line" | cat -v)"
 echo "$warn" | sed 's/^/    journalctl -p warning: /'
 if [ -n "$line" ] && ! echo "$line" | grep -q $'\e' && ! echo "$line" | grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T' \
-   && echo "$warn" | grep -q 'WARN c3n_edge::engine: engine auto: tensorrt skipped' \
+   && echo "$warn" | grep -qE 'WARN c3n_edge::engine(::[a-z_]+)*: engine auto: tensorrt skipped' \
    && ! echo "$warn" | grep -q 'first window analysed'; then
   ok journal "the service's log records are plain text in the journal (no colour codes, no second timestamp), WARN at priority warning, INFO below"
 else
