@@ -174,7 +174,7 @@ pub fn load_clips(root: &Path, subset: Subset, split: &str) -> Result<Vec<Clip>,
         path: csv_path.clone(),
         reason,
     };
-    let text = read_csv_bytes(&csv_path).map_err(csv_err)?;
+    let text = read_csv_bytes(&csv_path)?;
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -192,7 +192,7 @@ pub fn load_clips(root: &Path, subset: Subset, split: &str) -> Result<Vec<Clip>,
         }
         let rec = rec.map_err(|e| csv_err(e.to_string()))?;
         let line = rec.position().map_or(row as u64 + 2, csv::Position::line);
-        let rec = utf8_record(&rec, line).map_err(csv_err)?;
+        let rec = utf8_record(&rec, line, &csv_path)?;
         if rec.len() < min_cols {
             return Err(csv_err(format!(
                 "line {line}: expected at least {min_cols} columns, found {}",
@@ -273,33 +273,46 @@ pub const MAX_CSV_BYTES: u64 = 64 << 20;
 pub const MAX_CSV_RECORDS: usize = 1_000_000;
 
 /// The bytes of a metadata CSV: a regular file of at most [`MAX_CSV_BYTES`].
-fn read_csv_bytes(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+///
+/// Errors: [`DatasetError::Csv`] naming the file and what is wrong.
+fn read_csv_bytes(path: &Path) -> Result<Vec<u8>, DatasetError> {
+    let csv_err = |reason: String| DatasetError::Csv {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| csv_err(e.to_string()))?;
     if !meta.is_file() {
-        return Err("not a regular file".into());
+        return Err(csv_err("not a regular file".into()));
     }
     if meta.len() > MAX_CSV_BYTES {
-        return Err(format!(
+        return Err(csv_err(format!(
             "{} bytes: a metadata CSV is at most {MAX_CSV_BYTES}",
             meta.len()
-        ));
+        )));
     }
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_CSV_BYTES).read_to_end(&mut bytes))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| csv_err(e.to_string()))?;
     Ok(bytes)
 }
 
-/// The record as text; invalid UTF-8 is an error naming the record's line (1-based, the header
-/// is line 1) and column.
-fn utf8_record(rec: &csv::ByteRecord, line: u64) -> Result<csv::StringRecord, String> {
-    csv::StringRecord::from_byte_record(rec.clone()).map_err(|e| {
-        let column = e.utf8_error().field() + 1;
-        format!(
-            "line {line}, column {column}: invalid UTF-8 (byte {} of the field)",
+/// The record as text.
+///
+/// Errors: invalid UTF-8 is a [`DatasetError::Csv`] of `path` naming the record's line
+/// (1-based, the header is line 1) and column.
+fn utf8_record(
+    rec: &csv::ByteRecord,
+    line: u64,
+    path: &Path,
+) -> Result<csv::StringRecord, DatasetError> {
+    csv::StringRecord::from_byte_record(rec.clone()).map_err(|e| DatasetError::Csv {
+        path: path.to_path_buf(),
+        reason: format!(
+            "line {line}, column {}: invalid UTF-8 (byte {} of the field)",
+            e.utf8_error().field() + 1,
             e.utf8_error().valid_up_to() + 1
-        )
+        ),
     })
 }
 

@@ -7,9 +7,11 @@
 #   4. ruff (pinned in models/requirements-lint.txt, installed into .venv when missing): lint of
 #      models/ and the Python test scripts (models/ruff.toml, tests/ruff.toml; the code keeps its
 #      compact 120-column style, so `ruff format` is not enforced);
-#   5. commit subjects of at most 72 characters, from the first commit that follows the rule
+#   5. no `Result<_, String>` in the library (typed thiserror errors; anyhow and plain messages
+#      only in the binary, src/main.rs and src/cli/);
+#   6. commit subjects of at most 72 characters, from the first commit that follows the rule
 #      (SUBJECT_RULE_SINCE) to HEAD;
-#   6. clippy with every optional feature, warnings denied — unless --no-clippy (tests/run-all.sh
+#   7. clippy with every optional feature, warnings denied — unless --no-clippy (tests/run-all.sh
 #      runs clippy in its background cargo builds instead, so that it overlaps the Python steps).
 #
 #   bash tests/lint.sh [--no-clippy]
@@ -32,6 +34,16 @@ long=$(git ls-files -z '*.rs' '*.py' '*.sh' | xargs -0 wc -l | awk -v m="$MAX_LI
 if [ -n "$long" ]; then
   echo "$long"
   echo "FAIL lint: the files above are over $MAX_LINES lines: split them by responsibility" >&2
+  fail=1
+else
+  echo "none"
+fi
+
+step "no Result<_, String> in the library (src/ but main.rs and cli/)"
+stringly=$(grep -rnE 'Result<.*, *String>' src --include='*.rs' | grep -v -e '^src/main\.rs:' -e '^src/cli/' || true)
+if [ -n "$stringly" ]; then
+  echo "$stringly"
+  echo "FAIL lint: library functions above return Result<_, String>: give them a thiserror type" >&2
   fail=1
 else
   echo "none"

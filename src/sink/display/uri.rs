@@ -172,7 +172,7 @@ impl OutputUri {
             }
             "window" => Ok(OutputUri::Window { linger_s }),
             "http" => {
-                let addr = http_addr(body.trim_end_matches('/')).map_err(bad)?;
+                let addr = http_addr(body.trim_end_matches('/')).map_err(|e| bad(e.to_string()))?;
                 let no_auth = match param("auth").as_deref() {
                     None => false,
                     Some("none") => true,
@@ -188,7 +188,7 @@ impl OutputUri {
                         let n = v
                             .parse()
                             .map_err(|_| bad(format!("viewers {v:?}: expected a number")))?;
-                        check_viewers(n).map_err(bad)?;
+                        check_viewers(n).map_err(|e| bad(e.to_string()))?;
                         Some(n)
                     }
                     None => None,
@@ -198,7 +198,7 @@ impl OutputUri {
                         let t = v
                             .parse()
                             .map_err(|_| bad(format!("timeout {v:?}: expected seconds")))?;
-                        check_timeout(t).map_err(bad)?;
+                        check_timeout(t).map_err(|e| bad(e.to_string()))?;
                         Some(t)
                     }
                     None => None,
@@ -250,9 +250,16 @@ impl OutputUri {
     }
 }
 
+/// A `http://:PORT` whose port is not a number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("port {0:?} is not a number")]
+struct BadPort(String);
+
 /// The listen address of `http://BODY`: `HOST:PORT`, `HOST` (port 8080), `:PORT` or `PORT`
 /// (host 127.0.0.1), or nothing (127.0.0.1:8080).
-fn http_addr(body: &str) -> Result<String, String> {
+///
+/// Errors: [`BadPort`] for a `:PORT` that is not a port number.
+fn http_addr(body: &str) -> Result<String, BadPort> {
     const LOCAL: &str = "127.0.0.1";
     if body.is_empty() {
         return Ok(format!("{LOCAL}:8080"));
@@ -261,7 +268,7 @@ fn http_addr(body: &str) -> Result<String, String> {
         return port
             .parse::<u16>()
             .map(|p| format!("{LOCAL}:{p}"))
-            .map_err(|_| format!("port {port:?} is not a number"));
+            .map_err(|_| BadPort(port.to_string()));
     }
     if let Ok(p) = body.parse::<u16>() {
         return Ok(format!("{LOCAL}:{p}"));

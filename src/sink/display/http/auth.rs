@@ -106,27 +106,42 @@ impl PreviewConfig {
             }
             (None, None) => {}
         }
-        check_viewers(self.max_viewers).map_err(AuthError::Invalid)?;
-        check_timeout(self.timeout_s).map_err(AuthError::Invalid)?;
+        check_viewers(self.max_viewers).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        check_timeout(self.timeout_s).map_err(|e| AuthError::Invalid(e.to_string()))?;
         Ok(())
     }
 }
 
+/// A preview limit out of its range ([`check_viewers`], [`check_timeout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    /// `max_viewers` / `?viewers=` outside 1..=[`MAX_VIEWERS_LIMIT`].
+    #[error("max_viewers {0}: expected 1..={MAX_VIEWERS_LIMIT}")]
+    Viewers(usize),
+    /// `timeout_s` / `?timeout=` outside 1..=[`MAX_TIMEOUT_S`] seconds.
+    #[error("timeout {0}: expected 1..={MAX_TIMEOUT_S} seconds")]
+    Timeout(u64),
+}
+
 /// `max_viewers` / `?viewers=` in 1..=[`MAX_VIEWERS_LIMIT`].
-pub fn check_viewers(n: usize) -> Result<(), String> {
+///
+/// Errors: [`LimitError::Viewers`].
+pub fn check_viewers(n: usize) -> Result<(), LimitError> {
     if (1..=MAX_VIEWERS_LIMIT).contains(&n) {
         Ok(())
     } else {
-        Err(format!("max_viewers {n}: expected 1..={MAX_VIEWERS_LIMIT}"))
+        Err(LimitError::Viewers(n))
     }
 }
 
 /// `timeout_s` / `?timeout=` in 1..=[`MAX_TIMEOUT_S`].
-pub fn check_timeout(s: u64) -> Result<(), String> {
+///
+/// Errors: [`LimitError::Timeout`].
+pub fn check_timeout(s: u64) -> Result<(), LimitError> {
     if (1..=MAX_TIMEOUT_S).contains(&s) {
         Ok(())
     } else {
-        Err(format!("timeout {s}: expected 1..={MAX_TIMEOUT_S} seconds"))
+        Err(LimitError::Timeout(s))
     }
 }
 
