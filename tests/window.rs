@@ -390,18 +390,25 @@ fn matched_frames(seen: &Seen) -> BTreeSet<u64> {
     matched
 }
 
-#[test]
-fn window_under_xvfb_shows_the_rendered_overlay() {
-    let started = Instant::now();
-    let Some(seen) = run_window("window", false) else {
-        return;
-    };
+/// [`run_window`], then checks that the window's final frame was the clip's last and that it was
+/// on the screen; returns the run and the frames the window showed.
+fn final_frame_shown(name: &str, late: bool) -> Option<(Seen, BTreeSet<u64>)> {
+    let seen = run_window(name, late)?;
     let matched = matched_frames(&seen);
     assert_eq!(seen.final_n, FRAMES - 1, "the window's final frame");
     assert!(
         matched.contains(&(FRAMES - 1)),
         "the final frame was on the screen"
     );
+    Some((seen, matched))
+}
+
+#[test]
+fn window_under_xvfb_shows_the_rendered_overlay() {
+    let started = Instant::now();
+    let Some((seen, matched)) = final_frame_shown("window", false) else {
+        return;
+    };
 
     // the matched pictures show the frame, with mask pixels tinted in an object's colour
     let events = std::fs::read_to_string(seen.dir.join("events.jsonl")).expect("events");
@@ -450,15 +457,9 @@ fn window_under_xvfb_shows_the_rendered_overlay() {
 #[test]
 fn window_whose_display_answers_late_shows_the_final_frame() {
     let started = Instant::now();
-    let Some(seen) = run_window("window-late", true) else {
+    let Some((seen, matched)) = final_frame_shown("window-late", true) else {
         return;
     };
-    let matched = matched_frames(&seen);
-    assert_eq!(seen.final_n, FRAMES - 1, "the window's final frame");
-    assert!(
-        matched.contains(&(FRAMES - 1)),
-        "the final frame was on the screen"
-    );
     // the window opened after the input ended: it drew at most the frame it had taken before
     // it waited for the server and the final one; every frame in between was replaced
     let skipped = window_skipped(&seen.log);
