@@ -18,6 +18,7 @@ mod open;
 pub mod ort;
 pub mod prebuild;
 pub mod split;
+pub mod stream;
 pub mod tract;
 
 use std::str::FromStr;
@@ -26,6 +27,7 @@ use ndarray::{Array2, Array4};
 
 pub use self::model::{ModelContract, ModelError};
 pub use self::open::{open_engine, open_engine_from_proto, open_engine_with};
+pub use self::stream::FrameState;
 
 /// One model call's inputs (shapes from the contract, `T = c3n.clip_frames`).
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +120,38 @@ pub trait Engine: Send {
     fn name(&self) -> &str;
     /// The contract of the loaded model.
     fn contract(&self) -> &ModelContract;
+
+    /// Streaming, first part (issue 25, [`stream`]): the per-frame work of one frame, kept for
+    /// [`Engine::after`] of this frame and of the next T − 1 frames that take it as context.
+    /// `frame` is one frame of the contract's inputs: `frames [1,3,S,S]`,
+    /// `audio_logmel [1,1,96,64]`. The default keeps the input (see [`Engine::streams_by_parts`]).
+    ///
+    /// Errors: [`EngineError::InputShape`] for a frame of other shapes, [`EngineError::Run`].
+    fn per_frame(&mut self, frame: &ModelInput) -> Result<FrameState, EngineError> {
+        stream::keep_input(self.contract(), frame)
+    }
+
+    /// Streaming, second part: the outputs of `current` (one frame, leading dimension 1) with
+    /// `context`, the T − 1 frames before it, oldest first, all made by this engine's
+    /// [`Engine::per_frame`]. Equal to frame T − 1 of [`Engine::infer`] on the window
+    /// `[context…, current]`; the default runs exactly that window.
+    ///
+    /// Errors: [`EngineError::Run`] for a context of another length or states of another engine.
+    fn after(
+        &mut self,
+        context: &[&FrameState],
+        current: &FrameState,
+    ) -> Result<Inference, EngineError> {
+        let window = stream::context_window(self.contract(), context, current)?;
+        let t = self.contract().clip_frames;
+        Ok(self.infer(&window)?.frame(t - 1))
+    }
+
+    /// Whether [`Engine::per_frame`] / [`Engine::after`] split the work (a streamed frame costs
+    /// about 1/T of a window) rather than rerun a whole window per frame (the defaults).
+    fn streams_by_parts(&self) -> bool {
+        self.contract().clip_frames == 1
+    }
 }
 
 /// Backend options common to all engines.

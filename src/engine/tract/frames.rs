@@ -25,7 +25,8 @@ use crate::engine::model::{ModelContract, OUTPUTS};
 use crate::engine::split::{clip_mean, split_graph, FrameSplit, SplitGraphs};
 use crate::engine::{EngineError, ModelInput};
 
-type Store = HashMap<String, Tensor>;
+/// One frame's named tensors.
+pub(super) type Store = HashMap<String, Tensor>;
 
 /// One segment typed at batch 1.
 pub(super) struct Stage {
@@ -375,6 +376,79 @@ impl SplitPlans {
         }
     }
 
+    /// Streaming ([`crate::engine::stream`]): the stages before the clip means on one frame
+    /// (`frame`: `[1,…]` inputs). The store keeps what the later stages and the caller read,
+    /// including the clip means' `frame` tensors.
+    pub fn per_frame(&self, frame: &ModelInput, states: &mut States) -> Result<Store, EngineError> {
+        let mut stores = self.stores(frame);
+        let mut st = stores
+            .pop()
+            .ok_or_else(|| run_err("no frame given".into()))?;
+        for k in 0..self.barrier {
+            let inputs = self.take_inputs(&mut st, k)?;
+            let outputs = states
+                .get(k, &self.stages[k].plan)?
+                .run(inputs)
+                .map_err(|e| run_err(format!("{e:#}")))?;
+            self.put_outputs(&mut st, k, outputs);
+        }
+        Ok(st)
+    }
+
+    /// Streaming: the clip means over `context` and `current` (stores of [`Self::per_frame`]),
+    /// then the stages after them on `current` alone; the contract outputs in [`OUTPUTS`]
+    /// order, each `[1,…]`. The stores are left as they were, for the next frames.
+    pub fn after(
+        &self,
+        context: &[&Store],
+        current: &Store,
+        states: &mut States,
+    ) -> Result<TVec<TValue>, EngineError> {
+        // the second part's own store: the clip means and what its stages read
+        let mut st = Store::new();
+        for (frame, clip) in &self.clip_means {
+            let views = context
+                .iter()
+                .copied()
+                .chain(std::iter::once(current))
+                .map(|s| {
+                    s.get(frame)
+                        .ok_or_else(|| run_err(format!("frame split: `{frame}` missing")))?
+                        .to_plain_array_view::<f32>()
+                        .map_err(|e| run_err(format!("`{frame}`: {e:#}")))
+                })
+                .collect::<Result<Vec<ArrayViewD<f32>>, _>>()?;
+            let mean = clip_mean(&views).map_err(|e| run_err(e.to_string()))?;
+            st.insert(clip.clone(), Tensor::from(mean));
+        }
+        for stage in &self.stages[self.barrier..] {
+            for name in &stage.inputs {
+                if !st.contains_key(name) {
+                    if let Some(t) = current.get(name) {
+                        st.insert(name.clone(), t.clone());
+                    }
+                }
+            }
+        }
+        for k in self.barrier..self.stages.len() {
+            let inputs = self.take_inputs(&mut st, k)?;
+            let outputs = states
+                .get(k, &self.stages[k].plan)?
+                .run(inputs)
+                .map_err(|e| run_err(format!("{e:#}")))?;
+            self.put_outputs(&mut st, k, outputs);
+        }
+        OUTPUTS
+            .iter()
+            .map(|name| {
+                st.get(*name)
+                    .or_else(|| current.get(*name))
+                    .map(|t| t.clone().into_tvalue())
+                    .ok_or_else(|| run_err(format!("output `{name}` missing")))
+            })
+            .collect()
+    }
+
     /// For the profiler: runs the window in order with a timer around every node, adding each
     /// node's time to `times[stage][node]`.
     pub fn run_timed(
@@ -423,10 +497,10 @@ impl Drop for PanicGuard<'_> {
 }
 
 /// One tract state per stage, spawned when the stage first runs and reused for the next frames.
-struct States(Vec<Option<State>>);
+pub(super) struct States(Vec<Option<State>>);
 
 impl States {
-    fn new(stages: &[Stage]) -> Self {
+    pub(super) fn new(stages: &[Stage]) -> Self {
         Self(stages.iter().map(|_| None).collect())
     }
 

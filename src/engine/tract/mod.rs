@@ -30,10 +30,11 @@ use tract_onnx::prelude::*;
 mod frames;
 mod plan;
 
-use self::frames::SplitPlans;
+use self::frames::{SplitPlans, States, Store};
 use self::plan::{run_err, run_timed_state, typed_plan, Plan, NAME};
 use super::model::{load_model_proto, ModelContract, OUTPUTS};
 use super::split::FrameSplit;
+use super::stream::{self, check_context, check_frame, FrameState};
 use super::{check_input, check_output, Engine, EngineError, EngineOptions, Inference, ModelInput};
 use crate::util::threads::check_threads;
 
@@ -48,6 +49,9 @@ pub struct TractEngine {
     plans: Plans,
     /// `--threads` (1 when unset).
     threads: usize,
+    /// The split's stage states for streaming ([`Engine::per_frame`] / [`Engine::after`]),
+    /// spawned on first use.
+    stream_states: Option<States>,
 }
 
 impl std::fmt::Debug for TractEngine {
@@ -127,6 +131,7 @@ impl TractEngine {
             contract,
             plans,
             threads,
+            stream_states: None,
         })
     }
 
@@ -289,6 +294,27 @@ fn output_view<'a, T: Datum, D: ndarray::Dimension>(
         .map_err(|e| run_err(format!("output `{name}` has shape {:?}: {e}", t.shape())))
 }
 
+/// The contract outputs of a model call (in [`OUTPUTS`] order) as an [`Inference`].
+fn inference(contract: &ModelContract, outputs: &[TValue]) -> Result<Inference, EngineError> {
+    let inf = Inference {
+        mask_logits: output_view::<f32, Ix4>(outputs, 0)?.to_owned(),
+        visual_logits: output_view::<f32, Ix2>(outputs, 1)?.to_owned(),
+        audio_logits: output_view::<f32, Ix2>(outputs, 2)?.to_owned(),
+        unified_label: output_view::<i64, Ix1>(outputs, 3)?.to_vec(),
+        c3im_score: output_view::<f32, Ix1>(outputs, 4)?.to_vec(),
+        visual_logit_map: output_view::<f32, Ix4>(outputs, 5)?.to_owned(),
+        c3im_affinity: output_view::<f32, Ix2>(outputs, 6)?.to_owned(),
+    };
+    check_output(contract, &inf).map_err(|e| run_err(e.to_string()))?;
+    Ok(inf)
+}
+
+/// The split's store in a state made by [`TractEngine::per_frame`].
+fn split_store(st: &FrameState) -> Result<&Store, EngineError> {
+    st.downcast::<Store>()
+        .ok_or_else(|| run_err("a frame state made by another engine was passed as context".into()))
+}
+
 impl Engine for TractEngine {
     fn infer(&mut self, window: &ModelInput) -> Result<Inference, EngineError> {
         check_input(&self.contract, window)?;
@@ -301,17 +327,47 @@ impl Engine for TractEngine {
                 .map_err(|e| run_err(format!("{e:#}")))?,
             Plans::Split(split) => split.run(window, self.threads)?,
         };
-        let inf = Inference {
-            mask_logits: output_view::<f32, Ix4>(&outputs, 0)?.to_owned(),
-            visual_logits: output_view::<f32, Ix2>(&outputs, 1)?.to_owned(),
-            audio_logits: output_view::<f32, Ix2>(&outputs, 2)?.to_owned(),
-            unified_label: output_view::<i64, Ix1>(&outputs, 3)?.to_vec(),
-            c3im_score: output_view::<f32, Ix1>(&outputs, 4)?.to_vec(),
-            visual_logit_map: output_view::<f32, Ix4>(&outputs, 5)?.to_owned(),
-            c3im_affinity: output_view::<f32, Ix2>(&outputs, 6)?.to_owned(),
+        inference(&self.contract, &outputs)
+    }
+
+    fn per_frame(&mut self, frame: &ModelInput) -> Result<FrameState, EngineError> {
+        let Plans::Split(split) = &self.plans else {
+            return stream::keep_input(&self.contract, frame);
         };
-        check_output(&self.contract, &inf).map_err(|e| run_err(e.to_string()))?;
-        Ok(inf)
+        check_frame(&self.contract, frame)?;
+        let states = self
+            .stream_states
+            .get_or_insert_with(|| States::new(&split.stages));
+        Ok(FrameState::parts(split.per_frame(frame, states)?))
+    }
+
+    fn after(
+        &mut self,
+        context: &[&FrameState],
+        current: &FrameState,
+    ) -> Result<Inference, EngineError> {
+        let Plans::Split(split) = &self.plans else {
+            let window = stream::context_window(&self.contract, context, current)?;
+            let t = self.contract.clip_frames;
+            return Ok(self.infer(&window)?.frame(t - 1));
+        };
+        check_context(&self.contract, context.len())?;
+        let context = context
+            .iter()
+            .map(|st| split_store(st))
+            .collect::<Result<Vec<_>, _>>()?;
+        let current = split_store(current)?;
+        let states = self
+            .stream_states
+            .get_or_insert_with(|| States::new(&split.stages));
+        let outputs = split.after(&context, current, states)?;
+        let mut one = self.contract.clone();
+        one.clip_frames = 1;
+        inference(&one, &outputs)
+    }
+
+    fn streams_by_parts(&self) -> bool {
+        self.contract.clip_frames == 1 || self.is_frame_split()
     }
 
     fn name(&self) -> &str {
