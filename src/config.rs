@@ -54,6 +54,8 @@
 //! wait = false                           # wait for a missing/busy device (= --input-wait)
 //! max_pixels = 16777216                  # largest frame decoded (header checked first)
 //! on_bad_frame = "skip"                  # stop | skip (= --on-bad-frame); unset: by input
+//! mode = "stream"                        # window | stream (= --mode); unset: by input
+//! mask_rate = 5.0                        # stream: masks/s (= --mask-rate); unset: every frame
 //!
 //! [preview]                              # `--output http://…` (src/sink/display/http/)
 //! user = "viewer"                        # HTTP Basic user ...
@@ -139,6 +141,13 @@ pub struct InputConfig {
     /// for a single pass over a file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_bad_frame: Option<crate::pipeline::OnBadFrame>,
+    /// `window` or `stream`; same as `--mode`. Unset: `stream` for live inputs, `window` for
+    /// recorded files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<crate::pipeline::Mode>,
+    /// Streaming mode: masks per second; same as `--mask-rate`. Unset: every frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mask_rate: Option<f64>,
 }
 
 impl Default for InputConfig {
@@ -147,6 +156,8 @@ impl Default for InputConfig {
             wait: false,
             max_pixels: DEFAULT_MAX_PIXELS,
             on_bad_frame: None,
+            mode: None,
+            mask_rate: None,
         }
     }
 }
@@ -363,6 +374,10 @@ mod tests {
             Some(crate::pipeline::OnBadFrame::Skip)
         );
         assert_eq!(Config::default().input.on_bad_frame, None);
+        let c: Config = toml::from_str("[input]\nmode = \"stream\"\nmask_rate = 4.0\n").unwrap();
+        assert_eq!(c.input.mode, Some(crate::pipeline::Mode::Stream));
+        assert_eq!(c.input.mask_rate, Some(4.0));
+        assert!(toml::from_str::<Config>("[input]\nmode = \"batch\"\n").is_err());
         assert!(toml::from_str::<Config>("[input]\non_bad_frame = \"ignore\"\n").is_err());
     }
 

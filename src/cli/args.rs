@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use c3n_edge::config::{ModelConfig, DEFAULT_MODEL_PATH};
 use c3n_edge::dataset::SubsetFilter;
-use c3n_edge::pipeline::{parse_alpha, parse_input_rate, Input, OnBadFrame};
+use c3n_edge::pipeline::{parse_alpha, parse_input_rate, Input, Mode, OnBadFrame};
 use c3n_edge::source::live::LiveOptions;
 use c3n_edge::source::VideoOptions;
 use c3n_edge::uri::InputUri;
@@ -216,9 +216,22 @@ pub(crate) struct InputArgs {
     /// for live and looped inputs, stop for a single pass over a file.
     #[arg(long = "on-bad-frame", value_name = "stop|skip")]
     pub on_bad_frame: Option<OnBadFrame>,
-    /// Stop after N model windows (clips).
+    /// Stop after N model windows (clips; in `stream` mode, N masks).
     #[arg(long = "max-clips")]
     pub max_clips: Option<u64>,
+    /// `window`: AVSBench windows of T one-second slots, one model call each (default for
+    /// recorded files); `stream`: a mask for every analysed frame with the T − 1 frames one,
+    /// two, … seconds before it as context (default for live and --paced inputs).
+    #[arg(long = "mode", value_name = "window|stream")]
+    pub mode: Option<Mode>,
+    /// `stream` mode: masks per second (slots of 1/R s, one frame each); default every frame,
+    /// the newest first when the engine is behind.
+    #[arg(long = "mask-rate", value_name = "R")]
+    pub mask_rate: Option<f64>,
+    /// Release a recorded input at wall-clock pace, as a camera and a microphone deliver it
+    /// (frames are dropped when the engine is behind; measures live latency on a file).
+    #[arg(long = "paced")]
+    pub paced: bool,
 }
 
 impl InputArgs {

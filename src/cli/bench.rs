@@ -32,6 +32,9 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> Result<()> {
         input_loop: a.inputs.input_loop,
         max_clips: a.inputs.max_clips,
         on_bad_frame: a.inputs.on_bad_frame,
+        mode: a.inputs.mode,
+        mask_rate: a.inputs.mask_rate,
+        paced: a.inputs.paced,
         ..Default::default()
     };
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(JsonlSink::new(

@@ -62,6 +62,9 @@ pub(crate) fn cmd_run(a: RunArgs) -> Result<()> {
         input_loop: a.inputs.input_loop,
         max_clips: a.inputs.max_clips,
         on_bad_frame: a.inputs.on_bad_frame.or(cfg.input.on_bad_frame),
+        mode: a.inputs.mode.or(cfg.input.mode),
+        mask_rate: a.inputs.mask_rate.or(cfg.input.mask_rate),
+        paced: a.inputs.paced,
         post,
         events,
         ..Default::default()

@@ -25,6 +25,12 @@
 //! Looping (`--input-loop`): each pass reopens the input and continues the timeline where the
 //! previous pass's last window ended, so windows, events and timestamps stay consistent.
 //!
+//! Modes ([`Mode`], issue 25): `window` groups T one-second slots into one model call
+//! (AVSBench; the default for recorded files); `stream` (the default for live and `--paced`
+//! inputs) gives every analysed frame its own mask, the engine reusing the kept per-frame work
+//! of the T − 1 context frames (`stream.rs`, [`crate::sync::StreamBuilder`]). Streaming a live
+//! input, the window queue holds one frame: the newest wins, the others are counted as dropped.
+//!
 //! The run's options and their validation (also used by the command line) are in `options.rs`;
 //! the timeline of mixed live and recorded inputs in `clock.rs`.
 
@@ -38,21 +44,25 @@ use crate::events::{dbfs, Event, FrameDetections, Tracker};
 use crate::post;
 use crate::sink::{AnalysedFrame, Sink, SinkError};
 use crate::source::{AudioSource, SourceError, VideoSource};
-use crate::sync::{AudioBuffer, FrameSlotter, Window, WindowBuilder, WindowBuilderError};
+use crate::sync::{
+    AudioBuffer, FrameSlotter, StreamBuilder, Window, WindowBuilder, WindowBuilderError,
+};
 use crate::util::queue::{queue, FullPolicy, QueueRx, QueueTx};
 
 mod clock;
 mod faults;
 mod options;
+mod stream;
 #[cfg(test)]
 mod tests;
 
 use clock::Rebase;
 pub use faults::{AudioFaults, BadPolicy, FrameFaults, OnBadFrame, MAX_AUDIO_ERRORS_IN_A_ROW};
 pub use options::{
-    check_outputs, parse_alpha, parse_input_rate, Input, OpenedSources, OptionsError, RunOptions,
-    RunOutputs,
+    check_outputs, parse_alpha, parse_input_rate, Input, Mode, OpenedSources, OptionsError,
+    RunOptions, RunOutputs,
 };
+use stream::{log_stream, Framer, Ready, StreamContext};
 
 /// Errors of a run; each wraps the failing stage's error.
 #[derive(Debug, thiserror::Error)]
@@ -134,16 +144,33 @@ pub fn run_with(
     let contract = engine.contract().clone();
     opts.check_labels(&contract.categories.names)?;
     let engine_name = engine.name().to_string();
-    let builder = WindowBuilder::new(&contract)?;
+    let mode = opts.mode();
+    let framer = match mode {
+        Mode::Window => Framer::Windows(WindowBuilder::new(&contract)?),
+        Mode::Stream => Framer::Stream(StreamBuilder::new(&contract, opts.mask_rate)?),
+    };
+    let stream = match (&framer, mode) {
+        (Framer::Stream(b), _) => {
+            log_stream(engine.as_ref(), opts, b.clip_ms());
+            Some(StreamContext::new(contract.clip_frames, b.clip_ms()))
+        }
+        _ => None,
+    };
     // Open the first pass here so that a missing or broken input fails before any thread starts.
-    let first = opts.input.open(builder.sample_rate())?;
+    let first = opts.open_input(framer.sample_rate())?;
     for s in sinks.iter_mut() {
         s.attach_control(&control);
     }
     let started = Instant::now();
     let ctl = &*control;
 
-    let live = opts.input.is_live();
+    let live = opts.is_live();
+    // streaming a live input: the newest frame wins (a queue of one, the older frame dropped)
+    let win_cap = if live && stream.is_some() {
+        1
+    } else {
+        opts.queue
+    };
     let win_policy = if live {
         let c = control.clone();
         FullPolicy::DropOldest(Box::new(move |w: &Window| {
@@ -152,12 +179,12 @@ pub fn run_with(
     } else {
         FullPolicy::Block
     };
-    let (win_tx, win_rx) = queue::<Window>(opts.queue, win_policy);
+    let (win_tx, win_rx) = queue::<Window>(win_cap, win_policy);
     let (inf_tx, inf_rx) = sync_channel::<Analysed>(opts.queue);
     let mut summary = std::thread::scope(|s| {
         let ctl_arc = &control;
-        let sync = s.spawn(move || sync_stage(opts, ctl_arc, builder, first, win_tx));
-        let infer = s.spawn(move || engine_stage(engine, ctl, win_rx, inf_tx));
+        let sync = s.spawn(move || sync_stage(opts, ctl_arc, framer, first, win_tx));
+        let infer = s.spawn(move || engine_stage(engine, stream, ctl, win_rx, inf_tx));
         let out = output_stage(opts, ctl, &engine_name, &contract, inf_rx, sinks);
         let sync = sync.join().map_err(|_| PipelineError::Panicked("sync"))?;
         let infer = infer
@@ -198,11 +225,12 @@ fn spawn_reader<'s, T: Send + 's>(
     rx
 }
 
-/// Sync + front end: slots, windows, model input. Runs the passes of `--input-loop`.
+/// Sync + front end: slots, windows or streamed frames, model input. Runs the passes of
+/// `--input-loop`.
 fn sync_stage(
     opts: &RunOptions,
     control: &Arc<RunControl>,
-    mut builder: WindowBuilder,
+    mut framer: Framer,
     first: (Box<dyn VideoSource>, Box<dyn AudioSource>),
     out: QueueTx<Window>,
 ) -> Result<(), PipelineError> {
@@ -217,16 +245,16 @@ fn sync_stage(
     loop {
         let (mut video, mut audio) = match sources.take() {
             Some(s) => s,
-            None => opts.input.open(builder.sample_rate())?,
+            None => opts.open_input(framer.sample_rate())?,
         };
         video.set_control(control.clone());
         audio.set_control(control.clone());
         control.set_video_status(DeviceStatus::Streaming);
         control.set_audio_status(DeviceStatus::Streaming);
         let sr = audio.sample_rate();
-        // drop-oldest only for a live camera: a file's frames must not be lost while the sync
-        // stage waits for a live microphone
-        let frame_policy = if video_live {
+        // drop-oldest for a live or paced camera: a file's frames must not be lost while the
+        // sync stage waits for a live microphone
+        let frame_policy = if video_live || opts.paced {
             let c = control.clone();
             FullPolicy::DropOldest(Box::new(move |_: &Read<_>| c.add_dropped_frames(1)))
         } else {
@@ -241,16 +269,26 @@ fn sync_stage(
             let mut abuf = AudioBuffer::new(sr);
             let mut vclock = Rebase::video(video_live && !audio_live);
             let mut aclock = Rebase::audio(audio_live && !video_live, sr);
-            let mut slotter = FrameSlotter::new(builder.slot_ms());
+            let mut slotter = match &mut framer {
+                Framer::Windows(b) => Some(FrameSlotter::new(b.slot_ms())),
+                Framer::Stream(b) => {
+                    b.restart();
+                    None
+                }
+            };
             let mut decode = Duration::ZERO;
             let mut pass_end = offset_ms;
             let mut failed = None;
-            let mut emit = |builder: &mut WindowBuilder,
+            let mut emit = |item: Ready<'_>,
                             abuf: &mut AudioBuffer,
                             aclock: &mut Rebase,
                             decode: &mut Duration|
              -> Result<bool, PipelineError> {
-                if let Some(until) = builder.audio_needed_until() {
+                let until = match &item {
+                    Ready::Window(b) => b.audio_needed_until(),
+                    Ready::Frame(b, slot) => Some(b.audio_needed_until(slot)),
+                };
+                if let Some(until) = until {
                     fill_audio(abuf, &blocks, offset_ms, aclock, until)?;
                     if abuf.ended && !audio_ended_warned {
                         // the video goes on without audio: say so once, with the time
@@ -266,10 +304,22 @@ fn sync_stage(
                         }
                     }
                 }
-                let Some(w) = builder.build(abuf, std::mem::take(decode)) else {
-                    return Ok(true);
+                let is_window = matches!(item, Ready::Window(_));
+                let w = match item {
+                    Ready::Window(b) => match b.build(abuf, std::mem::take(decode)) {
+                        Some(w) => w,
+                        None => return Ok(true),
+                    },
+                    Ready::Frame(b, slot) => b.build(slot, abuf, std::mem::take(decode)),
                 };
-                pass_end = w.start_ms + (w.slots.len() as f64 * w.slot_ms).round() as i64;
+                let end = match is_window {
+                    // the next pass continues after this window, or after this frame and the
+                    // audio read so far (a streamed frame's anchor is before the frame)
+                    true => w.start_ms + (w.slots.len() as f64 * w.slot_ms).round() as i64,
+                    false => (w.slots[0].frame.pts_ms + 1)
+                        .max(abuf.end_ms().map_or(i64::MIN, |e| e.ceil() as i64)),
+                };
+                pass_end = pass_end.max(end);
                 emitted += 1;
                 let more = out.send(w).is_ok()
                     && opts.max_clips.is_none_or(|m| emitted < m)
@@ -291,12 +341,34 @@ fn sync_stage(
                                 );
                             }
                         }
-                        for slot in slotter.push(f) {
-                            if builder.push(slot)
-                                && !emit(&mut builder, &mut abuf, &mut aclock, &mut decode)?
-                            {
-                                return Ok((false, pass_end));
+                        match (&mut framer, &mut slotter) {
+                            (Framer::Windows(builder), Some(slotter)) => {
+                                for slot in slotter.push(f) {
+                                    if builder.push(slot)
+                                        && !emit(
+                                            Ready::Window(builder),
+                                            &mut abuf,
+                                            &mut aclock,
+                                            &mut decode,
+                                        )?
+                                    {
+                                        return Ok((false, pass_end));
+                                    }
+                                }
                             }
+                            (Framer::Stream(b), _) => {
+                                if let Some(slot) = b.push(f) {
+                                    if !emit(
+                                        Ready::Frame(b, slot),
+                                        &mut abuf,
+                                        &mut aclock,
+                                        &mut decode,
+                                    )? {
+                                        return Ok((false, pass_end));
+                                    }
+                                }
+                            }
+                            (Framer::Windows(_), None) => unreachable!("windows have a slotter"),
                         }
                     }
                     Ok(Err(e)) => {
@@ -308,11 +380,19 @@ fn sync_stage(
             }
             // end of the input, or a frame that cannot be read: the window in progress is
             // analysed first, so the events of the good frames before a bad one are not lost
-            if let Some(slot) = slotter.finish() {
-                builder.push(slot);
-            }
-            let more =
-                !builder.has_pending() || emit(&mut builder, &mut abuf, &mut aclock, &mut decode)?;
+            let more = match (&mut framer, &mut slotter) {
+                (Framer::Windows(builder), slotter) => {
+                    if let Some(slot) = slotter.as_mut().and_then(FrameSlotter::finish) {
+                        builder.push(slot);
+                    }
+                    !builder.has_pending()
+                        || emit(Ready::Window(builder), &mut abuf, &mut aclock, &mut decode)?
+                }
+                (Framer::Stream(b), _) => match b.finish() {
+                    Some(slot) => emit(Ready::Frame(b, slot), &mut abuf, &mut aclock, &mut decode)?,
+                    None => true,
+                },
+            };
             if let Some(e) = failed {
                 return Err(e.into());
             }
@@ -355,9 +435,10 @@ fn fill_audio(
     Ok(())
 }
 
-/// Inference on its own thread.
+/// Inference on its own thread: whole windows, or streamed frames with their context.
 fn engine_stage(
     mut engine: Box<dyn Engine>,
+    mut stream: Option<StreamContext>,
     control: &RunControl,
     windows: QueueRx<Window>,
     out: SyncSender<Analysed>,
@@ -367,10 +448,10 @@ fn engine_stage(
             break; // stop promptly: queued windows are dropped, not analysed
         }
         let t = Instant::now();
-        let inf = if control.detect() {
-            Some(engine.infer(&w.input)?)
-        } else {
-            None
+        let inf = match (&mut stream, control.detect()) {
+            (_, false) => None,
+            (None, true) => Some(engine.infer(&w.input)?),
+            (Some(ctx), true) => Some(ctx.infer(engine.as_mut(), &w)?),
         };
         if out.send((w, inf, t.elapsed())).is_err() {
             break;

@@ -11,6 +11,7 @@ use crate::guard::{check_output_dir, check_output_file, GuardError, RunInputs};
 use crate::post::{PostConfig, PostConfigError};
 use crate::sink::display::OutputUri;
 use crate::source::frames::{check_rate, RateOutOfRange};
+use crate::source::paced::{PaceClock, PacedAudio, PacedVideo};
 use crate::source::synthetic::{SyntheticAudio, SyntheticVideo};
 use crate::source::{self, AudioSource, SourceError, VideoOptions, VideoSource};
 use crate::uri::InputUri;
@@ -133,6 +134,45 @@ pub struct RunOptions {
     /// What a bad frame or an audio fault does (`--on-bad-frame`); `None`:
     /// [`OnBadFrame::default_for`] the input ([`RunOptions::bad_frame_policy`]).
     pub on_bad_frame: Option<OnBadFrame>,
+    /// Windows or one mask per frame (`--mode`); `None`: [`RunOptions::mode`] picks by input.
+    pub mode: Option<Mode>,
+    /// Streaming mode: masks per second (`--mask-rate`); `None`: every frame the source
+    /// delivers, the newest first when the engine is behind.
+    pub mask_rate: Option<f64>,
+    /// Release a recorded input at wall-clock pace, as a live one (`--paced`,
+    /// [`crate::source::paced`]).
+    pub paced: bool,
+}
+
+/// How frames are grouped for the model (issue 25).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// AVSBench windows of T one-second slots, one model call per window (eval, recorded files).
+    Window,
+    /// A mask for every analysed frame with the T-frame context ending at it
+    /// ([`crate::sync::StreamBuilder`]; live inputs).
+    Stream,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = OptionsError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "window" => Ok(Mode::Window),
+            "stream" => Ok(Mode::Stream),
+            other => Err(OptionsError::Mode(other.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Window => "window",
+            Mode::Stream => "stream",
+        })
+    }
 }
 
 impl Default for RunOptions {
@@ -150,11 +190,43 @@ impl Default for RunOptions {
             events: EventConfig::default(),
             queue: 2,
             on_bad_frame: None,
+            mode: None,
+            mask_rate: None,
+            paced: false,
         }
     }
 }
 
 impl RunOptions {
+    /// The run's mode: [`RunOptions::mode`], else streaming for a live or paced input and
+    /// windows for a recorded one.
+    pub fn mode(&self) -> Mode {
+        self.mode.unwrap_or(if self.is_live() {
+            Mode::Stream
+        } else {
+            Mode::Window
+        })
+    }
+
+    /// Whether the input arrives in real time (a live device, or `--paced`): queues then drop
+    /// their oldest item rather than wait.
+    pub fn is_live(&self) -> bool {
+        self.paced || self.input.is_live()
+    }
+
+    /// Opens the input's sources, paced when [`RunOptions::paced`] (one clock per call: a pass).
+    pub fn open_input(&self, sample_rate: u32) -> Result<OpenedSources, SourceError> {
+        let (v, a) = self.input.open(sample_rate)?;
+        if !self.paced {
+            return Ok((v, a));
+        }
+        let clock = PaceClock::default();
+        Ok((
+            Box::new(PacedVideo::new(v, clock.clone())),
+            Box::new(PacedAudio::new(a, clock)),
+        ))
+    }
+
     /// The fault policy of this run: [`RunOptions::on_bad_frame`], else `skip` for a live or
     /// looped input and `stop` for a single pass over a file.
     pub fn bad_frame_policy(&self) -> OnBadFrame {
@@ -188,6 +260,12 @@ pub enum OptionsError {
         /// The opacity asked for.
         alpha: f32,
     },
+    /// `--mode` other than `window` or `stream`.
+    #[error("mode must be window or stream, got `{0}`")]
+    Mode(String),
+    /// `--mask-rate` not a positive number of masks per second.
+    #[error("mask rate {0} masks/s: it must be a positive number (at most 120)")]
+    MaskRate(f64),
     /// A flag value that is not a number.
     #[error("not a number: {0}")]
     NotANumber(#[from] std::num::ParseFloatError),
@@ -217,6 +295,11 @@ impl RunOptions {
         self.events.validate().map_err(OptionsError::Events)?;
         if self.queue == 0 {
             return Err(OptionsError::Queue);
+        }
+        if let Some(r) = self.mask_rate {
+            if !(r.is_finite() && r > 0.0 && r <= 120.0) {
+                return Err(OptionsError::MaskRate(r));
+            }
         }
         if let Input::Uris { options, .. } = &self.input {
             check_rate(options.rate_hz)?;

@@ -22,6 +22,7 @@ pub mod devices;
 pub mod ffmpeg;
 pub mod frames;
 pub mod live;
+pub mod paced;
 pub mod synthetic;
 #[cfg(feature = "v4l2")]
 pub mod v4l2;

@@ -16,6 +16,10 @@
 //! [`FrameSlotter`], [`AudioBuffer`] and [`WindowBuilder`] are plain state machines (tested
 //! without threads); `crate::pipeline` drives them on a thread between bounded channels.
 
+mod stream;
+
+pub use self::stream::{context_targets, nearest, StreamBuilder};
+
 use std::time::{Duration, Instant};
 
 use ndarray::{s, Array4};
@@ -290,6 +294,9 @@ pub enum WindowBuilderError {
     /// The clip rate is not a positive number.
     #[error("clip rate {0} Hz")]
     ClipRate(f64),
+    /// The streaming mode's mask rate is not a positive number.
+    #[error("mask rate {0} masks/s (must be a positive number)")]
+    MaskRate(f64),
 }
 
 /// Builds [`Window`]s: groups slots by `T`, computes the model input.

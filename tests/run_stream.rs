@@ -1,0 +1,118 @@
+//! Issue 25, the streaming mode end to end (`pipeline::run` with `Mode::Stream`): at the 1-Hz
+//! slot times, with the same context, a streamed frame's mask equals the window mode's mask of the
+//! window's last frame; without a mask rate every frame gets a mask, each per-frame part run once.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use c3n_edge::engine::tract::TractEngine;
+use c3n_edge::engine::EngineOptions;
+use c3n_edge::events::{Event, FrameDetections};
+use c3n_edge::pipeline::{self, Input, Mode, RunOptions};
+use c3n_edge::sink::{AnalysedFrame, Sink, SinkError};
+use c3n_edge::source::VideoOptions;
+use c3n_edge::uri::InputUri;
+
+/// Keeps every analysed frame's detections.
+struct Keep(Arc<Mutex<Vec<FrameDetections>>>);
+
+impl Sink for Keep {
+    fn frame(&mut self, frame: &AnalysedFrame, _events: &[Event]) -> Result<(), SinkError> {
+        self.0.lock().expect("lock").push(frame.detections.clone());
+        Ok(())
+    }
+    fn finish(&mut self, _events: &[Event]) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+fn run(opts: &RunOptions) -> (Vec<FrameDetections>, pipeline::RunSummary) {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/c3n-edge-t5.onnx");
+    let engine = TractEngine::load(&model, &EngineOptions::default()).expect("load shipped model");
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(Keep(kept.clone()))];
+    let summary = pipeline::run(Box::new(engine), opts, &mut sinks).expect("run");
+    let frames = kept.lock().expect("lock").clone();
+    (frames, summary)
+}
+
+/// The shipped demo clip: 10 frames at 1 fps and their audio.
+fn demo_clip() -> Input {
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/clips/bbb-bird");
+    Input::Uris {
+        video: InputUri::parse(&format!("file://{}/frames/%05d.png", clip.display())).expect("uri"),
+        audio: Some(InputUri::parse(&format!("file://{}/audio.wav", clip.display())).expect("uri")),
+        options: VideoOptions::default(),
+    }
+}
+
+#[test]
+fn stream_at_one_hertz_equals_the_windows_last_frames() {
+    let window = RunOptions {
+        input: demo_clip(),
+        mode: Some(Mode::Window),
+        ..Default::default()
+    };
+    let stream = RunOptions {
+        mode: Some(Mode::Stream),
+        mask_rate: Some(1.0),
+        ..window.clone()
+    };
+    let (w, ws) = run(&window);
+    let (s, ss) = run(&stream);
+    assert_eq!((ws.clips, ws.frames), (2, 10));
+    assert_eq!(
+        (ss.clips, ss.frames),
+        (10, 10),
+        "one model call per streamed frame"
+    );
+    let mut compared = 0;
+    for (i, (a, b)) in w.iter().zip(&s).enumerate() {
+        assert_eq!(a.pts_ms, b.pts_ms, "frame {i}");
+        // the same audio patch in both modes
+        assert_eq!(a.audio_rms, b.audio_rms, "frame {i}");
+        if i % 5 != 4 {
+            continue; // before a window's last frame the two modes see different frames
+        }
+        compared += 1;
+        assert_eq!(a.regions.len(), b.regions.len(), "frame {i}: regions");
+        for (ra, rb) in a.regions.iter().zip(&b.regions) {
+            assert_eq!(ra.bbox, rb.bbox, "frame {i}");
+            assert_eq!(ra.mask, rb.mask, "frame {i}");
+            assert!((ra.score - rb.score).abs() <= 1e-5, "frame {i}");
+            assert_eq!(ra.label, rb.label, "frame {i}");
+        }
+        assert_eq!(a.labels, b.labels, "frame {i}: frame labels");
+    }
+    assert_eq!(compared, 2);
+    // the clip has sounding regions at those times, so the comparison is not of empty lists
+    assert!(
+        w[4].regions.len() + w[9].regions.len() > 0,
+        "no regions to compare"
+    );
+}
+
+#[test]
+fn stream_without_a_mask_rate_analyses_every_frame() {
+    let opts = RunOptions {
+        input: Input::Synthetic {
+            width: 320,
+            height: 240,
+            fps: 10.0,
+            seconds: 2.0,
+        },
+        mode: Some(Mode::Stream),
+        ..Default::default()
+    };
+    let (frames, summary) = run(&opts);
+    assert_eq!(summary.frames, 20);
+    assert_eq!(summary.clips, 20);
+    let pts: Vec<i64> = frames.iter().map(|d| d.pts_ms).collect();
+    assert_eq!(pts, (0..20).map(|k| k * 100).collect::<Vec<_>>());
+    // a mask rate keeps one frame per slot
+    let (frames, _) = run(&RunOptions {
+        mask_rate: Some(4.0),
+        ..opts
+    });
+    assert_eq!(frames.len(), 8);
+}
