@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use c3n_edge::engine::tract::TractEngine;
 use c3n_edge::engine::EngineOptions;
-use c3n_edge::events::{Event, FrameDetections};
+use c3n_edge::events::{dbfs, Event, FrameDetections};
 use c3n_edge::pipeline::{self, Input, Mode, RunOptions};
 use c3n_edge::sink::{AnalysedFrame, Sink, SinkError};
 use c3n_edge::source::VideoOptions;
@@ -74,22 +74,28 @@ fn stream_at_one_hertz_equals_the_windows_last_frames() {
         if i % 5 != 4 {
             continue; // before a window's last frame the two modes see different frames
         }
+        // a silent frame is not context of a sounding one (pipeline/stream.rs): compare the
+        // frames whose context is the window's
+        let silent =
+            |d: &FrameDetections| dbfs(d.audio_rms) < -50.0 || d.labels.audio_label == "Silence";
+        if s[i - 4..i].iter().any(silent) {
+            eprintln!("frame {i}: a context frame is silent, the contexts differ");
+            continue;
+        }
         compared += 1;
         assert_eq!(a.regions.len(), b.regions.len(), "frame {i}: regions");
         for (ra, rb) in a.regions.iter().zip(&b.regions) {
             assert_eq!(ra.bbox, rb.bbox, "frame {i}");
-            assert_eq!(ra.mask, rb.mask, "frame {i}");
+            assert!(ra.mask == rb.mask, "frame {i}: masks differ");
             assert!((ra.score - rb.score).abs() <= 1e-5, "frame {i}");
             assert_eq!(ra.label, rb.label, "frame {i}");
         }
         assert_eq!(a.labels, b.labels, "frame {i}: frame labels");
     }
-    assert_eq!(compared, 2);
-    // the clip has sounding regions at those times, so the comparison is not of empty lists
-    assert!(
-        w[4].regions.len() + w[9].regions.len() > 0,
-        "no regions to compare"
-    );
+    // the demo's seconds 7-8 are silent, so only the first window's last frame compares; it has
+    // regions, so the comparison is not of empty lists
+    assert_eq!(compared, 1);
+    assert!(!w[4].regions.is_empty(), "no regions to compare");
 }
 
 #[test]

@@ -336,6 +336,20 @@ pub(crate) struct BenchArgs {
     /// Seconds of synthetic input.
     #[arg(long, default_value_t = 20.0)]
     pub seconds: f64,
+    /// Live latency: N paced runs per mode (window, stream; or --mode's alone) of the input
+    /// (frames and audio) after a random silent lead-in of 0–5 s, shown by a --camera-fps camera;
+    /// reports capture → mask, sound onset → first `new` event (p50, p95) and masks per second.
+    #[arg(long, default_value_t = 0)]
+    pub onsets: usize,
+    /// `--onsets`: seed of the lead-in times.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// `--onsets`: frame rate of the simulated camera, fps.
+    #[arg(long = "camera-fps", default_value_t = 15.0)]
+    pub camera_fps: f64,
+    /// `--onsets`: frame size of the simulated camera, WIDTHxHEIGHT.
+    #[arg(long = "camera-size", default_value = "640x480")]
+    pub camera_size: String,
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,

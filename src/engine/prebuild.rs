@@ -164,6 +164,11 @@ pub struct BackendTiming {
     pub median_ms: f64,
     /// Fastest of the following calls, ms.
     pub min_ms: f64,
+    /// Median ms of one streamed mask (issue 25): [`super::Engine::per_frame`] on a new frame,
+    /// then [`super::Engine::after`] with T − 1 kept context frames; `iters` calls.
+    pub stream_median_ms: f64,
+    /// `stream_median_ms / median_ms`: a streamed mask's share of a window (ideal 1/T).
+    pub stream_ratio: f64,
     /// Max |mask_logits − first backend's| (0 for the first backend; infinite when the sizes
     /// differ or a value is NaN or infinite).
     pub mask_max_abs_diff: f32,
@@ -225,6 +230,7 @@ pub fn compare(
                 .collect::<Vec<_>>(),
             0.5,
         );
+        let stream_median_ms = time_stream(engine.as_mut(), &window, iters.max(1))?;
         let (mask_max_abs_diff, score_max_abs_diff) = match &reference {
             Some(r) => (
                 max_abs_diff(first.mask_logits.iter(), r.mask_logits.iter()),
@@ -243,6 +249,8 @@ pub fn compare(
             } else {
                 median_ms
             },
+            stream_median_ms,
+            stream_ratio: stream_median_ms / median_ms,
             mask_max_abs_diff,
             score_max_abs_diff,
         });
@@ -251,6 +259,39 @@ pub fn compare(
         }
     }
     Ok(out)
+}
+
+/// Median ms of `iters` streamed masks over the frames of `window` taken in turn: each call runs
+/// the per-frame part of one new frame and the second part with the T − 1 frames kept before it
+/// (the first T − 1 frames' states are made untimed, then one untimed warm-up call).
+fn time_stream(
+    engine: &mut dyn super::Engine,
+    window: &super::ModelInput,
+    iters: usize,
+) -> Result<f64, EngineError> {
+    use super::stream::input_frame;
+    let t = engine.contract().clip_frames;
+    let mut kept = std::collections::VecDeque::new();
+    for i in 0..t.saturating_sub(1) {
+        kept.push_back(engine.per_frame(&input_frame(window, i))?);
+    }
+    let mut times = Vec::new();
+    for k in 0..=iters {
+        let frame = input_frame(window, k % t);
+        let start = Instant::now();
+        let state = engine.per_frame(&frame)?;
+        let context: Vec<&super::FrameState> = kept.iter().collect();
+        engine.after(&context, &state)?;
+        let dt = start.elapsed();
+        if k > 0 {
+            times.push(dt);
+        }
+        kept.push_back(state);
+        if kept.len() >= t {
+            kept.pop_front();
+        }
+    }
+    Ok(percentile_ms(&times, 0.5))
 }
 
 #[cfg(test)]

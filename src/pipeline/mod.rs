@@ -147,12 +147,17 @@ pub fn run_with(
     let mode = opts.mode();
     let framer = match mode {
         Mode::Window => Framer::Windows(WindowBuilder::new(&contract)?),
-        Mode::Stream => Framer::Stream(StreamBuilder::new(&contract, opts.mask_rate)?),
+        Mode::Stream => Framer::Stream(StreamBuilder::new(&contract, opts.stream_mask_rate())?),
     };
     let stream = match (&framer, mode) {
         (Framer::Stream(b), _) => {
             log_stream(engine.as_ref(), opts, b.clip_ms());
-            Some(StreamContext::new(contract.clip_frames, b.clip_ms()))
+            Some(StreamContext::new(
+                contract.clip_frames,
+                b.clip_ms(),
+                &opts.events,
+                &contract.audioset_labels,
+            ))
         }
         _ => None,
     };
@@ -235,6 +240,7 @@ fn sync_stage(
     out: QueueTx<Window>,
 ) -> Result<(), PipelineError> {
     let (video_live, audio_live) = opts.input.live_sides();
+    let live = opts.is_live();
     let on_bad = opts.bad_frame_policy();
     let audio_name = opts.input.audio_name();
     let mut sources = Some(first);
@@ -243,6 +249,7 @@ fn sync_stage(
     let mut pass = 0i64;
     let mut audio_ended_warned = false;
     loop {
+        let emitted_before = emitted;
         let (mut video, mut audio) = match sources.take() {
             Some(s) => s,
             None => opts.open_input(framer.sample_rate())?,
@@ -357,15 +364,19 @@ fn sync_stage(
                                 }
                             }
                             (Framer::Stream(b), _) => {
-                                if let Some(slot) = b.push(f) {
-                                    if !emit(
-                                        Ready::Frame(b, slot),
-                                        &mut abuf,
-                                        &mut aclock,
-                                        &mut decode,
-                                    )? {
-                                        return Ok((false, pass_end));
-                                    }
+                                // live: a frame is prepared only when the engine has taken the
+                                // last one, so its front end is not spent on frames the
+                                // newest-wins queue would drop; the others are counted
+                                let Some(slot) = b.push(f) else { continue };
+                                if live && !out.is_empty() {
+                                    control.add_dropped_frames(1);
+                                } else if !emit(
+                                    Ready::Frame(b, slot),
+                                    &mut abuf,
+                                    &mut aclock,
+                                    &mut decode,
+                                )? {
+                                    return Ok((false, pass_end));
                                 }
                             }
                             (Framer::Windows(_), None) => unreachable!("windows have a slotter"),
@@ -404,10 +415,13 @@ fn sync_stage(
         if !more || control.stop_requested() {
             return Ok(());
         }
-        if end == offset_ms {
+        if emitted == emitted_before {
             return Ok(()); // an empty pass: nothing to loop over
         }
-        offset_ms = end;
+        if !opts.paced {
+            // a paced input is stamped on the monotonic clock: its passes follow each other
+            offset_ms = end;
+        }
         pass += 1;
         if opts.input_loop >= 0 && pass > opts.input_loop {
             return Ok(());

@@ -12,6 +12,7 @@ use crate::post::{PostConfig, PostConfigError};
 use crate::sink::display::OutputUri;
 use crate::source::frames::{check_rate, RateOutOfRange};
 use crate::source::paced::{PaceClock, PacedAudio, PacedVideo};
+use crate::source::scene::Scene;
 use crate::source::synthetic::{SyntheticAudio, SyntheticVideo};
 use crate::source::{self, AudioSource, SourceError, VideoOptions, VideoSource};
 use crate::uri::InputUri;
@@ -40,6 +41,8 @@ pub enum Input {
         /// Length in seconds.
         seconds: f64,
     },
+    /// Still images captured at a frame rate, with audio, from memory ([`Scene`]).
+    Scene(Box<Scene>),
 }
 
 /// The opened video and audio sources of an [`Input`].
@@ -83,6 +86,7 @@ impl Input {
                 )),
                 Box::new(SyntheticAudio::new(sample_rate, *seconds)),
             )),
+            Input::Scene(scene) => scene.open(sample_rate),
         }
     }
 
@@ -92,7 +96,7 @@ impl Input {
             Input::Uris { video, audio, .. } => {
                 video.is_live() || audio.as_ref().is_some_and(InputUri::is_live)
             }
-            Input::Synthetic { .. } => false,
+            Input::Synthetic { .. } | Input::Scene(_) => false,
         }
     }
 
@@ -101,6 +105,7 @@ impl Input {
         match self {
             Input::Uris { video, audio, .. } => audio.as_ref().unwrap_or(video).to_string(),
             Input::Synthetic { .. } => "synthetic".into(),
+            Input::Scene(_) => "scene".into(),
         }
     }
 
@@ -111,7 +116,7 @@ impl Input {
                 video.is_live(),
                 audio.as_ref().is_some_and(InputUri::is_live),
             ),
-            Input::Synthetic { .. } => (false, false),
+            Input::Synthetic { .. } | Input::Scene(_) => (false, false),
         }
     }
 }
@@ -205,6 +210,20 @@ impl RunOptions {
             Mode::Stream
         } else {
             Mode::Window
+        })
+    }
+
+    /// The streaming mode's mask rate: [`RunOptions::mask_rate`], else an image sequence's
+    /// frame rate (its frames are stamped at their slot's start, not when they were taken, so
+    /// each gets the slot's audio as in a window), else `None`: every frame.
+    pub fn stream_mask_rate(&self) -> Option<f64> {
+        self.mask_rate.or(match &self.input {
+            Input::Uris {
+                video: InputUri::ImageSequence { .. },
+                options,
+                ..
+            } => Some(options.rate_hz),
+            _ => None,
         })
     }
 

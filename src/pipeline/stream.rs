@@ -2,9 +2,19 @@
 //! kept for the frames that take it as context, and each frame gets its outputs from the T − 1
 //! kept frames nearest to one, two, … clip slots before it ([`crate::sync::context_targets`]).
 //! A frame's per-frame part runs once; states older than the longest context are dropped.
+//!
+//! **A sound's context starts at its onset.** TPAVI averages its attention over the T frames;
+//! AVSBench clips sound throughout, so a window never mixes silence before a sound with the
+//! sound. A causal context right after an onset would: four silent frames out of five damp the
+//! sounding object (measured: with a 2-s silent lead-in before the demo clip, the bird was never
+//! found). A kept frame that the silence gate calls silent (audio below `[events] silence_dbfs`
+//! or its top AudioSet class in `silence_classes`, as `crate::events::Tracker::is_silent`) is
+//! therefore not context: the current frame takes its place, as a window at a stream's start pads
+//! with a repeated frame. With sound throughout, the context is the frames 1 … T − 1 s back.
 
 use super::RunOptions;
 use crate::engine::{Engine, EngineError, FrameState, Inference};
+use crate::events::{dbfs, EventConfig};
 use crate::sync::{context_targets, nearest, SlotFrame, StreamBuilder, Window, WindowBuilder};
 
 /// The kept per-frame states of a stream, by anchor (ascending).
@@ -15,22 +25,43 @@ pub(super) struct StreamContext {
     clip_ms: f64,
     anchors: Vec<f64>,
     states: Vec<FrameState>,
+    /// Whether each kept frame is silent (known once its own outputs are).
+    silent: Vec<bool>,
+    /// The silence gate's level, dBFS.
+    silence_dbfs: Option<f32>,
+    /// The silence gate's classes, as indices of the model's AudioSet labels.
+    silence_classes: Vec<usize>,
 }
 
 impl StreamContext {
-    /// For a model of `t` frames per window and clip slots of `clip_ms` ms.
-    pub(super) fn new(t: usize, clip_ms: f64) -> Self {
+    /// For a model of `t` frames per window and clip slots of `clip_ms` ms, with the silence
+    /// gate of `events` (`audioset_labels`: the model's).
+    pub(super) fn new(
+        t: usize,
+        clip_ms: f64,
+        events: &EventConfig,
+        audioset_labels: &[String],
+    ) -> Self {
         Self {
             t,
             clip_ms,
             anchors: Vec::new(),
             states: Vec::new(),
+            silent: Vec::new(),
+            silence_dbfs: events.silence_dbfs,
+            silence_classes: audioset_labels
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| events.silence_classes.contains(l))
+                .map(|(i, _)| i)
+                .collect(),
         }
     }
 
     /// Runs one streamed frame (a one-frame [`Window`] from [`crate::sync::StreamBuilder`]): its
     /// per-frame part, then its outputs with the context. A frame before the first has the
-    /// earliest kept frame (possibly itself) as context, as a window pads with a repeated frame.
+    /// earliest kept frame (possibly itself) as context, as a window pads with a repeated frame;
+    /// silent kept frames are replaced by the current one (module docs).
     pub(super) fn infer(
         &mut self,
         engine: &mut dyn Engine,
@@ -38,22 +69,34 @@ impl StreamContext {
     ) -> Result<Inference, EngineError> {
         let anchor = w.start_ms as f64;
         let state = engine.per_frame(&w.input)?;
-        // anchors only grow within a run (loop passes continue the timeline); a frame that is
-        // not later than the last kept one replaces nothing and is kept after it
+        // anchors only grow within a run (loop passes continue the timeline)
         self.anchors.push(anchor);
         self.states.push(state);
+        self.silent.push(false);
         let horizon = anchor - self.t as f64 * self.clip_ms;
         let old = self.anchors.partition_point(|&a| a < horizon);
         self.anchors.drain(..old);
         self.states.drain(..old);
+        self.silent.drain(..old);
         let current = self.states.len() - 1;
         let context: Vec<&FrameState> = context_targets(anchor, self.clip_ms, self.t)
             .map(|target| {
                 let i = nearest(&self.anchors, target).unwrap_or(current);
-                &self.states[i]
+                &self.states[if self.silent[i] { current } else { i }]
             })
             .collect();
-        engine.after(&context, &self.states[current])
+        let inf = engine.after(&context, &self.states[current])?;
+        let level = w.audio_rms.first().copied().unwrap_or(0.0);
+        let top = inf
+            .audio_logits
+            .row(0)
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i);
+        self.silent[current] = self.silence_dbfs.is_some_and(|l| dbfs(level) < l)
+            || top.is_some_and(|c| self.silence_classes.contains(&c));
+        Ok(inf)
     }
 }
 
@@ -82,7 +125,7 @@ pub(super) enum Ready<'a> {
 /// Says at start how the stream runs: which frames get a mask and at what cost.
 pub(super) fn log_stream(engine: &dyn Engine, opts: &RunOptions, clip_ms: f64) {
     let t = engine.contract().clip_frames;
-    let rate = match opts.mask_rate {
+    let rate = match opts.stream_mask_rate() {
         Some(r) => format!("{r} masks/s"),
         None => "every frame (the newest first when behind)".into(),
     };

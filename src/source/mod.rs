@@ -23,6 +23,7 @@ pub mod ffmpeg;
 pub mod frames;
 pub mod live;
 pub mod paced;
+pub mod scene;
 pub mod synthetic;
 #[cfg(feature = "v4l2")]
 pub mod v4l2;

@@ -2,32 +2,39 @@
 //! it: a frame with timestamp `p` is returned no earlier than `origin + p`, an audio block
 //! covering `[p, p + n/sr)` no earlier than its end. The video and audio of one pass share the
 //! origin (the wall time of the first read of either, minus that item's timestamp), so they stay
-//! in step as live devices do. Used to measure live latency on a file (`bench --paced`) and to
+//! in step as live devices do. Like a live source's, the timestamps returned are on
+//! `CLOCK_MONOTONIC` ([`crate::source::live::monotonic_ms`]): `origin + p`, the time the item
+//! was "captured", so `monotonic_ms() − pts_ms` downstream is its latency. Used to measure live latency on a file (`bench --paced`) and to
 //! replay a recording as if it were live; the pipeline then treats the input as live (drop-oldest
 //! queues: the newest frame wins when the engine is behind).
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::live::monotonic_ms;
 use super::{AudioBlock, AudioSource, SourceError, VideoFrame, VideoSource};
 use crate::control::RunControl;
 
-/// The shared wall-clock origin of a pass: `Instant` at timestamp 0 ms.
+/// The shared wall-clock origin of a pass: the `Instant` and the `CLOCK_MONOTONIC` ms of
+/// source timestamp 0.
 #[derive(Debug, Clone, Default)]
-pub struct PaceClock(Arc<OnceLock<Instant>>);
+pub struct PaceClock(Arc<OnceLock<(Instant, i64)>>);
 
 impl PaceClock {
-    /// Sleeps until the item stamped `due_ms` (ms on the source timeline) is due.
-    fn wait_until(&self, due_ms: i64, first_ms: i64) {
-        let origin = *self.0.get_or_init(|| {
+    /// Sleeps until the item stamped `due_ms` (ms on the source timeline) is due; returns the
+    /// `CLOCK_MONOTONIC` ms of source time `stamp_ms`. `first_ms` sets the origin on first use.
+    fn wait_until(&self, due_ms: i64, first_ms: i64, stamp_ms: i64) -> i64 {
+        let (origin, mono) = *self.0.get_or_init(|| {
             let now = Instant::now();
+            let mono = monotonic_ms();
             // origin = now − first_ms; a negative timestamp shifts the origin forward
-            if first_ms >= 0 {
+            let origin = if first_ms >= 0 {
                 now.checked_sub(Duration::from_millis(first_ms.unsigned_abs()))
                     .unwrap_or(now)
             } else {
                 now + Duration::from_millis(first_ms.unsigned_abs())
-            }
+            };
+            (origin, mono - first_ms)
         });
         let due = if due_ms >= 0 {
             origin + Duration::from_millis(due_ms.unsigned_abs())
@@ -38,6 +45,7 @@ impl PaceClock {
         if due > now {
             std::thread::sleep(due - now);
         }
+        mono.saturating_add(stamp_ms)
     }
 }
 
@@ -56,9 +64,9 @@ impl PacedVideo {
 
 impl VideoSource for PacedVideo {
     fn next_frame(&mut self) -> Result<Option<VideoFrame>, SourceError> {
-        let f = self.inner.next_frame()?;
-        if let Some(f) = &f {
-            self.clock.wait_until(f.pts_ms, f.pts_ms);
+        let mut f = self.inner.next_frame()?;
+        if let Some(f) = &mut f {
+            f.pts_ms = self.clock.wait_until(f.pts_ms, f.pts_ms, f.pts_ms);
         }
         Ok(f)
     }
@@ -91,12 +99,13 @@ impl AudioSource for PacedAudio {
     }
 
     fn next_block(&mut self) -> Result<Option<AudioBlock>, SourceError> {
-        let b = self.inner.next_block()?;
-        if let Some(b) = &b {
+        let mut b = self.inner.next_block()?;
+        if let Some(b) = &mut b {
             let sr = i64::from(self.inner.sample_rate().max(1));
             let len_ms = b.samples.len() as i64 * 1000 / sr;
-            self.clock
-                .wait_until(b.pts_ms.saturating_add(len_ms), b.pts_ms);
+            b.pts_ms = self
+                .clock
+                .wait_until(b.pts_ms.saturating_add(len_ms), b.pts_ms, b.pts_ms);
         }
         Ok(b)
     }
@@ -118,25 +127,28 @@ mod tests {
         let mut v = PacedVideo::new(Box::new(SyntheticVideo::new(8, 8, 20.0, 6)), clock.clone());
         let mut a = PacedAudio::new(Box::new(SyntheticAudio::new(16_000, 0.3)), clock);
         let t0 = Instant::now();
-        let mut last = 0;
+        let mut stamps = vec![];
         while let Some(f) = v.next_frame().expect("frame") {
-            last = f.pts_ms;
-            // never early (1 ms of rounding), and the source itself is instant
+            stamps.push(f.pts_ms);
+            // released at its time (never early; 1 ms of rounding), stamped on CLOCK_MONOTONIC
+            // at that time
+            let rel = f.pts_ms - stamps[0];
             assert!(
-                t0.elapsed().as_millis() as i64 + 1 >= f.pts_ms,
-                "frame {} early",
-                f.pts_ms
+                t0.elapsed().as_millis() as i64 + 1 >= rel,
+                "frame at {rel} early"
+            );
+            assert!(
+                (monotonic_ms() - f.pts_ms).abs() <= 20,
+                "stamp {rel} is not now"
             );
         }
-        assert_eq!(last, 250);
+        let steps: Vec<i64> = stamps.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(steps, vec![50; 5], "the source's 50 ms spacing is kept");
         let mut end = 0;
         while let Some(b) = a.next_block().expect("block") {
             end = b.pts_ms + b.samples.len() as i64 / 16;
-            assert!(
-                t0.elapsed().as_millis() as i64 + 1 >= end,
-                "block ending {end} early"
-            );
+            assert!(monotonic_ms() + 1 >= end, "block ending {end} early");
         }
-        assert_eq!(end, 300);
+        assert_eq!(end - stamps[0], 300, "audio and video share the origin");
     }
 }

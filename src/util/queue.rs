@@ -125,6 +125,11 @@ pub fn queue<T>(cap: usize, policy: FullPolicy<T>) -> (QueueTx<T>, QueueRx<T>) {
 }
 
 impl<T> QueueTx<T> {
+    /// True when nothing is queued (the receiver has taken every item sent).
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().items.is_empty()
+    }
+
     /// Queues `item` (waits or drops the oldest when full, per the policy).
     pub fn send(&self, item: T) -> Result<(), Disconnected> {
         let sh = &*self.0;

@@ -3,6 +3,8 @@
 //! `/proc/self/status`). Stages as in [`crate::pipeline::StageTimes`]; events go to a discarding
 //! JSON-lines sink so the output stage is measured without disk I/O.
 
+pub mod live;
+
 use std::time::Duration;
 
 use serde::Serialize;
