@@ -26,6 +26,9 @@
 //! camera = "default"                     # camera name: events' `camera`, MQTT topic level
 //! labels = ["person", "dog"]             # track only these categories (default [] = all)
 //! min_score = { person = 0.6 }           # minimum region score per category
+//! update_iou = 0.7                       # `update` when the box IoU with the one sent is below
+//! update_score_delta = 0.1               # ... or the score moved by more than this
+//! update_interval_s = 0                  # ... or after this long (s); 0 = every frame
 //!
 //! [mqtt]                                 # MQTT output (src/sink/mqtt); off unless url or --mqtt
 //! url = "mqtt://user:pass@broker:1883"   # mqtt:// or mqtts:// (feature mqtt-tls); path = prefix

@@ -55,6 +55,7 @@ pub struct RunControl {
     audio_xruns: AtomicU64,
     frames_bad: AtomicU64,
     audio_gaps: AtomicU64,
+    frames_skipped: AtomicU64,
 }
 
 impl Default for RunControl {
@@ -68,6 +69,7 @@ impl Default for RunControl {
             audio_xruns: AtomicU64::new(0),
             frames_bad: AtomicU64::new(0),
             audio_gaps: AtomicU64::new(0),
+            frames_skipped: AtomicU64::new(0),
         }
     }
 }
@@ -139,6 +141,15 @@ impl RunControl {
     pub fn audio_gaps(&self) -> u64 {
         self.audio_gaps.load(Ordering::Relaxed)
     }
+    /// Counts `n` frames the streaming engine skipped because it was behind: when it is ready
+    /// for the next frame, the newest one waiting wins and the older ones are skipped (issue 25).
+    pub fn add_skipped_frames(&self, n: u64) {
+        self.frames_skipped.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Frames skipped so far.
+    pub fn frames_skipped(&self) -> u64 {
+        self.frames_skipped.load(Ordering::Relaxed)
+    }
 }
 
 /// Snapshot of a run's status, handed to every sink after each model window (and once at the
@@ -149,6 +160,9 @@ pub struct RunState {
     pub engine: String,
     /// Analysed frames per second (exponential moving average over windows, wall clock).
     pub fps: f64,
+    /// Masks per second achieved (smoothed, wall clock): one mask per analysed frame; in the
+    /// streaming mode it can fall below the camera's frame rate ([`RunState::with_mask_rate`]).
+    pub mask_rate: f64,
     /// Model call time of the last window, ms (a window holds `clip_frames` frames).
     pub inference_ms: f64,
     /// Model windows run so far.
@@ -157,6 +171,8 @@ pub struct RunState {
     pub frames: u64,
     /// Frames dropped because inference was behind (live inputs).
     pub dropped_frames: u64,
+    /// Frames the streaming engine skipped because it was behind (the newest frame wins).
+    pub frames_skipped: u64,
     /// Audio overruns recovered from.
     pub audio_xruns: u64,
     /// Video frames skipped because they could not be used (`--on-bad-frame skip`).
@@ -175,7 +191,8 @@ pub struct RunState {
 }
 
 impl RunState {
-    /// Snapshot of `control` with the pipeline's own counters.
+    /// Snapshot of `control` with the pipeline's own counters; `mask_rate` is 0 until set with
+    /// [`RunState::with_mask_rate`].
     pub fn snapshot(
         control: &RunControl,
         engine: &str,
@@ -188,10 +205,12 @@ impl RunState {
         Self {
             engine: engine.to_string(),
             fps,
+            mask_rate: 0.0,
             inference_ms,
             clips,
             frames,
             dropped_frames: control.dropped_frames(),
+            frames_skipped: control.frames_skipped(),
             audio_xruns: control.audio_xruns(),
             frames_bad: control.frames_bad(),
             audio_gaps: control.audio_gaps(),
@@ -200,6 +219,12 @@ impl RunState {
             audio: control.audio_status(),
             audio_dbfs,
         }
+    }
+
+    /// The same with `mask_rate` (masks per second, ≥ 0; a negative or NaN rate is stored as 0).
+    pub fn with_mask_rate(mut self, mask_rate: f64) -> Self {
+        self.mask_rate = if mask_rate > 0.0 { mask_rate } else { 0.0 };
+        self
     }
 }
 
@@ -227,8 +252,13 @@ mod tests {
         c.add_bad_frame();
         c.add_bad_frame();
         c.add_audio_gap();
+        c.add_skipped_frames(4);
+        c.add_skipped_frames(3);
         c.set_detect(false);
         let st = RunState::snapshot(&c, "tract", 1.0, 2.0, 3, 4, -20.0);
+        assert_eq!((st.mask_rate, st.frames_skipped), (0.0, 7));
+        assert_eq!(st.clone().with_mask_rate(f64::NAN).mask_rate, 0.0);
+        let st = st.with_mask_rate(4.5);
         assert_eq!(
             (st.dropped_frames, st.audio_xruns, st.detect),
             (5, 1, false)
@@ -239,6 +269,10 @@ mod tests {
         assert_eq!(
             (&json["frames_bad"], &json["audio_gaps"]),
             (&2.into(), &1.into())
+        );
+        assert_eq!(
+            (&json["mask_rate"], &json["frames_skipped"]),
+            (&4.5.into(), &7.into())
         );
     }
 }

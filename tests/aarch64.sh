@@ -40,7 +40,8 @@
 #      aarch64 executable.
 #   5. `c3n-edge run` with tract (2 threads) on the shipped model models/c3n-edge-t1.onnx (the
 #      full-size graph) over the real clip assets/clips/bbb-bird (1 window, --min-frames 1 so that
-#      it emits events), checking that it emits events and that they equal the x86_64 build's (type,
+#      it emits events, --update-interval 0 so that every frame's object is compared, and no
+#      throttle threshold can turn on a 1e-3 difference), checking that it emits events and that they equal the x86_64 build's (type,
 #      label, score and c3im_score to 1e-3, box to 1 px): that x86_64 binary is $C3N_HOST_BIN, else
 #      ${CARGO_TARGET_DIR:-target}/debug/c3n-edge (in CI: the one `cargo test` built), built if missing.
 #   Each step prints its wall time, CPU time (this script's children) and the load average.
@@ -142,7 +143,8 @@ lap "integration tests"
 step "c3n-edge run (tract, models/c3n-edge-t1.onnx, bbb-bird, 1 window) under qemu-user vs x86_64"
 OUT=$WORK
 ARGS=(run "file://$ROOT/assets/clips/bbb-bird/frames/%05d.png" --audio "file://$ROOT/assets/clips/bbb-bird/audio.wav"
-      --model "$ROOT/models/c3n-edge-t1.onnx" --backend tract --threads 2 --max-clips 1 --min-frames 1)
+      --model "$ROOT/models/c3n-edge-t1.onnx" --backend tract --threads 2 --max-clips 1 --min-frames 1
+      --update-interval 0)
 HOST="${C3N_HOST_BIN:-$HOST_TARGET_DIR/debug/c3n-edge}"
 if [ -n "${C3N_HOST_BIN:-}" ] && [ ! -x "$HOST" ]; then
   echo "FAIL tests/aarch64.sh: C3N_HOST_BIN=$HOST is not an executable" >&2; exit 1

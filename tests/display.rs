@@ -56,10 +56,12 @@ fn state() -> RunState {
     RunState {
         engine: "tract".into(),
         fps: 2.5,
+        mask_rate: 2.5,
         inference_ms: 850.0,
         clips: 3,
         frames: 15,
         dropped_frames: 3,
+        frames_skipped: 0,
         audio_xruns: 0,
         frames_bad: 0,
         audio_gaps: 0,

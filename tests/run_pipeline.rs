@@ -91,7 +91,12 @@ fn lifecycle_events_match_the_schema() {
     let mut prob = ndarray::Array2::<f32>::zeros((224, 224));
     prob.slice_mut(ndarray::s![50..120, 60..150]).fill(0.9);
     let regions = post::regions(prob.view(), 640, 480, &PostConfig::default());
-    let mut tr = Tracker::new(EventConfig::default());
+    // every frame sent (no throttle): the still object's second frame gives the `update` whose
+    // JSON is checked here
+    let mut tr = Tracker::new(EventConfig {
+        update_interval_s: 0.0,
+        ..Default::default()
+    });
     let mut lines = vec![];
     for k in 0..4 {
         let det = FrameDetections {

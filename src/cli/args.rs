@@ -306,6 +306,10 @@ pub(crate) struct RunArgs {
     /// End an object unseen for this many ms (overrides [events] end_timeout_ms).
     #[arg(long = "end-timeout-ms")]
     pub end_timeout_ms: Option<u64>,
+    /// Send an unchanged object's `update` again after this many seconds; 0 sends one for every
+    /// frame it is seen in (overrides [events] update_interval_s).
+    #[arg(long = "update-interval", value_name = "SECONDS")]
+    pub update_interval_s: Option<f64>,
     /// Camera name: the events' `camera` and the MQTT topic level (overrides [events] camera).
     #[arg(long = "camera-name", visible_alias = "camera")]
     pub camera: Option<String>,

@@ -36,6 +36,7 @@ pub(crate) fn cmd_run(a: RunArgs) -> Result<()> {
     post.min_area_fraction = a.min_area.unwrap_or(post.min_area_fraction);
     events.min_frames = a.min_frames.unwrap_or(events.min_frames);
     events.end_timeout_ms = a.end_timeout_ms.unwrap_or(events.end_timeout_ms);
+    events.update_interval_s = a.update_interval_s.unwrap_or(events.update_interval_s);
     if let Some(c) = a.camera.clone() {
         events.camera = c;
     }

@@ -27,6 +27,15 @@ pub struct EventConfig {
     /// Minimum region score (mean mask probability, 0–1) per category; regions below it are
     /// dropped before tracking (Frigate's `filters.<label>.min_score`).
     pub min_score: BTreeMap<String, f32>,
+    /// `update` throttle, box: an object seen again is sent when the box IoU of its current box
+    /// with the box last sent is below this (0–1; 0 never, 1 on any change of the box).
+    pub update_iou: f32,
+    /// `update` throttle, score: … or when its region score differs from the one last sent by
+    /// more than this (≥ 0; ≥ 1 never).
+    pub update_score_delta: f32,
+    /// `update` throttle, time: … or when this many seconds of source time have passed since the
+    /// message last sent (≥ 0; 0 sends an `update` for every frame the object is seen in).
+    pub update_interval_s: f64,
 }
 
 /// An `[events]` setting that cannot be used ([`EventConfig::validate`],
@@ -50,6 +59,15 @@ pub enum EventConfigError {
         /// Its minimum score.
         value: f32,
     },
+    /// `update_iou` outside 0–1.
+    #[error("events.update_iou = {0}: expected 0..=1")]
+    UpdateIou(f32),
+    /// `update_score_delta` negative or not finite.
+    #[error("events.update_score_delta = {0}: expected a number >= 0")]
+    UpdateScoreDelta(f32),
+    /// `update_interval_s` negative or not finite.
+    #[error("events.update_interval_s = {0}: expected seconds >= 0")]
+    UpdateInterval(f64),
     /// A name in `labels` or `min_score` that is not one of the model's categories.
     #[error("events.{what}: unknown label {name:?}; the model's categories are: {}", known.join(", "))]
     UnknownLabel {
@@ -73,6 +91,9 @@ impl Default for EventConfig {
             silence_classes: vec!["Silence".into()],
             labels: Vec::new(),
             min_score: BTreeMap::new(),
+            update_iou: 0.7,
+            update_score_delta: 0.1,
+            update_interval_s: 5.0,
         }
     }
 }
@@ -87,6 +108,15 @@ impl EventConfig {
         }
         if !(0.0..=1.0).contains(&self.iou_threshold) {
             return Err(EventConfigError::IouThreshold(self.iou_threshold));
+        }
+        if !(0.0..=1.0).contains(&self.update_iou) {
+            return Err(EventConfigError::UpdateIou(self.update_iou));
+        }
+        if !(self.update_score_delta.is_finite() && self.update_score_delta >= 0.0) {
+            return Err(EventConfigError::UpdateScoreDelta(self.update_score_delta));
+        }
+        if !(self.update_interval_s.is_finite() && self.update_interval_s >= 0.0) {
+            return Err(EventConfigError::UpdateInterval(self.update_interval_s));
         }
         // the camera name is an MQTT topic level and part of Home Assistant ids, with or
         // without --mqtt: one rule everywhere (Frigate's)

@@ -1,9 +1,19 @@
 //! Sounding-object event lifecycle, after Frigate's `frigate/events`
 //! (docs/integration-conventions.md §3.2): every tracked object produces `new` once it has been
-//! seen in `min_frames` frames, then `update` for each later frame it is seen in, and `end` once it
-//! has not been seen for `end_timeout_ms` (or at the end of the input). Each message carries
-//! `before` (the state last sent; on `new` equal to `after`, as in Frigate) and `after` (the
-//! current state).
+//! seen in `min_frames` frames, then `update` for later frames it is seen in (throttled, below),
+//! and `end` once it has not been seen for `end_timeout_ms` (or at the end of the input). Each
+//! message carries `before` (the state last sent; on `new` equal to `after`, as in Frigate) and
+//! `after` (the current state).
+//!
+//! Throttle (issue 25: a mask per camera frame must not mean a message per frame): a frame that
+//! sees an announced object sends `update` only when the object changed significantly since the
+//! message last sent for it — its box's IoU with the box last sent is below `update_iou`, its
+//! `label` changed, its `sub_label` changed to a class also seen in the frame before (one odd
+//! frame does not count), its `score` moved by more than `update_score_delta` — or when
+//! `update_interval_s` of source time passed since that message (Frigate's rules, which this
+//! follows in spirit, are in docs/integration-conventions.md §3.2). `update_interval_s` = 0
+//! sends every frame. The tracking itself (matching, votes, `frames`, `top_score`, the end
+//! timeout) runs on every frame, sent or not.
 //!
 //! Matching: each frame's regions are matched to live tracks greedily by box IoU (highest first,
 //! at least `iou_threshold`); unmatched regions start new tracks.
@@ -44,7 +54,8 @@ pub const SCHEMA_VERSION: &str = "2.0.0";
 pub enum EventType {
     /// First message of an object.
     New,
-    /// The object was seen again.
+    /// The object was seen again and changed significantly since the last message, or
+    /// `update_interval_s` passed (the throttle, module doc).
     Update,
     /// The object is gone (last message).
     End,
@@ -192,7 +203,11 @@ pub fn dbfs(rms: f32) -> f32 {
 struct Track {
     state: ObjectState,
     last_sent: Option<ObjectState>,
+    /// Frame time of the message last sent (ms); meaningless before `new`.
+    sent_ms: i64,
     last_seen_ms: i64,
+    /// Whether the last frame's `sub_label` is the one of the frame before it.
+    sub_label_held: bool,
     /// Summed category score per category (first seen first: ties keep the earlier one).
     votes: Vec<(String, f32)>,
 }
@@ -240,6 +255,25 @@ pub fn box_iou(a: [u32; 4], b: [u32; 4]) -> f32 {
     } else {
         0.0
     }
+}
+
+/// The throttle (module doc): whether an announced object seen again gets an `update`. `sent` is
+/// the state last sent, `now` the current one, `elapsed_ms` the source time since that message
+/// and `sub_label_held` whether `now.sub_label` was also the previous frame's.
+fn significant(
+    cfg: &EventConfig,
+    sent: &ObjectState,
+    now: &ObjectState,
+    elapsed_ms: i64,
+    sub_label_held: bool,
+) -> bool {
+    // in ms, so that 5 s after a frame at 0.1 s is due at 5.1 s exactly
+    let interval_ms = (cfg.update_interval_s * 1000.0).round() as i64;
+    elapsed_ms >= interval_ms
+        || now.label != sent.label
+        || (sub_label_held && now.sub_label != sent.sub_label)
+        || box_iou(sent.bbox, now.bbox) < cfg.update_iou
+        || (now.score - sent.score).abs() > cfg.update_score_delta
 }
 
 fn id_suffix(seq: u64) -> String {
@@ -338,7 +372,8 @@ impl Tracker {
     }
 
     /// Feeds one frame (frames in time order); returns the events it causes: `end` of expired
-    /// objects first, then `new` / `update` of the objects seen in this frame.
+    /// objects first, then `new` of the objects announced in this frame and `update` of those
+    /// seen in it that changed significantly (the throttle, module doc).
     pub fn update(&mut self, det: &FrameDetections) -> Vec<Event> {
         let silent = self.is_silent(det);
         let kept: Vec<Region> = if silent {
@@ -354,7 +389,9 @@ impl Tracker {
         let (matched, region_used) = self.match_regions(regions);
         for (ti, ri) in matched {
             let t = &mut self.tracks[ti];
+            let previous_sub_label = std::mem::take(&mut t.state.sub_label);
             observe(&mut t.state, &regions[ri], det);
+            t.sub_label_held = t.state.sub_label == previous_sub_label;
             t.vote();
             t.last_seen_ms = det.pts_ms;
         }
@@ -402,7 +439,9 @@ impl Tracker {
             let mut track = Track {
                 state,
                 last_sent: None,
+                sent_ms: det.pts_ms,
                 last_seen_ms: det.pts_ms,
+                sub_label_held: false,
                 votes: Vec::new(),
             };
             track.vote();
@@ -412,17 +451,28 @@ impl Tracker {
             if t.last_seen_ms != det.pts_ms || t.state.frames < self.cfg.min_frames {
                 continue;
             }
-            let (kind, before) = match &t.last_sent {
-                None => (EventType::New, t.state.clone()),
-                Some(prev) => (EventType::Update, prev.clone()),
+            let kind = match &t.last_sent {
+                None => EventType::New,
+                Some(sent) => {
+                    let elapsed = det.pts_ms.saturating_sub(t.sent_ms);
+                    if !significant(&self.cfg, sent, &t.state, elapsed, t.sub_label_held) {
+                        continue;
+                    }
+                    EventType::Update
+                }
             };
+            let after = t.state.clone();
+            let before = t
+                .last_sent
+                .replace(after.clone())
+                .unwrap_or_else(|| after.clone());
+            t.sent_ms = det.pts_ms;
             events.push(Event {
                 version: SCHEMA_VERSION.into(),
                 kind,
                 before,
-                after: t.state.clone(),
+                after,
             });
-            t.last_sent = Some(t.state.clone());
         }
         events
     }

@@ -50,9 +50,18 @@ fn kinds(ev: &[Event]) -> Vec<(EventType, String)> {
     ev.iter().map(|e| (e.kind, e.after.id.clone())).collect()
 }
 
+/// Today's per-frame lifecycle without the throttle: `update_interval_s` = 0 sends every frame.
+fn every_frame() -> EventConfig {
+    EventConfig {
+        update_interval_s: 0.0,
+        ..Default::default()
+    }
+}
+
 #[test]
 fn new_after_min_frames_then_update_then_end_after_timeout() {
-    let mut tr = Tracker::new(EventConfig::default()); // min 2 frames, 3 s timeout
+    // min 2 frames, 3 s timeout; no throttle (the 2-px moves below are not significant)
+    let mut tr = Tracker::new(every_frame());
     assert!(tr.update(&det(0, vec![region(10)])).is_empty());
     let ev = tr.update(&det(1000, vec![region(12)]));
     assert_eq!(ev.len(), 1);
@@ -153,11 +162,14 @@ fn each_region_carries_its_own_labels_and_the_label_follows_the_votes() {
     let labels: Vec<&str> = ev.iter().map(|e| e.after.label.as_str()).collect();
     assert_eq!(labels, ["dog", "bird"]);
     assert_eq!(ev[0].after.frame_label.label, "violin");
-    // one odd frame does not flip the dog (0.9 vs 0.4); two more do (0.9 vs 1.2)
-    let ev = tr.update(&det(1000, vec![labelled(10, "cat", 0.4)]));
-    assert_eq!(ev[0].after.label, "dog");
-    assert!((ev[0].after.label_score - 0.45).abs() < 1e-6); // (0.9 + 0) / 2 frames
-    tr.update(&det(2000, vec![labelled(10, "cat", 0.4)]));
+    // one odd frame does not flip the dog (0.9 vs 0.4), so nothing changed: no update (throttle)
+    assert!(tr
+        .update(&det(1000, vec![labelled(10, "cat", 0.4)]))
+        .is_empty());
+    assert!(tr
+        .update(&det(2000, vec![labelled(10, "cat", 0.4)]))
+        .is_empty());
+    // the third does (0.9 vs 1.2): the label change is sent at once
     let ev = tr.update(&det(3000, vec![labelled(10, "cat", 0.4)]));
     // (the bird, unseen for 3 s, ends in the same frame)
     let kinds: Vec<(EventType, &str)> = ev
@@ -168,6 +180,9 @@ fn each_region_carries_its_own_labels_and_the_label_follows_the_votes() {
         kinds,
         [(EventType::End, "bird"), (EventType::Update, "cat")]
     );
+    assert_eq!(ev[1].before.label, "dog");
+    assert!((ev[1].before.label_score - 0.9).abs() < 1e-6);
+    assert!((ev[1].after.label_score - 0.3).abs() < 1e-6); // (0 + 0.4 · 3) / 4 frames
 }
 
 #[test]
@@ -214,4 +229,146 @@ fn box_iou_basics() {
     assert_eq!(box_iou([0, 0, 10, 10], [10, 0, 20, 10]), 0.0);
     assert!((box_iou([0, 0, 10, 10], [5, 0, 15, 10]) - 1.0 / 3.0).abs() < 1e-6);
     assert!((dbfs(1.0)).abs() < 1e-6 && dbfs(0.0) == -200.0);
+}
+
+/// `n` frames of `region(10)` every 200 ms (5 fps) from `from_ms`, with `f` applied to frame `k`;
+/// the events of each frame.
+fn feed(
+    tr: &mut Tracker,
+    from_ms: i64,
+    n: i64,
+    f: impl Fn(i64, &mut Region),
+) -> Vec<(i64, Vec<Event>)> {
+    (0..n)
+        .map(|k| {
+            let mut r = region(10);
+            f(k, &mut r);
+            let t = from_ms + 200 * k;
+            (t, tr.update(&det(t, vec![r])))
+        })
+        .collect()
+}
+
+/// The frame times with an event and the kinds of their events.
+fn sent(frames: &[(i64, Vec<Event>)]) -> Vec<(i64, Vec<EventType>)> {
+    frames
+        .iter()
+        .filter(|(_, ev)| !ev.is_empty())
+        .map(|(t, ev)| (*t, ev.iter().map(|e| e.kind).collect()))
+        .collect()
+}
+
+#[test]
+fn a_still_object_is_sent_again_only_after_the_interval_but_tracked_every_frame() {
+    let mut tr = Tracker::new(EventConfig::default()); // 5 s, min 2 frames, 3 s timeout
+    let frames = feed(&mut tr, 0, 60, |_, _| {}); // 0 … 11.8 s, the same box and score
+    assert_eq!(
+        sent(&frames),
+        [
+            (200, vec![EventType::New]),
+            (5200, vec![EventType::Update]),
+            (10200, vec![EventType::Update])
+        ]
+    );
+    let e = &frames[26].1[0]; // 5.2 s
+                              // `before` is the state sent at 0.2 s, `after` counts every frame seen since
+    assert_eq!((e.before.frame_time, e.before.frames), (0.2, 2));
+    assert_eq!((e.after.frame_time, e.after.frames), (5.2, 27));
+    // the end timeout runs from the last frame seen (11.8 s), not the last one sent (10.2 s)
+    assert!(tr.update(&det(14_600, vec![])).is_empty());
+    let ev = tr.update(&det(14_800, vec![]));
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].kind, EventType::End);
+    assert_eq!((ev[0].before.frame_time, ev[0].before.frames), (10.2, 52));
+    assert_eq!((ev[0].after.end_time, ev[0].after.frames), (Some(11.8), 60));
+}
+
+#[test]
+fn a_moving_object_is_sent_when_its_box_leaves_the_one_last_sent() {
+    let mut tr = Tracker::new(EventConfig::default()); // update_iou 0.7
+                                                       // 2 px right per frame, 40-px box: IoU with the box sent k frames before = (40-2k)/(40+2k),
+                                                       // 0.74 for k = 3, 0.67 for k = 4: one update every 4th frame
+    let frames = feed(&mut tr, 0, 14, |k, r| {
+        let x = 10 + 2 * k as u32;
+        r.bbox = [x, 10, x + 40, 50];
+    });
+    let times: Vec<i64> = sent(&frames).iter().map(|(t, _)| *t).collect();
+    assert_eq!(times, [200, 1000, 1800, 2600]);
+    let e = &frames[5].1[0]; // 1.0 s
+    assert_eq!(e.kind, EventType::Update);
+    assert_eq!((e.before.bbox[0], e.after.bbox[0]), (12, 20));
+    assert_eq!(tr.live(), 1, "one object, followed frame by frame");
+}
+
+#[test]
+fn label_sub_label_and_score_changes_are_sent_at_once() {
+    let cfg = EventConfig {
+        min_frames: 1,
+        ..Default::default()
+    };
+    let kinds_at = |f: &dyn Fn(i64, &mut Region)| {
+        let mut tr = Tracker::new(cfg.clone());
+        sent(&feed(&mut tr, 0, 6, f))
+    };
+    let new = (0, vec![EventType::New]);
+    let update = |t| (t, vec![EventType::Update]);
+    // nothing changes: only `new`
+    assert_eq!(kinds_at(&|_, _| {}), std::slice::from_ref(&new));
+    // the category flips from frame 2 on (0.6 → 0.9 each frame: the votes turn at frame 3)
+    let flip = |k: i64, r: &mut Region| {
+        if k >= 2 {
+            r.label.category = "bird".into();
+            r.label.category_score = 0.9;
+        }
+    };
+    assert_eq!(kinds_at(&flip), [new.clone(), update(600)]);
+    // a one-frame sub_label is not a change; a held one is, in its second frame
+    let blip = |k: i64, r: &mut Region| {
+        if k == 1 || k >= 3 {
+            r.label.imagenet_label = "cello".into();
+        }
+    };
+    assert_eq!(kinds_at(&blip), [new.clone(), update(800)]);
+    // score: 0.8 → 0.75 is within 0.1, 0.8 → 0.65 is not (both compared with the score sent)
+    let score = |k: i64, r: &mut Region| {
+        r.score = match k {
+            1 | 2 => 0.75,
+            3.. => 0.65,
+            _ => 0.8,
+        }
+    };
+    assert_eq!(kinds_at(&score), [new, update(600)]);
+}
+
+#[test]
+fn update_settings_are_checked() {
+    for bad in [
+        EventConfig {
+            update_iou: 1.5,
+            ..Default::default()
+        },
+        EventConfig {
+            update_score_delta: -0.1,
+            ..Default::default()
+        },
+        EventConfig {
+            update_interval_s: f64::NAN,
+            ..Default::default()
+        },
+        EventConfig {
+            update_interval_s: -1.0,
+            ..Default::default()
+        },
+    ] {
+        assert!(bad.validate().is_err(), "{bad:?}");
+    }
+    assert!(every_frame().validate().is_ok());
+    let e = EventConfig {
+        update_iou: 2.0,
+        ..Default::default()
+    };
+    assert_eq!(
+        e.validate().unwrap_err().to_string(),
+        "events.update_iou = 2: expected 0..=1"
+    );
 }

@@ -583,7 +583,8 @@ fn output_stage(
             summary.clips,
             summary.frames,
             audio_dbfs,
-        );
+        )
+        .with_mask_rate(fps); // window mode: one mask per analysed frame
         for s in sinks.iter_mut() {
             s.state(&state)?;
         }

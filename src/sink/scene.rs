@@ -8,7 +8,9 @@ use crate::events::{box_iou, Event, EventType};
 use crate::render::{Scene, SceneObject};
 
 /// Attaches event ids to a frame's regions: a region belongs to the event of the same frame with
-/// the same box, else to the live event whose last box overlaps it most (IoU ≥ 0.3).
+/// the same box, else to the live event whose last box overlaps it most (IoU ≥ 0.3). A live
+/// event's box follows its region frame by frame, so the id stays with an object that moves
+/// between its (throttled, [`crate::events`]) `update`s.
 #[derive(Debug, Default, Clone)]
 pub struct SceneBuilder {
     live: Vec<(String, [u32; 4])>,
@@ -30,7 +32,7 @@ impl SceneBuilder {
             }
         }
         let d = &frame.detections;
-        let objects = d
+        let objects: Vec<SceneObject> = d
             .regions
             .iter()
             .map(|r| {
@@ -60,6 +62,13 @@ impl SceneBuilder {
                 }
             })
             .collect();
+        for o in &objects {
+            if let Some(id) = &o.id {
+                if let Some(live) = self.live.iter_mut().find(|(l, _)| l == id) {
+                    live.1 = o.region.bbox;
+                }
+            }
+        }
         Scene {
             number: frame.number,
             pts_ms: d.pts_ms,
@@ -68,5 +77,61 @@ impl SceneBuilder {
             audio_dbfs: crate::events::dbfs(d.audio_rms),
             state: self.state.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use image::RgbImage;
+
+    use super::*;
+    use crate::events::{EventConfig, FrameDetections, Tracker};
+    use crate::post::{BitMask, FrameLabels, Region, RegionLabel};
+
+    #[test]
+    fn an_id_follows_its_object_between_updates() {
+        // no `update` for the box (update_iou 0): only `new` carries a box, and the object moves
+        // 4 px a frame, 80 px in all (IoU 0 with the box sent)
+        let mut tracker = Tracker::new(EventConfig {
+            min_frames: 1,
+            update_iou: 0.0,
+            ..Default::default()
+        });
+        let mut scenes = SceneBuilder::default();
+        let image = Arc::new(RgbImage::new(8, 8));
+        let mut ids = Vec::new();
+        for k in 0..21u32 {
+            let x = 10 + 4 * k;
+            let region = Region {
+                bbox: [x, 10, x + 40, 50],
+                area_fraction: 0.1,
+                score: 0.8,
+                outline: vec![],
+                mask: BitMask {
+                    width: 2,
+                    height: 2,
+                    bits: vec![false; 4],
+                },
+                label: RegionLabel::default(),
+            };
+            let mut detections = FrameDetections::empty(i64::from(k) * 200, 0.1);
+            detections.labels = FrameLabels {
+                audio_label: "Bark".into(),
+                ..detections.labels
+            };
+            detections.regions = vec![region];
+            let events = tracker.update(&detections);
+            assert_eq!(events.len(), usize::from(k == 0), "frame {k}");
+            let frame = AnalysedFrame {
+                number: u64::from(k),
+                image: Arc::clone(&image),
+                detections,
+            };
+            ids.push(scenes.scene(&frame, &events).objects[0].id.clone());
+        }
+        assert!(ids[0].is_some());
+        assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
     }
 }

@@ -106,7 +106,7 @@ has_trt=""
 python3 -c 'import ctypes; ctypes.CDLL("libnvinfer.so.10")' 2>/dev/null && has_trt=1
 step "2. run on assets/clips/bbb-bird: cuda, cpu, tract"
 ARGS=(run "file://$ROOT/assets/clips/bbb-bird/frames/%05d.png" --audio "file://$ROOT/assets/clips/bbb-bird/audio.wav"
-      --model "$MODEL" --max-clips 2)
+      --model "$MODEL" --max-clips 2 --update-interval 0)  # every frame's events, compared
 for b in cuda cpu tract auto; do
   if [ "$b" = auto ] && [ -n "$has_trt" ]; then skip "run --backend auto: TensorRT is present (step 3)"; continue; fi
   t0=$(date +%s%N)

@@ -16,13 +16,13 @@ Everything runs on 127.0.0.1 with free ports, in a fresh temporary directory:
 It checks in Home Assistant itself (REST API and WebSocket API: device and entity registries,
 states, state_changed events, image proxy, service calls):
 
-1. the device (identifiers, name, manufacturer, model, software version) and its entities (six, plus
-   one count sensor per tracked category)
+1. the device (identifiers, name, manufacturer, model, software version) and its entities (nine,
+   plus one count sensor per tracked category)
    with the right domains, units, device/state classes and event types;
-2. states follow what c3n-edge published: the fps / latency sensors equal the rounded values of
-   the state topic, the binary sensor goes on while a sounding object is reported and off again,
-   the event entity fires for every event c3n-edge published, in order (type, id, label,
-   score), the image entity serves the latest snapshot JPEG byte for byte;
+2. states follow what c3n-edge published: the fps / mask rate / latency sensors equal the rounded
+   values of the state topic, the binary sensor goes on while a sounding object is reported and
+   off again, the event entity fires for every event c3n-edge published, in order (type, id,
+   label, score), the image entity serves the latest snapshot JPEG byte for byte;
 3. switch.turn_off in HA pauses detection (detect/set from HA, detect/state and state.detect,
    no new/update events after the pause took effect, the binary sensor off);
 4. HA restarted while c3n-edge runs, with the retained discovery configs cleared meanwhile: HA's
@@ -62,6 +62,7 @@ DISCOVERY_PREFIX = "homeassistant"
 # unique_id suffix -> (domain, discovery component)
 ENTITIES = {
     "fps": "sensor",
+    "mask_rate": "sensor",
     "inference_ms": "sensor",
     "frames_bad": "sensor",
     "audio_gaps": "sensor",
@@ -171,6 +172,9 @@ async def run(args) -> None:
         a = (await attrs("fps"))["attributes"]
         check(a.get("unit_of_measurement") == "fps" and a.get("state_class") == "measurement",
               f"fps sensor attributes {a}")
+        a = (await attrs("mask_rate"))["attributes"]
+        check(a.get("unit_of_measurement") == "masks/s" and a.get("state_class") == "measurement",
+              f"mask rate sensor attributes {a}")
         a = (await attrs("inference_ms"))["attributes"]
         check(a.get("unit_of_measurement") == "ms" and a.get("device_class") == "duration"
               and a.get("state_class") == "measurement", f"latency sensor attributes {a}")
@@ -194,17 +198,20 @@ async def run(args) -> None:
                 return False
             last = raw[-1][1]
             fps = number(await ha.state(eid["fps"]))
+            rate = number(await ha.state(eid["mask_rate"]))
             lat = number(await ha.state(eid["inference_ms"]))
             bad = number(await ha.state(eid["frames_bad"]))
             gaps = number(await ha.state(eid["audio_gaps"]))
             return (fps is not None and lat is not None
                     and bad == last["frames_bad"] and gaps == last["audio_gaps"]
                     and math.isclose(fps, round(last["fps"], 2), abs_tol=1e-9)
+                    and rate is not None
+                    and math.isclose(rate, round(last["mask_rate"], 2), abs_tol=1e-9)
                     and math.isclose(lat, round(last["inference_ms"], 1), abs_tol=1e-9)
                     and (fps, lat))
 
-        fps, lat = await wait_for("the sensors to show the latest state topic's fps and "
-                                  "inference_ms", 180, sensors_follow, 0.5)
+        fps, lat = await wait_for("the sensors to show the latest state topic's fps, mask_rate "
+                                  "and inference_ms", 180, sensors_follow, 0.5)
         log(f"sensors: {fps} fps, {lat} ms (= c3n/{CAMERA}/state)")
 
         async def counts_follow():

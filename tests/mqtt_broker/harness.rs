@@ -199,8 +199,9 @@ pub fn lines(p: &Path) -> Vec<String> {
         .collect()
 }
 
-pub const DISCOVERY: [&str; 8] = [
+pub const DISCOVERY: [&str; 9] = [
     "homeassistant/sensor/c3n-edge-bird/fps/config",
+    "homeassistant/sensor/c3n-edge-bird/mask_rate/config",
     "homeassistant/sensor/c3n-edge-bird/inference_ms/config",
     "homeassistant/sensor/c3n-edge-bird/frames_bad/config",
     "homeassistant/sensor/c3n-edge-bird/audio_gaps/config",

@@ -6,7 +6,8 @@ use serde_json::json;
 use super::topics::{label_slug, Topics};
 
 /// Home Assistant MQTT discovery configs (component-based, docs/integration-conventions.md
-/// §4): `(topic, JSON payload)` for the sensors `fps` and `inference_ms`, the diagnostic
+/// §4): `(topic, JSON payload)` for the sensors `fps`, `mask_rate` (masks/s) and
+/// `inference_ms`, the diagnostic
 /// counters `frames_bad` and `audio_gaps` (from the state topic), the binary sensor
 /// `sound` ("sound source present", from the `all` count), the event entity `event` (from the
 /// events topic), the image entity `snapshot` (`all/snapshot`), the switch `detect`, and per
@@ -55,6 +56,13 @@ pub fn discovery_configs(
             "Analysed frame rate",
             json!({"stat_t": topics.state(), "val_tpl": "{{ value_json.fps | round(2) }}",
                    "unit_of_meas": "fps", "stat_cla": "measurement"}),
+        ),
+        entity(
+            "sensor",
+            "mask_rate",
+            "Mask rate",
+            json!({"stat_t": topics.state(), "val_tpl": "{{ value_json.mask_rate | round(2) }}",
+                   "unit_of_meas": "masks/s", "stat_cla": "measurement"}),
         ),
         entity(
             "sensor",
@@ -148,8 +156,20 @@ mod tests {
         };
         assert_eq!(node_id("c3n-edge.porch"), "c3n-edge_porch");
         let cfgs = discovery_configs(&t, "c3n-edge-porch", 1, &[]);
-        assert_eq!(cfgs.len(), 8);
-        let (topic, payload) = &cfgs[2];
+        assert_eq!(cfgs.len(), 9);
+        let (topic, payload) = &cfgs[1];
+        assert_eq!(
+            topic,
+            "homeassistant/sensor/c3n-edge-porch/mask_rate/config"
+        );
+        let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+        assert_eq!(v["stat_t"], "c3n/porch/state");
+        assert_eq!(v["val_tpl"], "{{ value_json.mask_rate | round(2) }}");
+        assert_eq!(
+            (&v["unit_of_meas"], &v["stat_cla"]),
+            (&"masks/s".into(), &"measurement".into())
+        );
+        let (topic, payload) = &cfgs[3];
         assert_eq!(
             topic,
             "homeassistant/sensor/c3n-edge-porch/frames_bad/config"
@@ -160,8 +180,8 @@ mod tests {
         assert_eq!(v["stat_cla"], "total_increasing");
         let labels = ["dog".to_string(), "musical_instrument".to_string()];
         let cfgs = discovery_configs(&t, "c3n-edge-porch", 1, &labels);
-        assert_eq!(cfgs.len(), 10);
-        let (topic, payload) = &cfgs[9];
+        assert_eq!(cfgs.len(), 11);
+        let (topic, payload) = &cfgs[10];
         assert_eq!(
             topic,
             "homeassistant/sensor/c3n-edge-porch/count_musical_instrument/config"

@@ -2,7 +2,7 @@
 //! Home Assistant discovery payloads ([`discovery`]), `detect/set` commands ([`command`]), the
 //! network side ([`client`], its threads in `worker`, over the protocol adapter `connection`),
 //! the optional embedded broker (`broker`, cargo feature `mqtt-broker`), and the pipeline output
-//! [`MqttSink`] ([`sink`]). The event queue and the reconnect back-off are the crate's
+//! [`MqttSink`] ([`sink`]) with the best frame of each object for its snapshot (`best`). The event queue and the reconnect back-off are the crate's
 //! ([`crate::util::queue::DropOldest`], [`crate::util::backoff::Backoff`]).
 //!
 //! Topic layout (after Frigate, docs/integration-conventions.md §3.1; `<prefix>` default `c3n`):
@@ -24,6 +24,7 @@
 //! ([`client`]) over a small adapter (`connection`). With MQTT 5 every message also carries its
 //! content type (`application/json`, `text/plain`, `image/jpeg`) and payload format indicator.
 
+mod best;
 #[cfg(feature = "mqtt-broker")]
 pub mod broker;
 pub mod client;
@@ -51,7 +52,7 @@ pub use topics::{check_camera_name, label_slug, Topics};
 pub use url::BrokerUrl;
 
 /// Version of the `state` payload schema (`schema/state.schema.json`, `$id` ends in it).
-pub const STATE_SCHEMA_VERSION: &str = "1.2.0";
+pub const STATE_SCHEMA_VERSION: &str = "1.3.0";
 
 /// Errors of the MQTT output; each names the broker or the setting.
 #[derive(Debug, thiserror::Error)]

@@ -5,14 +5,15 @@
 //! `all/snapshot`), and the run state on `<prefix>/<camera>/state`. The sink never waits for
 //! the network: it hands messages to [`MqttClient`] (bounded queue, background threads).
 //!
-//! A snapshot is taken when an object is first reported (`new`) and whenever a later frame of it
-//! scores higher than its best so far (Frigate's "better snapshot",
-//! docs/integration-conventions.md §3.3); the overlay is the display's picture
+//! A snapshot is the frame where the object scored best ([`super::best`]: kept per active object
+//! every frame, published with the object's next message when it changed, Frigate's best
+//! snapshot, docs/integration-conventions.md §3.3); the overlay is the display's picture
 //! ([`crate::render::Renderer`]), the same as `--overlay` and `--output` show.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use super::best::BestFrames;
 use super::client::{MqttClient, MqttStats};
 use super::protocol::Content;
 use super::settings::ClientSettings;
@@ -34,8 +35,8 @@ pub struct MqttSink {
     quality: u8,
     /// Active objects: id → label slug.
     active: HashMap<String, String>,
-    /// Best score of each active object so far.
-    best: HashMap<String, f32>,
+    /// Best frame of each active object (with snapshots on).
+    best: BestFrames,
     /// Every label slug seen (its count topic stays, at 0 when none is active).
     counts: BTreeMap<String, usize>,
 }
@@ -82,7 +83,7 @@ impl MqttSink {
             scenes: SceneBuilder::default(),
             quality: snapshot_quality.unwrap_or(80),
             active: HashMap::new(),
-            best: HashMap::new(),
+            best: BestFrames::default(),
             counts,
         })
     }
@@ -92,36 +93,50 @@ impl MqttSink {
         self.client.stats()
     }
 
-    /// Queues the events and updates the per-label counts; returns the labels (slugs) whose
-    /// object improved its best score in this frame.
-    fn events(&mut self, events: &[Event]) -> Result<Vec<String>, SinkError> {
-        let mut improved = Vec::new();
+    /// Queues the events and updates the per-label counts.
+    fn events(&mut self, events: &[Event]) -> Result<(), SinkError> {
         for e in events {
             let line = event_json(e).map_err(|e| SinkError::Option(format!("event JSON: {e}")))?;
             self.client.publish_event(line.into_bytes());
             let id = &e.after.id;
             match e.kind {
                 EventType::New | EventType::Update => {
-                    let slug = label_slug(&e.after.label);
-                    self.active.insert(id.clone(), slug.clone());
-                    let best = self.best.entry(id.clone()).or_insert(f32::NEG_INFINITY);
-                    if e.after.score > *best {
-                        *best = e.after.score;
-                        if !improved.contains(&slug) {
-                            improved.push(slug);
-                        }
-                    }
+                    self.active.insert(id.clone(), label_slug(&e.after.label));
                 }
                 EventType::End => {
                     self.active.remove(id);
-                    self.best.remove(id);
                 }
             }
         }
         if !events.is_empty() {
             self.publish_counts();
         }
-        Ok(improved)
+        Ok(())
+    }
+
+    /// Draws and publishes the best frames due with `events` ([`BestFrames::due`]) on their
+    /// objects' label topics and `all/snapshot`.
+    fn publish_snapshots(&mut self, events: &[Event]) {
+        let Some(r) = self.renderer else {
+            return;
+        };
+        for (scene, slugs) in self.best.due(events) {
+            match encode_jpeg(&r.render_image(&scene), self.quality) {
+                Ok(jpeg) => {
+                    let topics = self.client.topics().clone();
+                    for slug in &slugs {
+                        self.client.set_retained(
+                            topics.snapshot(slug),
+                            jpeg.clone(),
+                            Content::Jpeg,
+                        );
+                    }
+                    self.client
+                        .set_retained(topics.snapshot("all"), jpeg, Content::Jpeg);
+                }
+                Err(e) => tracing::warn!("MQTT snapshot of frame {}: {e}", scene.number),
+            }
+        }
     }
 
     fn publish_counts(&mut self) {
@@ -149,32 +164,23 @@ impl MqttSink {
 
 impl Sink for MqttSink {
     fn frame(&mut self, frame: &AnalysedFrame, events: &[Event]) -> Result<(), SinkError> {
-        let improved = self.events(events)?;
-        let Some(r) = &self.renderer else {
+        self.events(events)?;
+        if self.renderer.is_none() {
             return Ok(());
-        };
-        // the scene builder follows every frame (object ids → stable colours)
+        }
+        // every frame: the scene builder follows the objects (ids → stable colours), and each
+        // active object keeps its best frame
         let scene = self.scenes.scene(frame, events);
-        if improved.is_empty() {
-            return Ok(());
-        }
-        match encode_jpeg(&r.render_image(&scene), self.quality) {
-            Ok(jpeg) => {
-                let topics = self.client.topics().clone();
-                for slug in &improved {
-                    self.client
-                        .set_retained(topics.snapshot(slug), jpeg.clone(), Content::Jpeg);
-                }
-                self.client
-                    .set_retained(topics.snapshot("all"), jpeg, Content::Jpeg);
-            }
-            Err(e) => tracing::warn!("MQTT snapshot of frame {}: {e}", frame.number),
-        }
+        let active = &self.active;
+        self.best.observe(scene, |id| active.contains_key(id));
+        self.publish_snapshots(events);
         Ok(())
     }
 
     fn finish(&mut self, events: &[Event]) -> Result<(), SinkError> {
         self.events(events)?;
+        // the objects' `end`: the best frames not published yet
+        self.publish_snapshots(events);
         let s = self.client.shutdown();
         let lost = s.dropped + s.queued + s.unconfirmed + s.rejected;
         if lost > 0 {

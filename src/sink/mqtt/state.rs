@@ -102,3 +102,54 @@ impl Shared {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::control::{RunControl, RunState};
+
+    fn keys(v: &serde_json::Value) -> BTreeSet<String> {
+        v.as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn strings(v: &serde_json::Value) -> BTreeSet<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_state_payload_has_exactly_the_fields_of_its_schema_version() {
+        let schema: serde_json::Value = serde_json::from_str(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schema/state.schema.json"
+        )))
+        .expect("schema/state.schema.json is JSON");
+        let id = schema["$id"].as_str().unwrap_or_default();
+        assert!(
+            id.ends_with(&format!(":{}", crate::sink::mqtt::STATE_SCHEMA_VERSION)),
+            "{id}"
+        );
+        assert_eq!(
+            schema["properties"]["version"]["const"],
+            crate::sink::mqtt::STATE_SCHEMA_VERSION
+        );
+        // the worker adds `version`, `camera` and `mqtt` to the run state
+        let state = RunState::snapshot(&RunControl::default(), "tract", 1.0, 2.0, 3, 4, -20.0);
+        let mut fields = keys(&serde_json::to_value(state).expect("state JSON"));
+        fields.extend(["version", "camera", "mqtt"].map(String::from));
+        assert_eq!(fields, strings(&schema["required"]));
+        assert_eq!(fields, keys(&schema["properties"]));
+        let mqtt = keys(&serde_json::to_value(MqttStats::default()).expect("stats JSON"));
+        assert_eq!(mqtt, strings(&schema["properties"]["mqtt"]["required"]));
+        assert_eq!(mqtt, keys(&schema["properties"]["mqtt"]["properties"]));
+    }
+}
