@@ -54,14 +54,17 @@ impl Sink for LatencySink {
 }
 
 /// A clip with a silent lead-in of `lead_in_ms` before it: `images` are the clip's images with
-/// their times (ms from the clip start), each resized to `width × height` and held until the
-/// next; during the lead-in the first image is shown and the audio is zero. The "camera" runs at
-/// `fps`. `audio` is the clip's mono waveform at `sample_rate` Hz.
+/// their times (ms from the clip start), each resized to `width × height` and shown from its time
+/// plus `shift_ms` until the next; during the lead-in the first image is shown and the audio is
+/// zero. The "camera" runs at `fps`. `audio` is the clip's mono waveform at `sample_rate` Hz.
+/// `shift_ms` places the images of a 1-fps sequence, stamped at their second's start, where
+/// AVSBench took them: 15/16 into the second (docs/avsbench.md §3).
 pub fn onset_scene(
     images: &[(i64, RgbImage)],
     audio: &[f64],
     sample_rate: u32,
     lead_in_ms: i64,
+    shift_ms: i64,
     fps: f64,
     (width, height): (u32, u32),
 ) -> Scene {
@@ -73,7 +76,7 @@ pub fn onset_scene(
         .iter()
         .enumerate()
         .map(|(i, (t, img))| {
-            let from = if i == 0 { 0 } else { lead_in_ms + t };
+            let from = if i == 0 { 0 } else { lead_in_ms + t + shift_ms };
             (
                 from,
                 Arc::new(resize(img, width, height, FilterType::Triangle)),
@@ -190,6 +193,7 @@ mod tests {
             &[0.5; 32_000],
             16_000,
             1500,
+            0,
             10.0,
             (8, 6),
         );

@@ -8,6 +8,8 @@ use c3n_edge::bench::live::{live_report, onset_scene, LatencySink, PacedRun};
 use c3n_edge::pipeline::{self, Input, Mode, RunOptions};
 use c3n_edge::sink::jsonl::JsonlSink;
 use c3n_edge::sink::Sink;
+use c3n_edge::sync::SLOT_TARGET_FRACTION;
+use c3n_edge::uri::InputUri;
 use image::RgbImage;
 
 use super::args::{BenchArgs, InputArgs};
@@ -106,7 +108,18 @@ fn bench_onsets(a: &BenchArgs) -> Result<()> {
     let engine = load_engine(&a.model)?;
     let sr = engine.contract().frontend.sample_rate;
     drop(engine);
-    let (images, audio) = read_clip(&a.inputs.input(video)?, sr)?;
+    let input = a.inputs.input(video)?;
+    let (images, audio) = read_clip(&input, sr)?;
+    // a 1-fps image sequence's frames are stamped at their second's start; a camera sees them
+    // where AVSBench took them, 15/16 into it
+    let shift_ms = match &input {
+        Input::Uris {
+            video: InputUri::ImageSequence { .. },
+            options,
+            ..
+        } => (SLOT_TARGET_FRACTION * 1000.0 / options.rate_hz).round() as i64,
+        _ => 0,
+    };
     let modes = match a.inputs.mode {
         Some(m) => vec![m],
         None => vec![Mode::Window, Mode::Stream],
@@ -134,7 +147,7 @@ fn bench_onsets(a: &BenchArgs) -> Result<()> {
     for mode in modes {
         let mut runs = Vec::new();
         for &lead in &lead_ins {
-            let scene = onset_scene(&images, &audio, sr, lead, a.camera_fps, (w, h));
+            let scene = onset_scene(&images, &audio, sr, lead, shift_ms, a.camera_fps, (w, h));
             let opts = RunOptions {
                 input: Input::Scene(Box::new(scene)),
                 mode: Some(mode),

@@ -52,6 +52,7 @@ use crate::util::queue::{queue, FullPolicy, QueueRx, QueueTx};
 mod clock;
 mod faults;
 mod options;
+mod readers;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -62,6 +63,7 @@ pub use options::{
     check_outputs, parse_alpha, parse_input_rate, Input, Mode, OpenedSources, OptionsError,
     RunOptions, RunOutputs,
 };
+use readers::{fill_audio, spawn_reader, Read};
 use stream::{log_stream, Framer, Ready, StreamContext};
 
 /// Errors of a run; each wraps the failing stage's error.
@@ -176,10 +178,17 @@ pub fn run_with(
     } else {
         opts.queue
     };
+    let streaming = stream.is_some();
     let win_policy = if live {
         let c = control.clone();
+        // streaming, a frame the engine had no time for is skipped (newest wins); a window
+        // dropped is lost input
         FullPolicy::DropOldest(Box::new(move |w: &Window| {
-            c.add_dropped_frames(w.valid as u64)
+            if streaming {
+                c.add_skipped_frames(w.valid as u64)
+            } else {
+                c.add_dropped_frames(w.valid as u64)
+            }
         }))
     } else {
         FullPolicy::Block
@@ -202,32 +211,6 @@ pub fn run_with(
     })?;
     summary.wall = started.elapsed();
     Ok(summary)
-}
-
-/// An item read by [`spawn_reader`] with the time the read took.
-type Read<T> = Result<(T, Duration), SourceError>;
-
-/// Reads a source on its own thread into a bounded queue; ends when the receiver is gone.
-fn spawn_reader<'s, T: Send + 's>(
-    s: &'s std::thread::Scope<'s, '_>,
-    cap: usize,
-    policy: FullPolicy<Read<T>>,
-    mut next: impl FnMut() -> Result<Option<T>, SourceError> + Send + 's,
-) -> QueueRx<Read<T>> {
-    let (tx, rx) = queue(cap, policy);
-    s.spawn(move || loop {
-        let t = Instant::now();
-        let item = match next() {
-            Ok(Some(x)) => Ok((x, t.elapsed())),
-            Ok(None) => return,
-            Err(e) => Err(e),
-        };
-        let stop = item.is_err();
-        if tx.send(item).is_err() || stop {
-            return;
-        }
-    });
-    rx
 }
 
 /// Sync + front end: slots, windows or streamed frames, model input. Runs the passes of
@@ -368,8 +351,11 @@ fn sync_stage(
                                 // last one, so its front end is not spent on frames the
                                 // newest-wins queue would drop; the others are counted
                                 let Some(slot) = b.push(f) else { continue };
+                                // live: a frame is prepared only when the engine has taken
+                                // the last one (newest wins, no front end spent on frames the
+                                // queue would drop); the others are counted as skipped
                                 if live && !out.is_empty() {
-                                    control.add_dropped_frames(1);
+                                    control.add_skipped_frames(1);
                                 } else if !emit(
                                     Ready::Frame(b, slot),
                                     &mut abuf,
@@ -429,26 +415,6 @@ fn sync_stage(
     }
 }
 
-/// Pulls audio blocks until the buffer covers `until_ms` (or the audio ends).
-fn fill_audio(
-    abuf: &mut AudioBuffer,
-    blocks: &QueueRx<Read<crate::source::AudioBlock>>,
-    offset_ms: i64,
-    clock: &mut Rebase,
-    until_ms: f64,
-) -> Result<(), PipelineError> {
-    while !abuf.covers(until_ms) {
-        match blocks.recv() {
-            Ok(Ok((b, _))) => {
-                abuf.push(clock.map(b.pts_ms, b.samples.len()) + offset_ms, &b.samples)
-            }
-            Ok(Err(e)) => return Err(e.into()),
-            Err(_) => abuf.ended = true,
-        }
-    }
-    Ok(())
-}
-
 /// Inference on its own thread: whole windows, or streamed frames with their context.
 fn engine_stage(
     mut engine: Box<dyn Engine>,
@@ -487,6 +453,8 @@ fn output_stage(
     let mut summary = RunSummary::default();
     let mut fps = 0.0f64;
     let mut last = Instant::now();
+    let started = last;
+    let mut rate_logged = false;
     let mut audio_dbfs = -200.0f64;
     let state = RunState::snapshot(control, engine_name, 0.0, 0.0, 0, 0, audio_dbfs);
     for s in sinks.iter_mut() {
@@ -584,7 +552,17 @@ fn output_stage(
             summary.frames,
             audio_dbfs,
         )
-        .with_mask_rate(fps); // window mode: one mask per analysed frame
+        .with_mask_rate(fps); // one mask per analysed frame, in both modes
+        if !rate_logged && started.elapsed() >= Duration::from_secs(10) {
+            rate_logged = true;
+            tracing::info!(
+                "{:.2} masks/s after {:.0} s ({} frame(s) skipped, {} dropped)",
+                fps,
+                started.elapsed().as_secs_f64(),
+                control.frames_skipped(),
+                control.dropped_frames()
+            );
+        }
         for s in sinks.iter_mut() {
             s.state(&state)?;
         }
