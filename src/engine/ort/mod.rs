@@ -17,83 +17,24 @@
 //!
 //! Engine names (the `state` topic's `engine`): `ort-tensorrt`, `ort-cuda`, `ort-cpu`.
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 
 use ndarray::{Array, Dimension, Ix1, Ix2, Ix4};
-use ort::environment::Environment;
 use ort::session::{Session, SessionOutputs};
 use ort::value::{PrimitiveTensorElementType, Tensor};
 
 mod providers;
+mod runtime;
 
 pub use self::providers::{Provider, ProviderError};
+pub use self::runtime::OrtInitError;
 
-use self::providers::providers;
+use self::runtime::{run_err, session, SessionSpec};
 use super::{
     cache, check_input, check_output, Engine, EngineError, EngineOptions, EngineSettings,
     Inference, ModelContract, ModelInput,
 };
 use crate::util::threads::check_threads;
-
-/// Why ONNX Runtime could not be initialised (kept for the process: one library per process).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OrtInitError {
-    /// `libonnxruntime.so` cannot be loaded or is too old.
-    #[error("cannot load ONNX Runtime from {library} (set --ort-lib or ORT_DYLIB_PATH to libonnxruntime.so of ONNX Runtime 1.17 or newer): {message}")]
-    Load {
-        /// The library asked for.
-        library: String,
-        /// ort's message.
-        message: String,
-    },
-    /// The library loaded but the environment cannot be created.
-    #[error("cannot create the ONNX Runtime environment ({library}): {message}")]
-    Environment {
-        /// The library.
-        library: String,
-        /// ort's message.
-        message: String,
-    },
-}
-
-static ENV: OnceLock<Result<(Environment, String), OrtInitError>> = OnceLock::new();
-
-/// Loads `libonnxruntime` once per process and returns the ONNX Runtime environment.
-fn environment(
-    settings: &EngineSettings,
-    backend: &'static str,
-) -> Result<&'static Environment, EngineError> {
-    let lib = settings
-        .ort_library
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"));
-    let lib_s = lib.display().to_string();
-    let got = ENV.get_or_init(|| {
-        let builder = ort::init_from(&lib).map_err(|e| OrtInitError::Load {
-            library: lib_s.clone(),
-            message: e.to_string(),
-        })?;
-        let env = builder
-            .with_name("c3n-edge")
-            .build()
-            .map_err(|e| OrtInitError::Environment {
-                library: lib_s.clone(),
-                message: e.to_string(),
-            })?;
-        Ok((env, lib_s.clone()))
-    });
-    match got {
-        Ok((env, loaded)) if *loaded == lib_s => Ok(env),
-        Ok((_, loaded)) => Err(EngineError::Option(format!(
-            "ONNX Runtime is already loaded from {loaded}; cannot load {lib_s} in the same process"
-        ))),
-        Err(e) => Err(EngineError::Unavailable {
-            backend,
-            reason: e.to_string(),
-        }),
-    }
-}
 
 /// A C3N model in an ONNX Runtime session.
 pub struct OrtEngine {
@@ -126,41 +67,19 @@ impl OrtEngine {
         options: &EngineOptions,
         settings: &EngineSettings,
     ) -> Result<Self, EngineError> {
-        let name = provider.engine_name();
         let threads = match options.threads {
             None => 1,
             Some(n) => check_threads(n).map_err(|e| EngineError::Option(e.to_string()))?,
         };
         let contract = ModelContract::from_file(path)?;
-        let env = environment(settings, name)?;
-        let unavailable = |reason: String| EngineError::Unavailable {
-            backend: name,
-            reason,
+        let spec = SessionSpec {
+            path,
+            bytes: None,
+            part: cache::Part::Whole,
+            provider,
+            threads,
         };
-        let load_err = |stage: &str, e: String| EngineError::Load {
-            backend: name,
-            path: path.to_path_buf(),
-            message: format!("{stage}: {e}"),
-        };
-        let (eps, cache) =
-            providers(provider, &contract, settings).map_err(|e| unavailable(e.to_string()))?;
-        let builder = Session::builder(env)
-            .map_err(|e| load_err("session builder", e.to_string()))?
-            .with_intra_threads(threads)
-            .map_err(|e| load_err("threads", e.to_string()))?;
-        let mut builder = builder
-            .with_execution_providers(eps)
-            .map_err(|e| unavailable(format!("execution provider registration failed: {e}")))?;
-        let session = builder
-            .commit_from_file(path)
-            .map_err(|e| load_err("session", e.to_string()))?;
-        if let Some(entry) = &cache {
-            match cache::publish(entry) {
-                Ok(true) => tracing::info!("TensorRT engine cached in {}", entry.dir.display()),
-                Ok(false) => {}
-                Err(e) => tracing::warn!("{e}"),
-            }
-        }
+        let (session, cache) = session(&spec, &contract, settings)?;
         Ok(Self {
             contract,
             session,
@@ -174,14 +93,10 @@ impl OrtEngine {
         self.provider
     }
 
-    /// The TensorRT engine-cache entry (TensorRT only).
+    /// The TensorRT engine-cache entry of the whole graph (TensorRT only).
     pub fn cache_entry(&self) -> Option<&cache::CacheEntry> {
         self.cache.as_ref()
     }
-}
-
-fn run_err(backend: &'static str, message: String) -> EngineError {
-    EngineError::Run { backend, message }
 }
 
 /// Output `name` of a run as an owned array of element type `T` and rank `D`.
