@@ -15,6 +15,11 @@
 //! precision and input shapes, published atomically. Unsupported nodes fall back to CUDA, then CPU
 //! (ONNX Runtime's partitioning).
 //!
+//! **Streaming** (issue 25, [`super::stream`]): a T > 1 model with a usable frame split runs
+//! [`Engine::per_frame`] / [`Engine::after`] as two more sessions at batch 1, one per part of
+//! the split (`parts`), each with its own TensorRT engine-cache entry ([`cache::Part`]). They are
+//! built on the first [`Engine::per_frame`] call, so runs of whole windows load nothing more.
+//!
 //! Engine names (the `state` topic's `engine`): `ort-tensorrt`, `ort-cuda`, `ort-cpu`.
 
 use std::path::Path;
@@ -23,13 +28,18 @@ use ndarray::{Array, Dimension, Ix1, Ix2, Ix4};
 use ort::session::{Session, SessionOutputs};
 use ort::value::{PrimitiveTensorElementType, Tensor};
 
+mod parts;
 mod providers;
 mod runtime;
 
 pub use self::providers::{Provider, ProviderError};
 pub use self::runtime::OrtInitError;
 
+use self::parts::{Kept, Streaming};
 use self::runtime::{run_err, session, SessionSpec};
+use super::model::load_model_proto;
+use super::split::FrameSplit;
+use super::stream::{self, check_context, check_frame, FrameState};
 use super::{
     cache, check_input, check_output, Engine, EngineError, EngineOptions, EngineSettings,
     Inference, ModelContract, ModelInput,
@@ -42,6 +52,12 @@ pub struct OrtEngine {
     session: Session,
     provider: Provider,
     cache: Option<cache::CacheEntry>,
+    /// Intra-op threads of every session.
+    threads: usize,
+    /// For the part sessions built later.
+    settings: EngineSettings,
+    /// The streaming sessions, or why there are none.
+    streaming: Streaming,
 }
 
 impl std::fmt::Debug for OrtEngine {
@@ -50,6 +66,7 @@ impl std::fmt::Debug for OrtEngine {
             .field("model", &self.contract.path)
             .field("provider", &self.provider)
             .field("cache", &self.cache)
+            .field("streaming", &self.streaming)
             .finish_non_exhaustive()
     }
 }
@@ -71,7 +88,20 @@ impl OrtEngine {
             None => 1,
             Some(n) => check_threads(n).map_err(|e| EngineError::Option(e.to_string()))?,
         };
-        let contract = ModelContract::from_file(path)?;
+        let proto = load_model_proto(path)?;
+        let contract = ModelContract::from_proto(path, &proto)?;
+        let streaming = match FrameSplit::from_proto(&proto) {
+            Ok(Some(split)) if contract.clip_frames > 1 => Streaming::Pending(split),
+            Ok(_) => Streaming::Whole,
+            Err(e) => {
+                tracing::warn!(
+                    "{}: {e}; streaming runs a whole window per frame",
+                    path.display()
+                );
+                Streaming::Whole
+            }
+        };
+        drop(proto);
         let spec = SessionSpec {
             path,
             bytes: None,
@@ -85,6 +115,9 @@ impl OrtEngine {
             session,
             provider,
             cache,
+            threads,
+            settings: settings.clone(),
+            streaming,
         })
     }
 
@@ -97,6 +130,59 @@ impl OrtEngine {
     pub fn cache_entry(&self) -> Option<&cache::CacheEntry> {
         self.cache.as_ref()
     }
+
+    /// The TensorRT engine-cache entries of the two parts of the frame split (per frame, after),
+    /// once streaming has built them (TensorRT only).
+    pub fn part_cache_entries(&self) -> [Option<&cache::CacheEntry>; 2] {
+        match &self.streaming {
+            Streaming::Ready(p) => p.cache_entries(),
+            _ => [None, None],
+        }
+    }
+
+    /// Builds the part sessions on the first streamed frame (see the module docs); on failure
+    /// logs why and streams by whole windows from then on. Returns the frame's state when built.
+    fn start_streaming(&mut self, frame: &ModelInput) -> Option<Kept> {
+        let Streaming::Pending(split) = &self.streaming else {
+            return None;
+        };
+        let whole = SessionSpec {
+            path: &self.contract.path,
+            bytes: None,
+            part: cache::Part::Whole,
+            provider: self.provider,
+            threads: self.threads,
+        };
+        let built = parts::Parts::build(&whole, &self.contract, split, &self.settings, frame);
+        match built {
+            Ok((p, kept)) => {
+                tracing::info!(
+                    "{}: {} streams by the parts of the frame split",
+                    self.contract.path.display(),
+                    self.provider.engine_name()
+                );
+                self.streaming = Streaming::Ready(Box::new(p));
+                Some(kept)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "{}: the frame split cannot stream on {} ({e}); each streamed frame runs a whole window",
+                    self.contract.path.display(),
+                    self.provider.engine_name()
+                );
+                self.streaming = Streaming::Failed;
+                None
+            }
+        }
+    }
+}
+
+/// The per-frame outputs in a state made by [`OrtEngine`]'s split.
+fn kept(st: &FrameState) -> Result<&Kept, EngineError> {
+    st.downcast::<Kept>().ok_or_else(|| EngineError::Run {
+        backend: "stream",
+        message: "a frame state made by another engine was passed as context".into(),
+    })
 }
 
 /// Output `name` of a run as an owned array of element type `T` and rank `D`.
@@ -142,6 +228,44 @@ impl Engine for OrtEngine {
         };
         check_output(&self.contract, &inf).map_err(|e| err(e.to_string()))?;
         Ok(inf)
+    }
+
+    fn per_frame(&mut self, frame: &ModelInput) -> Result<FrameState, EngineError> {
+        check_frame(&self.contract, frame)?;
+        if let Some(first) = self.start_streaming(frame) {
+            return Ok(FrameState::parts(first));
+        }
+        match &mut self.streaming {
+            Streaming::Ready(p) => Ok(FrameState::parts(
+                p.per_frame(frame, self.provider.engine_name())?,
+            )),
+            _ => stream::keep_input(&self.contract, frame),
+        }
+    }
+
+    fn after(
+        &mut self,
+        context: &[&FrameState],
+        current: &FrameState,
+    ) -> Result<Inference, EngineError> {
+        let Streaming::Ready(p) = &mut self.streaming else {
+            let window = stream::context_window(&self.contract, context, current)?;
+            let t = self.contract.clip_frames;
+            return Ok(self.infer(&window)?.frame(t - 1));
+        };
+        check_context(&self.contract, context.len())?;
+        let context = context
+            .iter()
+            .map(|st| kept(st))
+            .collect::<Result<Vec<_>, _>>()?;
+        p.after(&context, kept(current)?, self.provider.engine_name())
+    }
+
+    /// True for T = 1 and for a model with a frame split, unless building its part sessions
+    /// failed on the first [`Engine::per_frame`] (logged; whole windows from then on).
+    fn streams_by_parts(&self) -> bool {
+        self.contract.clip_frames == 1
+            || matches!(self.streaming, Streaming::Pending(_) | Streaming::Ready(_))
     }
 
     fn name(&self) -> &str {
