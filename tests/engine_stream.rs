@@ -4,7 +4,8 @@
 //! run per engine). Frames slide: each per-frame state serves as context for the next frames.
 //!
 //! The shipped T = 5 model (`models/c3n-edge-t5.onnx`, with `c3n.frame_split`) and T = 1 model are
-//! tracked files, so these tests need no generated artefact.
+//! tracked files, so these tests need no generated artefact. The ONNX Runtime cases (feature
+//! `ort`) need `ORT_DYLIB_PATH` (they skip loudly without it, and fail with `CI=true`).
 
 mod common;
 
@@ -160,4 +161,104 @@ fn tract_t1_streams_trivially() {
     let st = e.per_frame(&one).expect("per_frame");
     let got = e.after(&[], &st).expect("after");
     assert_eq!(got, e.infer(&one).expect("infer"));
+}
+
+/// Whether ONNX Runtime can be loaded (`ORT_DYLIB_PATH`); skips loudly otherwise (fails in CI).
+#[cfg(feature = "ort")]
+fn ort_library(test: &str) -> bool {
+    common::require(
+        test,
+        std::env::var_os("ORT_DYLIB_PATH").is_some(),
+        "ORT_DYLIB_PATH is not set (point it at libonnxruntime.so of ONNX Runtime 1.17+, e.g. \
+         .venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1)",
+    )
+}
+
+#[cfg(feature = "ort")]
+fn ort_cpu(model: &str) -> c3n_edge::engine::ort::OrtEngine {
+    c3n_edge::engine::ort::OrtEngine::load(
+        &shipped(model),
+        c3n_edge::engine::ort::Provider::Cpu,
+        &EngineOptions::default(),
+        &c3n_edge::engine::EngineSettings::from_env().expect("settings"),
+    )
+    .expect("load the shipped model on ONNX Runtime")
+}
+
+#[cfg(feature = "ort")]
+#[test]
+fn ort_cpu_frame_split_streams_like_windows() {
+    let test = "ort_cpu_frame_split_streams_like_windows";
+    if !ort_library(test) {
+        return;
+    }
+    let mut e = ort_cpu("c3n-edge-t5.onnx");
+    assert!(e.streams_by_parts());
+    check_stream_equals_window("ort-cpu split", &mut e);
+    // the parts were built (no fallback to whole windows) and use no engine cache on the CPU
+    assert!(e.streams_by_parts());
+    assert_eq!(e.part_cache_entries(), [None, None]);
+    // a state of another engine is refused, not misread
+    let mut tract = TractEngine::load(&shipped("c3n-edge-t5.onnx"), &EngineOptions::default())
+        .expect("load the shipped model");
+    let frame = input_frame(&inputs(1, 5), 0);
+    let foreign = tract.per_frame(&frame).expect("tract per_frame");
+    let own = e.per_frame(&frame).expect("ort per_frame");
+    let context: Vec<&FrameState> = vec![&own, &own, &own, &foreign];
+    match e.after(&context, &own) {
+        Err(EngineError::Run { message, .. }) => {
+            assert!(message.contains("another engine"), "{message}")
+        }
+        other => panic!("expected a foreign-state error, got {other:?}"),
+    }
+}
+
+#[cfg(feature = "ort")]
+#[test]
+fn ort_cpu_t1_streams_trivially() {
+    let test = "ort_cpu_t1_streams_trivially";
+    if !ort_library(test) {
+        return;
+    }
+    let mut e = ort_cpu("c3n-edge-t1.onnx");
+    assert!(e.streams_by_parts());
+    check_stream_equals_window("ort-cpu T=1", &mut e);
+}
+
+#[cfg(feature = "ort")]
+#[test]
+fn ort_cpu_split_that_does_not_cut_streams_by_windows() {
+    let test = "ort_cpu_split_that_does_not_cut_streams_by_windows";
+    if !ort_library(test) {
+        return;
+    }
+    // the shipped model with a `c3n.frame_split` that lists no carry: it parses, but the part
+    // after the clip means would read the graph's inputs, so the parts cannot be built
+    let mut proto = c3n_edge::engine::model::load_model_proto(&shipped("c3n-edge-t5.onnx"))
+        .expect("decode the shipped model");
+    let entry = proto
+        .metadata_props
+        .iter_mut()
+        .find(|p| p.key == c3n_edge::engine::split::METADATA_KEY)
+        .expect("the shipped model has a frame split");
+    let mut split: serde_json::Value = serde_json::from_str(&entry.value).expect("split JSON");
+    split["carry"] = serde_json::json!([]);
+    entry.value = split.to_string();
+    let dir = common::tmp_dir("ort-split-no-carry");
+    let path = dir.join("c3n-edge-t5-no-carry.onnx");
+    std::fs::write(&path, prost::Message::encode_to_vec(&proto)).expect("write the model");
+    drop(proto);
+    let mut e = c3n_edge::engine::ort::OrtEngine::load(
+        &path,
+        c3n_edge::engine::ort::Provider::Cpu,
+        &EngineOptions::default(),
+        &c3n_edge::engine::EngineSettings::from_env().expect("settings"),
+    )
+    .expect("load");
+    // known only once the first frame tries to build the parts
+    assert!(e.streams_by_parts());
+    e.per_frame(&inputs(1, 1)).expect("per_frame falls back");
+    assert!(!e.streams_by_parts());
+    check_stream_equals_window("ort-cpu split without carry", &mut e);
+    std::fs::remove_dir_all(&dir).expect("remove the temp dir");
 }

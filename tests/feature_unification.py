@@ -87,13 +87,18 @@ def main():
         # neither may build a shared crate the other's way
         ("cargo build / cargo run", ["-e", "normal,build"], (), True),
         ("--features ffmpeg", dev + ["--features", "ffmpeg"], (), False),
-        ("--features ort", dev + ["--features", "ort"], (), False),
+        # itertools: `cargo tree` shows the host build (under prost-derive, which `ort`'s own
+        # prost dependency prints first) and the target build (under tract-data), which have
+        # the same features, as one node with the children of whichever it prints first; the
+        # builds are the same (target/debug/.fingerprint holds no new itertools or either unit)
+        ("--features ort", dev + ["--features", "ort"], ("itertools",), False),
         # rumqttc's own use-native-tls is what mqtt-tls is for: only rumqttc is rebuilt
         ("--features mqtt-tls,mqtt-broker", dev + ["--features", "mqtt-tls,mqtt-broker"],
          ("rumqttc",), False),
         # tests/run-all.sh builds every optional feature together
         ("--features ffmpeg,mqtt-tls,mqtt-broker,window,ort",
-         dev + ["--features", "ffmpeg,mqtt-tls,mqtt-broker,window,ort"], ("rumqttc",), False),
+         dev + ["--features", "ffmpeg,mqtt-tls,mqtt-broker,window,ort"],
+         ("rumqttc", "itertools"), False),
     ]
     bad = False
     for what, args, allowed, both_ways in checks:

@@ -6,6 +6,16 @@
 //! <sha256 of the model, 16 hex>_trt<major.minor.patch>_sm<major><minor>_<precision>_f<T>x3x<S>x<S>_a<T>x1x96x64
 //! ```
 //!
+//! for the whole graph (windows of T frames), and for each part of the frame split that
+//! streaming runs at batch 1 ([`Part`], issue 25) the same with the part before the shapes:
+//!
+//! ```text
+//! <sha256 16 hex>_trt<…>_sm<…>_<precision>_per-frame_f1x3x<S>x<S>_a1x1x96x64
+//! <sha256 16 hex>_trt<…>_sm<…>_<precision>_after_f1x3x<S>x<S>_a1x1x96x64
+//! ```
+//!
+//! (the after part's inputs are tensors inside the graph; the model's batch-1 input shapes
+//! determine them),
 //! holding ONNX Runtime's TensorRT engine and profile files (`trt_engine_cache_path`) and a
 //! `key.txt` with the full key. The timing cache (`trt_timing_cache_path`) is shared per TensorRT
 //! version and GPU (`timing_trt<ver>_sm<cc>/`), since tactic timings do not depend on the model.
@@ -62,6 +72,29 @@ pub enum CacheError {
     },
 }
 
+/// Which graph of a model an engine is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The whole graph, at batch T (windows).
+    Whole,
+    /// The frame split's part before the clip means, at batch 1 (streaming,
+    /// [`crate::engine::split`]).
+    PerFrame,
+    /// The frame split's part after the clip means, at batch 1.
+    After,
+}
+
+impl Part {
+    /// Its name in directory names and `key.txt` (`whole`, `per-frame`, `after`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Whole => "whole",
+            Part::PerFrame => "per-frame",
+            Part::After => "after",
+        }
+    }
+}
+
 /// Everything the engine depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheKey {
@@ -73,7 +106,10 @@ pub struct CacheKey {
     pub compute_capability: (i32, i32),
     /// Precision flags given to TensorRT.
     pub precision: Precision,
-    /// Static input shapes, contract order (`frames`, `audio_logmel`).
+    /// The graph built: the whole model or a part of its frame split.
+    pub part: Part,
+    /// Static input shapes of the model, contract order (`frames`, `audio_logmel`): batch T for
+    /// [`Part::Whole`], batch 1 for the parts.
     pub input_shapes: [Vec<usize>; 2],
 }
 
@@ -104,20 +140,26 @@ fn dims(s: &[usize]) -> String {
 }
 
 impl CacheKey {
-    /// The key of `contract`'s model file on this GPU at `precision`.
+    /// The key of `part` of `contract`'s model file on this GPU at `precision`.
     ///
     /// Errors: [`CacheError::Read`] when the model file cannot be read.
     pub fn new(
         contract: &ModelContract,
         gpu: &GpuInfo,
         precision: Precision,
+        part: Part,
     ) -> Result<Self, CacheError> {
-        let [(_, f), (_, a)] = contract.input_shapes();
+        let [(_, mut f), (_, mut a)] = contract.input_shapes();
+        if part != Part::Whole {
+            f[0] = 1;
+            a[0] = 1;
+        }
         Ok(Self {
             model_sha256: sha256_file(&contract.path)?,
             tensorrt: gpu.tensorrt,
             compute_capability: gpu.compute_capability,
             precision,
+            part,
             input_shapes: [f, a],
         })
     }
@@ -130,10 +172,15 @@ impl CacheKey {
         )
     }
 
-    /// Directory name of the entry.
+    /// Directory name of the entry (the module docs); the whole graph's has no part, as
+    /// before streaming, so that engines built then are still found.
     pub fn dir_name(&self) -> String {
+        let part = match self.part {
+            Part::Whole => String::new(),
+            p => format!("{}_", p.name()),
+        };
         format!(
-            "{}_{}_{}_f{}_a{}",
+            "{}_{}_{}_{part}f{}_a{}",
             &self.model_sha256[..16.min(self.model_sha256.len())],
             self.trt(),
             self.precision,
@@ -146,11 +193,12 @@ impl CacheKey {
     pub fn describe(&self) -> String {
         let (a, b, c) = self.tensorrt;
         format!(
-            "model_sha256={}\ntensorrt={a}.{b}.{c}\ncompute_capability={}.{}\nprecision={}\nframes={}\naudio_logmel={}\n",
+            "model_sha256={}\ntensorrt={a}.{b}.{c}\ncompute_capability={}.{}\nprecision={}\npart={}\nframes={}\naudio_logmel={}\n",
             self.model_sha256,
             self.compute_capability.0,
             self.compute_capability.1,
             self.precision,
+            self.part.name(),
             dims(&self.input_shapes[0]),
             dims(&self.input_shapes[1])
         )
@@ -274,6 +322,7 @@ mod tests {
             tensorrt: (10, 3, 0),
             compute_capability: (8, 7),
             precision: prec,
+            part: Part::Whole,
             input_shapes: [vec![5, 3, 224, 224], vec![5, 1, 96, 64]],
         }
     }
@@ -289,6 +338,44 @@ mod tests {
         assert!(k
             .describe()
             .contains(&format!("model_sha256={}", "ab".repeat(32))));
+    }
+
+    #[test]
+    fn each_part_of_the_split_has_its_own_entry() {
+        let part = |p: Part| CacheKey {
+            part: p,
+            input_shapes: [vec![1, 3, 224, 224], vec![1, 1, 96, 64]],
+            ..key(Precision::Fp16)
+        };
+        let (per_frame, after) = (part(Part::PerFrame), part(Part::After));
+        assert_eq!(
+            per_frame.dir_name(),
+            "abababababababab_trt10.3.0_sm87_fp16_per-frame_f1x3x224x224_a1x1x96x64"
+        );
+        assert_eq!(
+            after.dir_name(),
+            "abababababababab_trt10.3.0_sm87_fp16_after_f1x3x224x224_a1x1x96x64"
+        );
+        // the whole graph's name is the one of engines cached before streaming
+        let whole = key(Precision::Fp16);
+        let names = [whole.dir_name(), per_frame.dir_name(), after.dir_name()];
+        assert!(names[0] != names[1] && names[1] != names[2] && names[0] != names[2]);
+        assert!(after.describe().contains("part=after\n"));
+        assert!(whole.describe().contains("part=whole\n"));
+        // and on disk: two entries, published one by one
+        let root = std::env::temp_dir().join(format!("c3n-cache-parts-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (a, b) = (
+            prepare(&root, &per_frame).unwrap(),
+            prepare(&root, &after).unwrap(),
+        );
+        assert_ne!(a.dir, b.dir);
+        assert_ne!(a.work_dir, b.work_dir);
+        assert_eq!(a.timing_dir, b.timing_dir);
+        std::fs::write(a.work_dir.join("x.engine"), b"x").unwrap();
+        assert!(publish(&a).unwrap() && !publish(&b).unwrap());
+        assert!(prepare(&root, &per_frame).unwrap().hit && !prepare(&root, &after).unwrap().hit);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -15,85 +15,36 @@
 //! precision and input shapes, published atomically. Unsupported nodes fall back to CUDA, then CPU
 //! (ONNX Runtime's partitioning).
 //!
+//! **Streaming** (issue 25, [`super::stream`]): a T > 1 model with a usable frame split runs
+//! [`Engine::per_frame`] / [`Engine::after`] as two more sessions at batch 1, one per part of
+//! the split (`parts`), each with its own TensorRT engine-cache entry ([`cache::Part`]). They are
+//! built on the first [`Engine::per_frame`] call, so runs of whole windows load nothing more.
+//!
 //! Engine names (the `state` topic's `engine`): `ort-tensorrt`, `ort-cuda`, `ort-cpu`.
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 
 use ndarray::{Array, Dimension, Ix1, Ix2, Ix4};
-use ort::environment::Environment;
 use ort::session::{Session, SessionOutputs};
 use ort::value::{PrimitiveTensorElementType, Tensor};
 
+mod parts;
 mod providers;
+mod runtime;
 
 pub use self::providers::{Provider, ProviderError};
+pub use self::runtime::OrtInitError;
 
-use self::providers::providers;
+use self::parts::{Kept, Streaming};
+use self::runtime::{run_err, session, SessionSpec};
+use super::model::load_model_proto;
+use super::split::FrameSplit;
+use super::stream::{self, check_context, check_frame, FrameState};
 use super::{
     cache, check_input, check_output, Engine, EngineError, EngineOptions, EngineSettings,
     Inference, ModelContract, ModelInput,
 };
 use crate::util::threads::check_threads;
-
-/// Why ONNX Runtime could not be initialised (kept for the process: one library per process).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OrtInitError {
-    /// `libonnxruntime.so` cannot be loaded or is too old.
-    #[error("cannot load ONNX Runtime from {library} (set --ort-lib or ORT_DYLIB_PATH to libonnxruntime.so of ONNX Runtime 1.17 or newer): {message}")]
-    Load {
-        /// The library asked for.
-        library: String,
-        /// ort's message.
-        message: String,
-    },
-    /// The library loaded but the environment cannot be created.
-    #[error("cannot create the ONNX Runtime environment ({library}): {message}")]
-    Environment {
-        /// The library.
-        library: String,
-        /// ort's message.
-        message: String,
-    },
-}
-
-static ENV: OnceLock<Result<(Environment, String), OrtInitError>> = OnceLock::new();
-
-/// Loads `libonnxruntime` once per process and returns the ONNX Runtime environment.
-fn environment(
-    settings: &EngineSettings,
-    backend: &'static str,
-) -> Result<&'static Environment, EngineError> {
-    let lib = settings
-        .ort_library
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"));
-    let lib_s = lib.display().to_string();
-    let got = ENV.get_or_init(|| {
-        let builder = ort::init_from(&lib).map_err(|e| OrtInitError::Load {
-            library: lib_s.clone(),
-            message: e.to_string(),
-        })?;
-        let env = builder
-            .with_name("c3n-edge")
-            .build()
-            .map_err(|e| OrtInitError::Environment {
-                library: lib_s.clone(),
-                message: e.to_string(),
-            })?;
-        Ok((env, lib_s.clone()))
-    });
-    match got {
-        Ok((env, loaded)) if *loaded == lib_s => Ok(env),
-        Ok((_, loaded)) => Err(EngineError::Option(format!(
-            "ONNX Runtime is already loaded from {loaded}; cannot load {lib_s} in the same process"
-        ))),
-        Err(e) => Err(EngineError::Unavailable {
-            backend,
-            reason: e.to_string(),
-        }),
-    }
-}
 
 /// A C3N model in an ONNX Runtime session.
 pub struct OrtEngine {
@@ -101,6 +52,12 @@ pub struct OrtEngine {
     session: Session,
     provider: Provider,
     cache: Option<cache::CacheEntry>,
+    /// Intra-op threads of every session.
+    threads: usize,
+    /// For the part sessions built later.
+    settings: EngineSettings,
+    /// The streaming sessions, or why there are none.
+    streaming: Streaming,
 }
 
 impl std::fmt::Debug for OrtEngine {
@@ -109,6 +66,7 @@ impl std::fmt::Debug for OrtEngine {
             .field("model", &self.contract.path)
             .field("provider", &self.provider)
             .field("cache", &self.cache)
+            .field("streaming", &self.streaming)
             .finish_non_exhaustive()
     }
 }
@@ -126,46 +84,40 @@ impl OrtEngine {
         options: &EngineOptions,
         settings: &EngineSettings,
     ) -> Result<Self, EngineError> {
-        let name = provider.engine_name();
         let threads = match options.threads {
             None => 1,
             Some(n) => check_threads(n).map_err(|e| EngineError::Option(e.to_string()))?,
         };
-        let contract = ModelContract::from_file(path)?;
-        let env = environment(settings, name)?;
-        let unavailable = |reason: String| EngineError::Unavailable {
-            backend: name,
-            reason,
-        };
-        let load_err = |stage: &str, e: String| EngineError::Load {
-            backend: name,
-            path: path.to_path_buf(),
-            message: format!("{stage}: {e}"),
-        };
-        let (eps, cache) =
-            providers(provider, &contract, settings).map_err(|e| unavailable(e.to_string()))?;
-        let builder = Session::builder(env)
-            .map_err(|e| load_err("session builder", e.to_string()))?
-            .with_intra_threads(threads)
-            .map_err(|e| load_err("threads", e.to_string()))?;
-        let mut builder = builder
-            .with_execution_providers(eps)
-            .map_err(|e| unavailable(format!("execution provider registration failed: {e}")))?;
-        let session = builder
-            .commit_from_file(path)
-            .map_err(|e| load_err("session", e.to_string()))?;
-        if let Some(entry) = &cache {
-            match cache::publish(entry) {
-                Ok(true) => tracing::info!("TensorRT engine cached in {}", entry.dir.display()),
-                Ok(false) => {}
-                Err(e) => tracing::warn!("{e}"),
+        let proto = load_model_proto(path)?;
+        let contract = ModelContract::from_proto(path, &proto)?;
+        let streaming = match FrameSplit::from_proto(&proto) {
+            Ok(Some(split)) if contract.clip_frames > 1 => Streaming::Pending(split),
+            Ok(_) => Streaming::Whole,
+            Err(e) => {
+                tracing::warn!(
+                    "{}: {e}; streaming runs a whole window per frame",
+                    path.display()
+                );
+                Streaming::Whole
             }
-        }
+        };
+        drop(proto);
+        let spec = SessionSpec {
+            path,
+            bytes: None,
+            part: cache::Part::Whole,
+            provider,
+            threads,
+        };
+        let (session, cache) = session(&spec, &contract, settings)?;
         Ok(Self {
             contract,
             session,
             provider,
             cache,
+            threads,
+            settings: settings.clone(),
+            streaming,
         })
     }
 
@@ -174,14 +126,63 @@ impl OrtEngine {
         self.provider
     }
 
-    /// The TensorRT engine-cache entry (TensorRT only).
+    /// The TensorRT engine-cache entry of the whole graph (TensorRT only).
     pub fn cache_entry(&self) -> Option<&cache::CacheEntry> {
         self.cache.as_ref()
     }
+
+    /// The TensorRT engine-cache entries of the two parts of the frame split (per frame, after),
+    /// once streaming has built them (TensorRT only).
+    pub fn part_cache_entries(&self) -> [Option<&cache::CacheEntry>; 2] {
+        match &self.streaming {
+            Streaming::Ready(p) => p.cache_entries(),
+            _ => [None, None],
+        }
+    }
+
+    /// Builds the part sessions on the first streamed frame (see the module docs); on failure
+    /// logs why and streams by whole windows from then on. Returns the frame's state when built.
+    fn start_streaming(&mut self, frame: &ModelInput) -> Option<Kept> {
+        let Streaming::Pending(split) = &self.streaming else {
+            return None;
+        };
+        let whole = SessionSpec {
+            path: &self.contract.path,
+            bytes: None,
+            part: cache::Part::Whole,
+            provider: self.provider,
+            threads: self.threads,
+        };
+        let built = parts::Parts::build(&whole, &self.contract, split, &self.settings, frame);
+        match built {
+            Ok((p, kept)) => {
+                tracing::info!(
+                    "{}: {} streams by the parts of the frame split",
+                    self.contract.path.display(),
+                    self.provider.engine_name()
+                );
+                self.streaming = Streaming::Ready(Box::new(p));
+                Some(kept)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "{}: the frame split cannot stream on {} ({e}); each streamed frame runs a whole window",
+                    self.contract.path.display(),
+                    self.provider.engine_name()
+                );
+                self.streaming = Streaming::Failed;
+                None
+            }
+        }
+    }
 }
 
-fn run_err(backend: &'static str, message: String) -> EngineError {
-    EngineError::Run { backend, message }
+/// The per-frame outputs in a state made by [`OrtEngine`]'s split.
+fn kept(st: &FrameState) -> Result<&Kept, EngineError> {
+    st.downcast::<Kept>().ok_or_else(|| EngineError::Run {
+        backend: "stream",
+        message: "a frame state made by another engine was passed as context".into(),
+    })
 }
 
 /// Output `name` of a run as an owned array of element type `T` and rank `D`.
@@ -227,6 +228,44 @@ impl Engine for OrtEngine {
         };
         check_output(&self.contract, &inf).map_err(|e| err(e.to_string()))?;
         Ok(inf)
+    }
+
+    fn per_frame(&mut self, frame: &ModelInput) -> Result<FrameState, EngineError> {
+        check_frame(&self.contract, frame)?;
+        if let Some(first) = self.start_streaming(frame) {
+            return Ok(FrameState::parts(first));
+        }
+        match &mut self.streaming {
+            Streaming::Ready(p) => Ok(FrameState::parts(
+                p.per_frame(frame, self.provider.engine_name())?,
+            )),
+            _ => stream::keep_input(&self.contract, frame),
+        }
+    }
+
+    fn after(
+        &mut self,
+        context: &[&FrameState],
+        current: &FrameState,
+    ) -> Result<Inference, EngineError> {
+        let Streaming::Ready(p) = &mut self.streaming else {
+            let window = stream::context_window(&self.contract, context, current)?;
+            let t = self.contract.clip_frames;
+            return Ok(self.infer(&window)?.frame(t - 1));
+        };
+        check_context(&self.contract, context.len())?;
+        let context = context
+            .iter()
+            .map(|st| kept(st))
+            .collect::<Result<Vec<_>, _>>()?;
+        p.after(&context, kept(current)?, self.provider.engine_name())
+    }
+
+    /// True for T = 1 and for a model with a frame split, unless building its part sessions
+    /// failed on the first [`Engine::per_frame`] (logged; whole windows from then on).
+    fn streams_by_parts(&self) -> bool {
+        self.contract.clip_frames == 1
+            || matches!(self.streaming, Streaming::Pending(_) | Streaming::Ready(_))
     }
 
     fn name(&self) -> &str {

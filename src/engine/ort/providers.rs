@@ -48,11 +48,13 @@ pub enum ProviderError {
 /// The execution providers of a session, in order of preference.
 pub(super) type Eps = Vec<ort::ep::ExecutionProviderDispatch>;
 
-/// The execution providers for `provider` and, for TensorRT, the engine-cache entry.
+/// The execution providers for `provider` and, for TensorRT, the engine-cache entry of `part`
+/// of the model.
 #[cfg(not(feature = "tensorrt"))]
 pub(super) fn providers(
     provider: Provider,
     _contract: &ModelContract,
+    _part: cache::Part,
     _settings: &EngineSettings,
 ) -> Result<(Eps, Option<cache::CacheEntry>), ProviderError> {
     match provider {
@@ -61,12 +63,13 @@ pub(super) fn providers(
     }
 }
 
-/// The execution providers for `provider` and, for TensorRT, the engine-cache entry (probing
-/// the GPU, preparing the entry).
+/// The execution providers for `provider` and, for TensorRT, the engine-cache entry of `part`
+/// of the model (probing the GPU, preparing the entry).
 #[cfg(feature = "tensorrt")]
 pub(super) fn providers(
     provider: Provider,
     contract: &ModelContract,
+    part: cache::Part,
     settings: &EngineSettings,
 ) -> Result<(Eps, Option<cache::CacheEntry>), ProviderError> {
     use ort::ep::{ExecutionProvider, TensorRT, CUDA};
@@ -85,7 +88,7 @@ pub(super) fn providers(
         Provider::TensorRt => {
             in_build(TensorRT::is_available(), "TensorRT")?;
             let gpu = crate::engine::gpu::probe()?;
-            let key = cache::CacheKey::new(contract, &gpu, settings.precision)?;
+            let key = cache::CacheKey::new(contract, &gpu, settings.precision, part)?;
             let root = settings
                 .engine_cache
                 .clone()
@@ -95,8 +98,9 @@ pub(super) fn providers(
                 tracing::info!("TensorRT engine cache hit: {}", entry.dir.display());
             } else {
                 tracing::warn!(
-                    "building a TensorRT engine ({gpu}, {}) into {}: this takes minutes on a Jetson; pre-build it with `c3n-edge build-engine`",
+                    "building a TensorRT engine ({gpu}, {}, {} graph) into {}: this takes minutes on a Jetson; pre-build it with `c3n-edge build-engine`",
                     settings.precision,
+                    part.name(),
                     entry.dir.display()
                 );
             }
