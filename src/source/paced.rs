@@ -80,16 +80,27 @@ impl VideoSource for PacedVideo {
     }
 }
 
-/// An audio source released at its timestamps' pace (each block once it has been "recorded").
+/// Length of the periods a paced audio source hands out, ms: a microphone's (ALSA periods are
+/// typically 20 ms), whatever block size the file reader uses.
+pub const PERIOD_MS: i64 = 20;
+
+/// An audio source released at its timestamps' pace, in periods of [`PERIOD_MS`], each once it
+/// has been "recorded".
 pub struct PacedAudio {
     inner: Box<dyn AudioSource>,
     clock: PaceClock,
+    /// The rest of the inner source's last block.
+    pending: Option<AudioBlock>,
 }
 
 impl PacedAudio {
     /// Paces `inner` on `clock`.
     pub fn new(inner: Box<dyn AudioSource>, clock: PaceClock) -> Self {
-        Self { inner, clock }
+        Self {
+            inner,
+            clock,
+            pending: None,
+        }
     }
 }
 
@@ -99,15 +110,29 @@ impl AudioSource for PacedAudio {
     }
 
     fn next_block(&mut self) -> Result<Option<AudioBlock>, SourceError> {
-        let mut b = self.inner.next_block()?;
-        if let Some(b) = &mut b {
-            let sr = i64::from(self.inner.sample_rate().max(1));
-            let len_ms = b.samples.len() as i64 * 1000 / sr;
-            b.pts_ms = self
-                .clock
-                .wait_until(b.pts_ms.saturating_add(len_ms), b.pts_ms, b.pts_ms);
+        let mut block = match self.pending.take() {
+            Some(b) => b,
+            None => match self.inner.next_block()? {
+                Some(b) => b,
+                None => return Ok(None),
+            },
+        };
+        let sr = i64::from(self.inner.sample_rate().max(1));
+        let period = (sr * PERIOD_MS / 1000).max(1) as usize;
+        if block.samples.len() > period {
+            let rest = block.samples.split_off(period);
+            self.pending = Some(AudioBlock {
+                pts_ms: block.pts_ms + PERIOD_MS,
+                samples: rest,
+            });
         }
-        Ok(b)
+        let len_ms = block.samples.len() as i64 * 1000 / sr;
+        block.pts_ms = self.clock.wait_until(
+            block.pts_ms.saturating_add(len_ms),
+            block.pts_ms,
+            block.pts_ms,
+        );
+        Ok(Some(block))
     }
 
     fn set_control(&mut self, control: Arc<RunControl>) {
@@ -146,6 +171,7 @@ mod tests {
         assert_eq!(steps, vec![50; 5], "the source's 50 ms spacing is kept");
         let mut end = 0;
         while let Some(b) = a.next_block().expect("block") {
+            assert_eq!(b.samples.len(), 320, "20-ms periods");
             end = b.pts_ms + b.samples.len() as i64 / 16;
             assert!(monotonic_ms() + 1 >= end, "block ending {end} early");
         }
