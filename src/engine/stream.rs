@@ -126,6 +126,20 @@ pub(crate) fn context_window(
     })
 }
 
+/// The default [`super::Engine::after`] for a concrete engine that cannot split the graph: the
+/// window `[context…, current]` run whole, its last frame kept.
+///
+/// Errors: those of [`context_window`] and of the engine's `infer`.
+pub(crate) fn rerun_window(
+    engine: &mut dyn super::Engine,
+    context: &[&FrameState],
+    current: &FrameState,
+) -> Result<Inference, EngineError> {
+    let window = context_window(engine.contract(), context, current)?;
+    let t = engine.contract().clip_frames;
+    Ok(engine.infer(&window)?.frame(t - 1))
+}
+
 impl Inference {
     /// Frame `i` of a window's outputs, as a one-frame inference (leading dimension 1).
     ///

@@ -249,9 +249,7 @@ impl Engine for OrtEngine {
         current: &FrameState,
     ) -> Result<Inference, EngineError> {
         let Streaming::Ready(p) = &mut self.streaming else {
-            let window = stream::context_window(&self.contract, context, current)?;
-            let t = self.contract.clip_frames;
-            return Ok(self.infer(&window)?.frame(t - 1));
+            return stream::rerun_window(self, context, current);
         };
         check_context(&self.contract, context.len())?;
         let context = context

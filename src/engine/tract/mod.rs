@@ -347,9 +347,7 @@ impl Engine for TractEngine {
         current: &FrameState,
     ) -> Result<Inference, EngineError> {
         let Plans::Split(split) = &self.plans else {
-            let window = stream::context_window(&self.contract, context, current)?;
-            let t = self.contract.clip_frames;
-            return Ok(self.infer(&window)?.frame(t - 1));
+            return stream::rerun_window(self, context, current);
         };
         check_context(&self.contract, context.len())?;
         let context = context
