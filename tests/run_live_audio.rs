@@ -86,7 +86,18 @@ fn image_sequence_with_a_live_alsa_microphone() {
 
     let frames = format!("file://{}/frames/%05d.png", clip.display());
     let model = model.to_string_lossy().into_owned();
-    let common_args = ["--model", &model, "--max-clips", "1", "--events", "-"];
+    // a live microphone makes the run stream by default (a mask per frame); this test compares
+    // the live run with the file run window by window, so both use the window mode
+    let common_args = [
+        "--model",
+        &model,
+        "--max-clips",
+        "1",
+        "--events",
+        "-",
+        "--mode",
+        "window",
+    ];
     let file_audio = format!("file://{}/audio.wav", clip.display());
     let mut args = vec!["run", &frames, "--audio", &file_audio];
     args.extend(common_args);
