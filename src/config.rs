@@ -58,7 +58,7 @@
 //! max_pixels = 16777216                  # largest frame decoded (header checked first)
 //! on_bad_frame = "skip"                  # stop | skip (= --on-bad-frame); unset: by input
 //! mode = "stream"                        # window | stream (= --mode); unset: by input
-//! mask_rate = 5.0                        # stream: masks/s (= --mask-rate); unset: every frame
+//! mask_rate = 5.0                        # stream: masks/s, at most 120 (= --mask-rate); unset: every frame
 //!
 //! [preview]                              # `--output http://…` (src/sink/display/http/)
 //! user = "viewer"                        # HTTP Basic user ...
@@ -313,6 +313,10 @@ impl Config {
                     .into(),
             ));
         }
+        if let Some(r) = self.input.mask_rate {
+            crate::pipeline::check_mask_rate(r)
+                .map_err(|e| bad(format!("input.mask_rate: {e}")))?;
+        }
         self.post.validate().map_err(|e| bad(e.to_string()))?;
         self.events.validate().map_err(|e| bad(e.to_string()))?;
         self.mqtt.validate().map_err(|e| bad(e.to_string()))?;
@@ -381,6 +385,9 @@ mod tests {
         assert_eq!(c.input.mode, Some(crate::pipeline::Mode::Stream));
         assert_eq!(c.input.mask_rate, Some(4.0));
         assert!(toml::from_str::<Config>("[input]\nmode = \"batch\"\n").is_err());
+        let bad: Config = toml::from_str("[input]\nmask_rate = 0.0\n").unwrap();
+        let e = bad.validate(Path::new("c.toml")).unwrap_err().to_string();
+        assert!(e.contains("input.mask_rate") && e.contains("c.toml"), "{e}");
         assert!(toml::from_str::<Config>("[input]\non_bad_frame = \"ignore\"\n").is_err());
     }
 

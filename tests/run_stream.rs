@@ -92,6 +92,13 @@ fn stream_at_one_hertz_equals_the_windows_last_frames() {
         }
         assert_eq!(a.labels, b.labels, "frame {i}: frame labels");
     }
+    // a mask rate above the sequence's 1 fps analyses each frame once, at its own time
+    let (s2, _) = run(&RunOptions {
+        mask_rate: Some(2.0),
+        ..stream.clone()
+    });
+    let pts: Vec<i64> = s2.iter().map(|d| d.pts_ms).collect();
+    assert_eq!(pts, (0..10).map(|k| k * 1000).collect::<Vec<_>>());
     // the demo's seconds 7-8 are silent, so only the first window's last frame compares; it has
     // regions, so the comparison is not of empty lists
     assert_eq!(compared, 1);

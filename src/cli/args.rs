@@ -224,9 +224,9 @@ pub(crate) struct InputArgs {
     /// two, … seconds before it as context (default for live and --paced inputs).
     #[arg(long = "mode", value_name = "window|stream")]
     pub mode: Option<Mode>,
-    /// `stream` mode: masks per second (slots of 1/R s, one frame each); default every frame,
-    /// the newest first when the engine is behind.
-    #[arg(long = "mask-rate", value_name = "R")]
+    /// Masks per second, up to 120 (slots of 1/R s, one frame each; implies `--mode stream`);
+    /// default every frame, the newest first when the engine is behind.
+    #[arg(long = "mask-rate", value_name = "R", allow_negative_numbers = true)]
     pub mask_rate: Option<f64>,
     /// Release a recorded input at wall-clock pace, as a camera and a microphone deliver it
     /// (frames are dropped when the engine is behind; measures live latency on a file).

@@ -107,6 +107,7 @@ fn bench_onsets(a: &BenchArgs) -> Result<()> {
     );
     let engine = load_engine(&a.model)?;
     let sr = engine.contract().frontend.sample_rate;
+    let engine_name = engine.name().to_string();
     drop(engine);
     let input = a.inputs.input(video)?;
     let (images, audio) = read_clip(&input, sr)?;
@@ -135,8 +136,9 @@ fn bench_onsets(a: &BenchArgs) -> Result<()> {
         })
         .collect();
     println!(
-        "model {}, {} thread(s), camera {w}x{h} at {} fps, {} paced run(s) per mode, lead-ins {lead_ins:?} ms (seed {})",
+        "model {}, engine {}, {} thread(s), camera {w}x{h} at {} fps, {} paced run(s) per mode, lead-ins {lead_ins:?} ms (seed {})",
         a.model.model().display(),
+        engine_name,
         a.model.threads(),
         a.camera_fps,
         a.onsets,

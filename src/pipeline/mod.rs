@@ -60,8 +60,8 @@ mod tests;
 use clock::Rebase;
 pub use faults::{AudioFaults, BadPolicy, FrameFaults, OnBadFrame, MAX_AUDIO_ERRORS_IN_A_ROW};
 pub use options::{
-    check_outputs, parse_alpha, parse_input_rate, Input, Mode, OpenedSources, OptionsError,
-    RunOptions, RunOutputs,
+    check_mask_rate, check_outputs, parse_alpha, parse_input_rate, Input, Mode, OpenedSources,
+    OptionsError, RunOptions, RunOutputs,
 };
 use readers::{fill_audio, spawn_reader, Read};
 use stream::{log_stream, Framer, Ready, StreamContext};
@@ -149,7 +149,11 @@ pub fn run_with(
     let mode = opts.mode();
     let framer = match mode {
         Mode::Window => Framer::Windows(WindowBuilder::new(&contract)?),
-        Mode::Stream => Framer::Stream(StreamBuilder::new(&contract, opts.stream_mask_rate())?),
+        Mode::Stream => Framer::Stream(StreamBuilder::new(
+            &contract,
+            opts.mask_rate,
+            opts.frame_slot_ms(),
+        )?),
     };
     let stream = match (&framer, mode) {
         (Framer::Stream(b), _) => {

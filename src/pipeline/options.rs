@@ -203,28 +203,30 @@ impl Default for RunOptions {
 }
 
 impl RunOptions {
-    /// The run's mode: [`RunOptions::mode`], else streaming for a live or paced input and
-    /// windows for a recorded one.
+    /// The run's mode: [`RunOptions::mode`], else streaming for a live or paced input or when a
+    /// mask rate is set, and windows for a recorded one.
     pub fn mode(&self) -> Mode {
-        self.mode.unwrap_or(if self.is_live() {
-            Mode::Stream
-        } else {
-            Mode::Window
-        })
+        self.mode
+            .unwrap_or(if self.is_live() || self.mask_rate.is_some() {
+                Mode::Stream
+            } else {
+                Mode::Window
+            })
     }
 
-    /// The streaming mode's mask rate: [`RunOptions::mask_rate`], else an image sequence's
-    /// frame rate (its frames are stamped at their slot's start, not when they were taken, so
-    /// each gets the slot's audio as in a window), else `None`: every frame.
-    pub fn stream_mask_rate(&self) -> Option<f64> {
-        self.mask_rate.or(match &self.input {
+    /// The slot of each frame in ms when the input stamps frames at their slot's *start*, not at
+    /// the time they were taken: an image sequence (`1000 / --input-rate`), whose frame `k` stands
+    /// for second `k` as AVSBench's frames do. The streaming mode gives such a frame the audio
+    /// patch ending at its slot's end (as a window does); `None`: frames stamped when taken.
+    pub fn frame_slot_ms(&self) -> Option<f64> {
+        match &self.input {
             Input::Uris {
                 video: InputUri::ImageSequence { .. },
                 options,
                 ..
-            } => Some(options.rate_hz),
+            } => Some(1000.0 / options.rate_hz),
             _ => None,
-        })
+        }
     }
 
     /// Whether the input arrives in real time (a live device, or `--paced`): queues then drop
@@ -285,12 +287,26 @@ pub enum OptionsError {
     /// `--mask-rate` not a positive number of masks per second.
     #[error("mask rate {0} masks/s: it must be a positive number (at most 120)")]
     MaskRate(f64),
+    /// `--mask-rate` with `--mode window` (windows are one mask per slot of the model's clip rate).
+    #[error("--mask-rate sets the stream mode's rate; it cannot be used with --mode window")]
+    MaskRateInWindowMode,
     /// A flag value that is not a number.
     #[error("not a number: {0}")]
     NotANumber(#[from] std::num::ParseFloatError),
     /// An output that is an input, or an output directory that cannot be created.
     #[error(transparent)]
     Output(#[from] GuardError),
+}
+
+/// `--mask-rate` / `[input] mask_rate`: masks per second, a positive number up to 120.
+///
+/// Errors: [`OptionsError::MaskRate`].
+pub fn check_mask_rate(r: f64) -> Result<f64, OptionsError> {
+    if r.is_finite() && r > 0.0 && r <= 120.0 {
+        Ok(r)
+    } else {
+        Err(OptionsError::MaskRate(r))
+    }
 }
 
 /// `--input-rate`: a frame rate in fps ([`check_rate`]).
@@ -316,8 +332,9 @@ impl RunOptions {
             return Err(OptionsError::Queue);
         }
         if let Some(r) = self.mask_rate {
-            if !(r.is_finite() && r > 0.0 && r <= 120.0) {
-                return Err(OptionsError::MaskRate(r));
+            check_mask_rate(r)?;
+            if self.mode == Some(Mode::Window) {
+                return Err(OptionsError::MaskRateInWindowMode);
             }
         }
         if let Input::Uris { options, .. } = &self.input {

@@ -125,8 +125,8 @@ pub(super) enum Ready<'a> {
 /// Says at start how the stream runs: which frames get a mask and at what cost.
 pub(super) fn log_stream(engine: &dyn Engine, opts: &RunOptions, clip_ms: f64) {
     let t = engine.contract().clip_frames;
-    let rate = match opts.stream_mask_rate() {
-        Some(r) => format!("{r} masks/s"),
+    let rate = match opts.mask_rate {
+        Some(r) => format!("{r} frame(s) a second"),
         None => "every frame (the newest first when behind)".into(),
     };
     let cost = if engine.streams_by_parts() {

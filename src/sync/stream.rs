@@ -4,19 +4,22 @@
 //! **Which frames.** Without a mask rate, every frame offered (the pipeline drops the oldest
 //! when the engine is behind, so the newest frame wins). With `--mask-rate R`, the timeline is
 //! cut into slots of `1/R` s and each slot keeps one frame as [`super::FrameSlotter`] does for
-//! windows (the frame nearest 15/16 of the slot); `R` = the clip rate (1 Hz) keeps exactly the
-//! window mode's frames.
+//! windows (the frame nearest 15/16 of the slot); a slot without a frame of its own (the source
+//! is slower than `R`) is not analysed again.
 //!
 //! **Audio.** Each frame's log-mel patch is the 0.975 s patch that starts at its *anchor*
-//! (`Window::start_ms`), one clip slot `D` (1 s) before the frame's slot end: with a mask rate,
-//! `slot start + 1/R − D`; without one, `pts − 15/16·D` (a frame at its slot's 15/16 point gets
-//! the window mode's patch). With `R` = 1 Hz the anchor is the slot start, as in a window.
+//! (`Window::start_ms`), one clip slot `D` (1 s) before the end of the frame's own time slot:
+//! for a frame stamped when it was taken (a camera, a video file), `pts − 15/16·D`, as AVSBench's
+//! frame sits 15/16 into its second; for a frame stamped at its slot's start (an image sequence
+//! at `r` fps: frame `k` stands for `[k/r, (k+1)/r)`), `pts + 1/r − D`. A 1-fps image sequence's
+//! frame therefore gets its window patch, and at the 1-Hz slot times the two modes see the
+//! same frames and patches.
 //!
 //! **Context.** The engine stage ([`crate::pipeline`]) gives frame `a` (anchor) the T − 1 earlier
 //! analysed frames whose anchors are nearest to `a − k·D`, k = 1 … T − 1 ([`context_targets`]):
 //! the frames one, two, … seconds back, as TPAVI sees them in a window. At the 1-Hz slot times
 //! that is the window's frames, so the last frame of each window gets the same mask in both modes
-//! (`tests/run_stream.rs`).
+//! (`tests/run_stream.rs`), unless a context frame is silent (`crate::pipeline`'s onset rule).
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +41,10 @@ pub struct StreamBuilder {
     /// Mask slot `1/R` in ms, when a mask rate is set.
     mask_ms: Option<f64>,
     slotter: Option<FrameSlotter>,
+    /// Slot of a frame stamped at its slot's start (image sequences), ms.
+    frame_slot_ms: Option<f64>,
+    /// Timestamp of the last frame chosen (a slot repeating it is not analysed again).
+    last_pts: Option<i64>,
     sample_rate: u32,
     norm: ImageNorm,
     logmel: LogMel,
@@ -45,14 +52,16 @@ pub struct StreamBuilder {
 }
 
 impl StreamBuilder {
-    /// From the model contract (clip rate, image norm, log-mel parameters) and the mask rate in
-    /// masks per second (`None`: every frame offered).
+    /// From the model contract (clip rate, image norm, log-mel parameters), the mask rate in
+    /// masks per second (`None`: every frame offered) and, for frames stamped at their slot's
+    /// start, that slot in ms (module docs).
     ///
     /// Errors: [`WindowBuilderError`] for unusable front-end parameters, a clip rate or a mask
     /// rate that is not a positive number.
     pub fn new(
         contract: &ModelContract,
         mask_rate: Option<f64>,
+        frame_slot_ms: Option<f64>,
     ) -> Result<Self, WindowBuilderError> {
         let logmel = LogMel::new(contract.frontend.clone())?;
         if !(contract.clip_rate_hz.is_finite() && contract.clip_rate_hz > 0.0) {
@@ -68,6 +77,8 @@ impl StreamBuilder {
             clip_ms: 1000.0 / contract.clip_rate_hz,
             mask_ms,
             slotter: mask_ms.map(FrameSlotter::new),
+            frame_slot_ms: frame_slot_ms.filter(|f| f.is_finite() && *f > 0.0),
+            last_pts: None,
             sample_rate: contract.frontend.sample_rate,
             norm: contract.image.clone(),
             logmel,
@@ -85,18 +96,42 @@ impl StreamBuilder {
         self.clip_ms
     }
 
-    /// Offers a frame; returns the frames chosen for a mask (without a mask rate, the frame
-    /// itself; with one, the slots it completes — usually 0 or 1; a timestamp jump completes
-    /// several slots, of which only the last is kept: the stream is live, old slots are late).
+    /// Offers a frame; returns the frame chosen for a mask, if any: without a mask rate, the
+    /// frame itself; with one, the last slot it completes (usually none or one; a timestamp jump
+    /// completes several, of which only the last is kept: the stream is live, old slots are
+    /// late), unless that slot repeats the frame chosen before.
     pub fn push(&mut self, frame: VideoFrame) -> Option<SlotFrame> {
-        match &mut self.slotter {
+        let chosen = match &mut self.slotter {
             None => Some(SlotFrame {
                 slot: self.next_index, // no slot grid: numbered by mask
                 slot_start_ms: frame.pts_ms,
                 frame,
             }),
-            Some(sl) => sl.push(frame).last(),
+            // the last completed slot with a frame of its own (a slot that only repeats the
+            // frame before it stands for no new frame)
+            Some(sl) => {
+                let mut last: Option<SlotFrame> = None;
+                for slot in sl.push(frame) {
+                    if last
+                        .as_ref()
+                        .is_none_or(|l| l.frame.pts_ms != slot.frame.pts_ms)
+                    {
+                        last = Some(slot);
+                    }
+                }
+                last
+            }
+        }?;
+        self.choose(chosen)
+    }
+
+    /// `s` unless it repeats the frame chosen before.
+    fn choose(&mut self, s: SlotFrame) -> Option<SlotFrame> {
+        if self.last_pts == Some(s.frame.pts_ms) {
+            return None;
         }
+        self.last_pts = Some(s.frame.pts_ms);
+        Some(s)
     }
 
     /// A new pass over the input (`--input-loop`): the slot grid restarts at its first frame.
@@ -108,14 +143,16 @@ impl StreamBuilder {
 
     /// End of the stream: the last slot's frame, with a mask rate.
     pub fn finish(&mut self) -> Option<SlotFrame> {
-        self.slotter.as_mut().and_then(FrameSlotter::finish)
+        let s = self.slotter.as_mut().and_then(FrameSlotter::finish)?;
+        self.choose(s)
     }
 
-    /// The anchor (patch start) of a chosen frame in ms on the source timeline.
+    /// The anchor (patch start) of a chosen frame in ms on the source timeline (module docs).
     pub fn anchor_ms(&self, s: &SlotFrame) -> f64 {
-        match self.mask_ms {
-            Some(d) => s.slot_start_ms as f64 + d - self.clip_ms,
-            None => s.frame.pts_ms as f64 - TARGET * self.clip_ms,
+        let pts = s.frame.pts_ms as f64;
+        match self.frame_slot_ms {
+            Some(f) => pts + f - self.clip_ms,
+            None => pts - TARGET * self.clip_ms,
         }
     }
 
