@@ -262,3 +262,50 @@ fn ort_cpu_split_that_does_not_cut_streams_by_windows() {
     check_stream_equals_window("ort-cpu split without carry", &mut e);
     std::fs::remove_dir_all(&dir).expect("remove the temp dir");
 }
+
+#[test]
+fn tract_stream_workers_match_the_window() {
+    // --threads 2: the two parts as workers for two threads (Engine::stream_workers); one thread
+    // has none
+    let model = shipped("c3n-edge-t5.onnx");
+    let mut one = TractEngine::load(&model, &EngineOptions { threads: Some(1) }).expect("load");
+    assert!(one.stream_workers().is_none());
+    let mut e = TractEngine::load(&model, &EngineOptions { threads: Some(2) }).expect("load");
+    let all = inputs(6, 5);
+    let want = e
+        .infer(&ModelInput {
+            frames: all.frames.slice(ndarray::s![1..6, .., .., ..]).to_owned(),
+            audio_logmel: all
+                .audio_logmel
+                .slice(ndarray::s![1..6, .., .., ..])
+                .to_owned(),
+        })
+        .expect("infer")
+        .frame(4);
+    let mut w = e.stream_workers().expect("workers at 2 threads");
+    // each worker on its own thread, as the pipeline runs them
+    let states: Vec<FrameState> = std::thread::scope(|s| {
+        s.spawn(|| {
+            (0..6)
+                .map(|i| {
+                    w.per_frame
+                        .per_frame(&input_frame(&all, i))
+                        .expect("per_frame")
+                })
+                .collect()
+        })
+        .join()
+        .expect("per-frame thread")
+    });
+    let mut after = w.after;
+    let got = std::thread::scope(|s| {
+        s.spawn(move || {
+            let context: Vec<&FrameState> = states[1..5].iter().collect();
+            after.after(&context, &states[5]).expect("after")
+        })
+        .join()
+        .expect("after thread")
+    });
+    assert_eq!(got.mask_logits, want.mask_logits);
+    assert_eq!(got.unified_label, want.unified_label);
+}

@@ -27,8 +27,15 @@ impl Sink for Keep {
 }
 
 fn run(opts: &RunOptions) -> (Vec<FrameDetections>, pipeline::RunSummary) {
+    run_threads(opts, None)
+}
+
+fn run_threads(
+    opts: &RunOptions,
+    threads: Option<usize>,
+) -> (Vec<FrameDetections>, pipeline::RunSummary) {
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/c3n-edge-t5.onnx");
-    let engine = TractEngine::load(&model, &EngineOptions::default()).expect("load shipped model");
+    let engine = TractEngine::load(&model, &EngineOptions { threads }).expect("load shipped model");
     let kept = Arc::new(Mutex::new(Vec::new()));
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(Keep(kept.clone()))];
     let summary = pipeline::run(Box::new(engine), opts, &mut sinks).expect("run");
@@ -175,4 +182,31 @@ fn paced_stream_accounts_for_every_frame() {
         .collect();
     assert!(pts.windows(2).all(|w| w[1] > w[0]));
     assert!(pts.last().unwrap_or(&0) - pts[0] <= 2900);
+}
+
+#[test]
+fn stream_on_two_threads_gives_the_one_thread_masks() {
+    // --threads 2: the per-frame part of the next frame runs beside the second part of this one
+    // (Engine::stream_workers); the masks are those of one thread, bit for bit
+    let opts = RunOptions {
+        input: demo_clip(),
+        mode: Some(Mode::Stream),
+        ..Default::default()
+    };
+    let (one, _) = run_threads(&opts, Some(1));
+    let (two, summary) = run_threads(&opts, Some(2));
+    assert_eq!(summary.frames, 10);
+    assert_eq!(one.len(), two.len());
+    for (i, (a, b)) in one.iter().zip(&two).enumerate() {
+        assert_eq!(a.pts_ms, b.pts_ms, "frame {i}");
+        assert_eq!(a.regions.len(), b.regions.len(), "frame {i}");
+        for (ra, rb) in a.regions.iter().zip(&b.regions) {
+            assert!(ra.mask == rb.mask && ra.score == rb.score, "frame {i}");
+        }
+        assert_eq!(a.labels, b.labels, "frame {i}");
+    }
+    assert!(
+        one.iter().any(|d| !d.regions.is_empty()),
+        "nothing to compare"
+    );
 }

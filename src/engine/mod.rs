@@ -147,6 +147,13 @@ pub trait Engine: Send {
         Ok(self.infer(&window)?.frame(t - 1))
     }
 
+    /// The two streaming parts as workers that may run on two threads at once (issue 25: one
+    /// frame's parts run in turn, so a second thread helps only by overlapping frames); `None`
+    /// (the default) when the engine has one thread or cannot split the graph.
+    fn stream_workers(&mut self) -> Option<stream::StreamWorkers<'_>> {
+        None
+    }
+
     /// Whether [`Engine::per_frame`] / [`Engine::after`] split the work (a streamed frame costs
     /// about 1/T of a window) rather than rerun a whole window per frame (the defaults).
     fn streams_by_parts(&self) -> bool {

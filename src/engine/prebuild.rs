@@ -169,6 +169,10 @@ pub struct BackendTiming {
     pub stream_median_ms: f64,
     /// `stream_median_ms / median_ms`: a streamed mask's share of a window (ideal 1/T).
     pub stream_ratio: f64,
+    /// With [`super::Engine::stream_workers`] (tract, `--threads` ≥ 2): ms between masks in a
+    /// sustained stream whose two parts overlap on two threads (frame n's second part beside
+    /// frame n + 1's first), over `iters` masks; `None` without workers.
+    pub stream_pipelined_ms: Option<f64>,
     /// Max |mask_logits − first backend's| (0 for the first backend; infinite when the sizes
     /// differ or a value is NaN or infinite).
     pub mask_max_abs_diff: f32,
@@ -231,6 +235,7 @@ pub fn compare(
             0.5,
         );
         let stream_median_ms = time_stream(engine.as_mut(), &window, iters.max(1))?;
+        let stream_pipelined_ms = time_stream_pipelined(engine.as_mut(), &window, iters.max(2))?;
         let (mask_max_abs_diff, score_max_abs_diff) = match &reference {
             Some(r) => (
                 max_abs_diff(first.mask_logits.iter(), r.mask_logits.iter()),
@@ -251,6 +256,7 @@ pub fn compare(
             },
             stream_median_ms,
             stream_ratio: stream_median_ms / median_ms,
+            stream_pipelined_ms,
             mask_max_abs_diff,
             score_max_abs_diff,
         });
@@ -292,6 +298,64 @@ fn time_stream(
         }
     }
     Ok(percentile_ms(&times, 0.5))
+}
+
+/// ms between masks in a sustained stream of `iters` masks on the engine's two stream workers
+/// (`None` without): one thread runs the per-frame parts of the frames of `window` in turn, the
+/// other the second parts with the T − 1 frames before as context; the time from the first mask
+/// to the last over `iters − 1`.
+fn time_stream_pipelined(
+    engine: &mut dyn super::Engine,
+    window: &super::ModelInput,
+    iters: usize,
+) -> Result<Option<f64>, EngineError> {
+    use super::stream::{input_frame, StreamWorkers};
+    let t = engine.contract().clip_frames;
+    let Some(StreamWorkers {
+        mut per_frame,
+        mut after,
+    }) = engine.stream_workers()
+    else {
+        return Ok(None);
+    };
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<super::FrameState>(0);
+        let second = s.spawn(move || -> Result<Option<f64>, EngineError> {
+            let mut kept = std::collections::VecDeque::new();
+            let mut done = Vec::new();
+            for state in rx {
+                if kept.len() + 1 == t {
+                    let context: Vec<&super::FrameState> = kept.iter().collect();
+                    after.after(&context, &state)?;
+                    done.push(Instant::now());
+                }
+                kept.push_back(state);
+                if kept.len() + 1 > t {
+                    kept.pop_front();
+                }
+            }
+            Ok(match (done.first(), done.last()) {
+                (Some(a), Some(b)) if done.len() > 1 => {
+                    Some((*b - *a).as_secs_f64() * 1e3 / (done.len() - 1) as f64)
+                }
+                _ => None,
+            })
+        });
+        // the first T − 1 frames fill the context; the warm-up mask is not counted
+        for k in 0..iters + t {
+            let state = per_frame.per_frame(&input_frame(window, k % t))?;
+            if tx.send(state).is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        second.join().unwrap_or_else(|_| {
+            Err(EngineError::Run {
+                backend: "stream",
+                message: "the second-part worker panicked".into(),
+            })
+        })
+    })
 }
 
 #[cfg(test)]

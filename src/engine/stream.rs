@@ -140,6 +140,31 @@ pub(crate) fn rerun_window(
     Ok(engine.infer(&window)?.frame(t - 1))
 }
 
+/// The first part of a stream on a thread of its own ([`super::Engine::stream_workers`]).
+pub trait PerFrameWorker: Send {
+    /// As [`super::Engine::per_frame`].
+    fn per_frame(&mut self, frame: &ModelInput) -> Result<FrameState, EngineError>;
+}
+
+/// The second part of a stream on a thread of its own ([`super::Engine::stream_workers`]).
+pub trait AfterWorker: Send {
+    /// As [`super::Engine::after`].
+    fn after(
+        &mut self,
+        context: &[&FrameState],
+        current: &FrameState,
+    ) -> Result<Inference, EngineError>;
+}
+
+/// The two parts of a stream as workers for two threads: while one runs the second part of frame
+/// n, the other runs the first part of frame n + 1.
+pub struct StreamWorkers<'a> {
+    /// The per-frame part.
+    pub per_frame: Box<dyn PerFrameWorker + 'a>,
+    /// The second part.
+    pub after: Box<dyn AfterWorker + 'a>,
+}
+
 impl Inference {
     /// Frame `i` of a window's outputs, as a one-frame inference (leading dimension 1).
     ///

@@ -419,29 +419,33 @@ fn sync_stage(
     }
 }
 
-/// Inference on its own thread: whole windows, or streamed frames with their context.
+/// Inference on its own thread: whole windows, or streamed frames with their context. An
+/// engine with two streaming workers ([`Engine::stream_workers`], `--threads` ≥ 2) runs them on
+/// two threads, the per-frame part of the next frame beside the second part of this one.
 fn engine_stage(
     mut engine: Box<dyn Engine>,
-    mut stream: Option<StreamContext>,
+    stream: Option<StreamContext>,
     control: &RunControl,
     windows: QueueRx<Window>,
     out: SyncSender<Analysed>,
 ) -> Result<(), PipelineError> {
-    for w in windows {
-        if control.stop_requested() {
-            break; // stop promptly: queued windows are dropped, not analysed
+    let Some(ctx) = stream else {
+        for w in windows {
+            if control.stop_requested() {
+                break; // stop promptly: queued windows are dropped, not analysed
+            }
+            let t = Instant::now();
+            let inf = control
+                .detect()
+                .then(|| engine.infer(&w.input))
+                .transpose()?;
+            if out.send((w, inf, t.elapsed())).is_err() {
+                break;
+            }
         }
-        let t = Instant::now();
-        let inf = match (&mut stream, control.detect()) {
-            (_, false) => None,
-            (None, true) => Some(engine.infer(&w.input)?),
-            (Some(ctx), true) => Some(ctx.infer(engine.as_mut(), &w)?),
-        };
-        if out.send((w, inf, t.elapsed())).is_err() {
-            break;
-        }
-    }
-    Ok(())
+        return Ok(());
+    };
+    stream::run(engine.as_mut(), ctx, control, windows, out)
 }
 
 /// Post-processing, events and sinks (calling thread).

@@ -12,10 +12,16 @@
 //! therefore not context: the current frame takes its place, as a window at a stream's start pads
 //! with a repeated frame. With sound throughout, the context is the frames 1 … T − 1 s back.
 
-use super::RunOptions;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::time::{Duration, Instant};
+
+use super::{Analysed, PipelineError, RunOptions};
+use crate::control::RunControl;
+use crate::engine::stream::StreamWorkers;
 use crate::engine::{Engine, EngineError, FrameState, Inference};
 use crate::events::{dbfs, EventConfig};
 use crate::sync::{context_targets, nearest, SlotFrame, StreamBuilder, Window, WindowBuilder};
+use crate::util::queue::QueueRx;
 
 /// The kept per-frame states of a stream, by anchor (ascending).
 pub(super) struct StreamContext {
@@ -58,17 +64,28 @@ impl StreamContext {
         }
     }
 
-    /// Runs one streamed frame (a one-frame [`Window`] from [`crate::sync::StreamBuilder`]): its
-    /// per-frame part, then its outputs with the context. A frame before the first has the
-    /// earliest kept frame (possibly itself) as context, as a window pads with a repeated frame;
-    /// silent kept frames are replaced by the current one (module docs).
+    /// Runs one streamed frame (a one-frame [`Window`] from [`crate::sync::StreamBuilder`]) on
+    /// one thread: its per-frame part, then [`Self::after`].
     pub(super) fn infer(
         &mut self,
         engine: &mut dyn Engine,
         w: &Window,
     ) -> Result<Inference, EngineError> {
-        let anchor = w.start_ms as f64;
         let state = engine.per_frame(&w.input)?;
+        self.after(w, state, |c, cur| engine.after(c, cur))
+    }
+
+    /// Keeps `state` (the per-frame part of `w`) and runs `after` on it with its context. A frame
+    /// before the first has the earliest kept frame (possibly itself) as context, as a window
+    /// pads with a repeated frame; silent kept frames are replaced by the current one (module
+    /// docs).
+    pub(super) fn after(
+        &mut self,
+        w: &Window,
+        state: FrameState,
+        after: impl FnOnce(&[&FrameState], &FrameState) -> Result<Inference, EngineError>,
+    ) -> Result<Inference, EngineError> {
+        let anchor = w.start_ms as f64;
         // anchors only grow within a run (loop passes continue the timeline)
         self.anchors.push(anchor);
         self.states.push(state);
@@ -85,7 +102,7 @@ impl StreamContext {
                 &self.states[if self.silent[i] { current } else { i }]
             })
             .collect();
-        let inf = engine.after(&context, &self.states[current])?;
+        let inf = after(&context, &self.states[current])?;
         let level = w.audio_rms.first().copied().unwrap_or(0.0);
         let top = inf
             .audio_logits
@@ -139,4 +156,72 @@ pub(super) fn log_stream(engine: &dyn Engine, opts: &RunOptions, clip_ms: f64) {
         t.saturating_sub(1),
         clip_ms / 1000.0
     );
+}
+
+/// The engine stage of the stream mode: each window (one frame) through `ctx`, on this thread,
+/// or on two when the engine has stream workers ([`Engine::stream_workers`]): this thread runs
+/// the per-frame part of frame n + 1 while a second runs the second part of frame n.
+pub(super) fn run(
+    engine: &mut dyn Engine,
+    mut ctx: StreamContext,
+    control: &RunControl,
+    windows: QueueRx<Window>,
+    out: SyncSender<Analysed>,
+) -> Result<(), PipelineError> {
+    let Some(workers) = engine.stream_workers() else {
+        for w in windows {
+            if control.stop_requested() {
+                break;
+            }
+            let t = Instant::now();
+            let inf = control
+                .detect()
+                .then(|| ctx.infer(engine, &w))
+                .transpose()?;
+            if out.send((w, inf, t.elapsed())).is_err() {
+                break;
+            }
+        }
+        return Ok(());
+    };
+    let StreamWorkers {
+        mut per_frame,
+        mut after,
+    } = workers;
+    std::thread::scope(|s| {
+        let (tx, rx) = sync_channel::<(Window, Option<FrameState>, Duration)>(0);
+        let second = s.spawn(move || -> Result<(), PipelineError> {
+            for (w, state, dt) in rx {
+                let t = Instant::now();
+                let inf = state
+                    .map(|st| ctx.after(&w, st, |c, cur| after.after(c, cur)))
+                    .transpose()?;
+                if out.send((w, inf, dt + t.elapsed())).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        let first = (|| {
+            for w in windows {
+                if control.stop_requested() {
+                    break;
+                }
+                let t = Instant::now();
+                let state = control
+                    .detect()
+                    .then(|| per_frame.per_frame(&w.input))
+                    .transpose()?;
+                if tx.send((w, state, t.elapsed())).is_err() {
+                    break;
+                }
+            }
+            Ok::<(), PipelineError>(())
+        })();
+        drop(tx);
+        let second = second
+            .join()
+            .map_err(|_| PipelineError::Panicked("engine"))?;
+        first.and(second)
+    })
 }

@@ -34,7 +34,9 @@ use self::frames::{SplitPlans, States, Store};
 use self::plan::{run_err, run_timed_state, typed_plan, Plan, NAME};
 use super::model::{load_model_proto, ModelContract, OUTPUTS};
 use super::split::FrameSplit;
-use super::stream::{self, check_context, check_frame, FrameState};
+use super::stream::{
+    self, check_context, check_frame, AfterWorker, FrameState, PerFrameWorker, StreamWorkers,
+};
 use super::{check_input, check_output, Engine, EngineError, EngineOptions, Inference, ModelInput};
 use crate::util::threads::check_threads;
 
@@ -309,6 +311,55 @@ fn inference(contract: &ModelContract, outputs: &[TValue]) -> Result<Inference, 
     Ok(inf)
 }
 
+/// The streaming parts of a split model with their stage states: the engine's own
+/// ([`Engine::per_frame`] / [`Engine::after`], states kept between calls) or one per thread
+/// ([`Engine::stream_workers`]).
+struct SplitWorker<'a> {
+    split: &'a SplitPlans,
+    contract: &'a ModelContract,
+    states: States,
+}
+
+impl<'a> SplitWorker<'a> {
+    /// With `states` (spawned on first use), or new ones.
+    fn new(split: &'a SplitPlans, contract: &'a ModelContract, states: Option<States>) -> Self {
+        Self {
+            split,
+            contract,
+            states: states.unwrap_or_else(|| States::new(&split.stages)),
+        }
+    }
+}
+
+impl PerFrameWorker for SplitWorker<'_> {
+    fn per_frame(&mut self, frame: &ModelInput) -> Result<FrameState, EngineError> {
+        check_frame(self.contract, frame)?;
+        Ok(FrameState::parts(
+            self.split.per_frame(frame, &mut self.states)?,
+        ))
+    }
+}
+
+impl AfterWorker for SplitWorker<'_> {
+    fn after(
+        &mut self,
+        context: &[&FrameState],
+        current: &FrameState,
+    ) -> Result<Inference, EngineError> {
+        check_context(self.contract, context.len())?;
+        let context = context
+            .iter()
+            .map(|st| split_store(st))
+            .collect::<Result<Vec<_>, _>>()?;
+        let outputs = self
+            .split
+            .after(&context, split_store(current)?, &mut self.states)?;
+        let mut one = self.contract.clone();
+        one.clip_frames = 1;
+        inference(&one, &outputs)
+    }
+}
+
 /// The split's store in a state made by [`TractEngine::per_frame`].
 fn split_store(st: &FrameState) -> Result<&Store, EngineError> {
     st.downcast::<Store>()
@@ -334,11 +385,10 @@ impl Engine for TractEngine {
         let Plans::Split(split) = &self.plans else {
             return stream::keep_input(&self.contract, frame);
         };
-        check_frame(&self.contract, frame)?;
-        let states = self
-            .stream_states
-            .get_or_insert_with(|| States::new(&split.stages));
-        Ok(FrameState::parts(split.per_frame(frame, states)?))
+        let mut worker = SplitWorker::new(split, &self.contract, self.stream_states.take());
+        let state = worker.per_frame(frame);
+        self.stream_states = Some(worker.states);
+        state
     }
 
     fn after(
@@ -349,23 +399,28 @@ impl Engine for TractEngine {
         let Plans::Split(split) = &self.plans else {
             return stream::rerun_window(self, context, current);
         };
-        check_context(&self.contract, context.len())?;
-        let context = context
-            .iter()
-            .map(|st| split_store(st))
-            .collect::<Result<Vec<_>, _>>()?;
-        let current = split_store(current)?;
-        let states = self
-            .stream_states
-            .get_or_insert_with(|| States::new(&split.stages));
-        let outputs = split.after(&context, current, states)?;
-        let mut one = self.contract.clone();
-        one.clip_frames = 1;
-        inference(&one, &outputs)
+        let mut worker = SplitWorker::new(split, &self.contract, self.stream_states.take());
+        let inf = worker.after(context, current);
+        self.stream_states = Some(worker.states);
+        inf
     }
 
     fn streams_by_parts(&self) -> bool {
         self.contract.clip_frames == 1 || self.is_frame_split()
+    }
+
+    fn stream_workers(&mut self) -> Option<StreamWorkers<'_>> {
+        let Plans::Split(split) = &self.plans else {
+            return None;
+        };
+        if self.threads < 2 {
+            return None;
+        }
+        let contract = &self.contract;
+        Some(StreamWorkers {
+            per_frame: Box::new(SplitWorker::new(split, contract, None)),
+            after: Box::new(SplitWorker::new(split, contract, None)),
+        })
     }
 
     fn name(&self) -> &str {
