@@ -114,6 +114,7 @@ pub(crate) fn cmd_run(a: RunArgs) -> Result<()> {
     // no context here: each input, model and output error names its own file or URI
     let summary = pipeline::run_with(engine, &opts, &mut sinks, control)?;
     tracing::info!(
+        mode = %opts.mode(),
         clips = summary.clips,
         frames = summary.frames,
         events = summary.events,

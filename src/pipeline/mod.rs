@@ -109,7 +109,8 @@ pub struct StageTimes {
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunSummary {
-    /// Model windows (clips) processed.
+    /// Model windows (clips) processed; in the stream mode, streamed frames (one model call
+    /// each: a clip of one frame).
     pub clips: u64,
     /// Frames analysed (real slots, padding excluded).
     pub frames: u64,
