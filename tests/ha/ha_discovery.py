@@ -66,6 +66,7 @@ ENTITIES = {
     "inference_ms": "sensor",
     "frames_bad": "sensor",
     "audio_gaps": "sensor",
+    "frames_skipped": "sensor",
     "sound": "binary_sensor",
     "event": "event",
     "snapshot": "image",
@@ -178,7 +179,7 @@ async def run(args) -> None:
         a = (await attrs("inference_ms"))["attributes"]
         check(a.get("unit_of_measurement") == "ms" and a.get("device_class") == "duration"
               and a.get("state_class") == "measurement", f"latency sensor attributes {a}")
-        for key in ("frames_bad", "audio_gaps"):
+        for key in ("frames_bad", "audio_gaps", "frames_skipped"):
             a = (await attrs(key))["attributes"]
             check(a.get("state_class") == "total_increasing", f"{key} sensor attributes {a}")
             cat = ents[f"{NODE}_{key}"].get("entity_category")
@@ -202,8 +203,10 @@ async def run(args) -> None:
             lat = number(await ha.state(eid["inference_ms"]))
             bad = number(await ha.state(eid["frames_bad"]))
             gaps = number(await ha.state(eid["audio_gaps"]))
+            skipped = number(await ha.state(eid["frames_skipped"]))
             return (fps is not None and lat is not None
                     and bad == last["frames_bad"] and gaps == last["audio_gaps"]
+                    and skipped == last["frames_skipped"]
                     and math.isclose(fps, round(last["fps"], 2), abs_tol=1e-9)
                     and rate is not None
                     and math.isclose(rate, round(last["mask_rate"], 2), abs_tol=1e-9)

@@ -199,12 +199,13 @@ pub fn lines(p: &Path) -> Vec<String> {
         .collect()
 }
 
-pub const DISCOVERY: [&str; 9] = [
+pub const DISCOVERY: [&str; 10] = [
     "homeassistant/sensor/c3n-edge-bird/fps/config",
     "homeassistant/sensor/c3n-edge-bird/mask_rate/config",
     "homeassistant/sensor/c3n-edge-bird/inference_ms/config",
     "homeassistant/sensor/c3n-edge-bird/frames_bad/config",
     "homeassistant/sensor/c3n-edge-bird/audio_gaps/config",
+    "homeassistant/sensor/c3n-edge-bird/frames_skipped/config",
     "homeassistant/binary_sensor/c3n-edge-bird/sound/config",
     "homeassistant/event/c3n-edge-bird/event/config",
     "homeassistant/image/c3n-edge-bird/snapshot/config",

@@ -8,7 +8,7 @@ use super::topics::{label_slug, Topics};
 /// Home Assistant MQTT discovery configs (component-based, docs/integration-conventions.md
 /// §4): `(topic, JSON payload)` for the sensors `fps`, `mask_rate` (masks/s) and
 /// `inference_ms`, the diagnostic
-/// counters `frames_bad` and `audio_gaps` (from the state topic), the binary sensor
+/// counters `frames_bad`, `audio_gaps` and `frames_skipped` (from the state topic), the binary sensor
 /// `sound` ("sound source present", from the `all` count), the event entity `event` (from the
 /// events topic), the image entity `snapshot` (`all/snapshot`), the switch `detect`, and per
 /// category in `labels` a sensor `count_<label>` (active sounding objects of that category, from
@@ -88,6 +88,14 @@ pub fn discovery_configs(
                    "ic": "mdi:volume-off"}),
         ),
         entity(
+            "sensor",
+            "frames_skipped",
+            "Frames skipped (engine behind)",
+            json!({"stat_t": topics.state(), "val_tpl": "{{ value_json.frames_skipped | int(0) }}",
+                   "stat_cla": "total_increasing", "ent_cat": "diagnostic",
+                   "ic": "mdi:debug-step-over"}),
+        ),
+        entity(
             "binary_sensor",
             "sound",
             "Sound source present",
@@ -156,7 +164,7 @@ mod tests {
         };
         assert_eq!(node_id("c3n-edge.porch"), "c3n-edge_porch");
         let cfgs = discovery_configs(&t, "c3n-edge-porch", 1, &[]);
-        assert_eq!(cfgs.len(), 9);
+        assert_eq!(cfgs.len(), 10);
         let (topic, payload) = &cfgs[1];
         assert_eq!(
             topic,
@@ -178,10 +186,18 @@ mod tests {
         assert_eq!(v["stat_t"], "c3n/porch/state");
         assert_eq!(v["val_tpl"], "{{ value_json.frames_bad | int(0) }}");
         assert_eq!(v["stat_cla"], "total_increasing");
+        let (topic, payload) = &cfgs[5];
+        assert_eq!(
+            topic,
+            "homeassistant/sensor/c3n-edge-porch/frames_skipped/config"
+        );
+        let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+        assert_eq!(v["val_tpl"], "{{ value_json.frames_skipped | int(0) }}");
+        assert_eq!(v["ent_cat"], "diagnostic");
         let labels = ["dog".to_string(), "musical_instrument".to_string()];
         let cfgs = discovery_configs(&t, "c3n-edge-porch", 1, &labels);
-        assert_eq!(cfgs.len(), 11);
-        let (topic, payload) = &cfgs[10];
+        assert_eq!(cfgs.len(), 12);
+        let (topic, payload) = &cfgs[11];
         assert_eq!(
             topic,
             "homeassistant/sensor/c3n-edge-porch/count_musical_instrument/config"
