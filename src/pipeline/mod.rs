@@ -44,9 +44,7 @@ use crate::events::{dbfs, Event, FrameDetections, Tracker};
 use crate::post;
 use crate::sink::{AnalysedFrame, Sink, SinkError};
 use crate::source::{AudioSource, SourceError, VideoSource};
-use crate::sync::{
-    AudioBuffer, FrameSlotter, StreamBuilder, Window, WindowBuilder, WindowBuilderError,
-};
+use crate::sync::{AudioBuffer, StreamBuilder, Window, WindowBuilder, WindowBuilderError};
 use crate::util::queue::{queue, FullPolicy, QueueRx, QueueTx};
 
 mod clock;
@@ -149,7 +147,7 @@ pub fn run_with(
     let engine_name = engine.name().to_string();
     let mode = opts.mode();
     let framer = match mode {
-        Mode::Window => Framer::Windows(WindowBuilder::new(&contract)?),
+        Mode::Window => Framer::windows(WindowBuilder::new(&contract)?),
         Mode::Stream => Framer::Stream(StreamBuilder::new(
             &contract,
             opts.mask_rate,
@@ -264,13 +262,7 @@ fn sync_stage(
             let mut abuf = AudioBuffer::new(sr);
             let mut vclock = Rebase::video(video_live && !audio_live);
             let mut aclock = Rebase::audio(audio_live && !video_live, sr);
-            let mut slotter = match &mut framer {
-                Framer::Windows(b) => Some(FrameSlotter::new(b.slot_ms())),
-                Framer::Stream(b) => {
-                    b.restart();
-                    None
-                }
-            };
+            framer.restart();
             let mut decode = Duration::ZERO;
             let mut pass_end = offset_ms;
             let mut failed = None;
@@ -336,8 +328,8 @@ fn sync_stage(
                                 );
                             }
                         }
-                        match (&mut framer, &mut slotter) {
-                            (Framer::Windows(builder), Some(slotter)) => {
+                        match &mut framer {
+                            Framer::Windows(builder, slotter) => {
                                 for slot in slotter.push(f) {
                                     if builder.push(slot)
                                         && !emit(
@@ -351,10 +343,7 @@ fn sync_stage(
                                     }
                                 }
                             }
-                            (Framer::Stream(b), _) => {
-                                // live: a frame is prepared only when the engine has taken the
-                                // last one, so its front end is not spent on frames the
-                                // newest-wins queue would drop; the others are counted
+                            Framer::Stream(b) => {
                                 let Some(slot) = b.push(f) else { continue };
                                 // live: a frame is prepared only when the engine has taken
                                 // the last one (newest wins, no front end spent on frames the
@@ -370,7 +359,6 @@ fn sync_stage(
                                     return Ok((false, pass_end));
                                 }
                             }
-                            (Framer::Windows(_), None) => unreachable!("windows have a slotter"),
                         }
                     }
                     Ok(Err(e)) => {
@@ -382,15 +370,15 @@ fn sync_stage(
             }
             // end of the input, or a frame that cannot be read: the window in progress is
             // analysed first, so the events of the good frames before a bad one are not lost
-            let more = match (&mut framer, &mut slotter) {
-                (Framer::Windows(builder), slotter) => {
-                    if let Some(slot) = slotter.as_mut().and_then(FrameSlotter::finish) {
+            let more = match &mut framer {
+                Framer::Windows(builder, slotter) => {
+                    if let Some(slot) = slotter.finish() {
                         builder.push(slot);
                     }
                     !builder.has_pending()
                         || emit(Ready::Window(builder), &mut abuf, &mut aclock, &mut decode)?
                 }
-                (Framer::Stream(b), _) => match b.finish() {
+                Framer::Stream(b) => match b.finish() {
                     Some(slot) => emit(Ready::Frame(b, slot), &mut abuf, &mut aclock, &mut decode)?,
                     None => true,
                 },

@@ -20,7 +20,9 @@ use crate::control::RunControl;
 use crate::engine::stream::StreamWorkers;
 use crate::engine::{Engine, EngineError, FrameState, Inference};
 use crate::events::{dbfs, EventConfig};
-use crate::sync::{context_targets, nearest, SlotFrame, StreamBuilder, Window, WindowBuilder};
+use crate::sync::{
+    context_targets, nearest, FrameSlotter, SlotFrame, StreamBuilder, Window, WindowBuilder,
+};
 use crate::util::queue::QueueRx;
 
 /// The kept per-frame states of a stream, by anchor (ascending).
@@ -119,16 +121,31 @@ impl StreamContext {
 
 /// Frames → model inputs: windows of T slots, or one frame at a time ([`Mode`]).
 pub(super) enum Framer {
-    Windows(WindowBuilder),
+    /// The window builder and the slotter of the current pass.
+    Windows(WindowBuilder, FrameSlotter),
     Stream(StreamBuilder),
 }
 
 impl Framer {
+    /// Windows of `builder`'s T slots.
+    pub(super) fn windows(builder: WindowBuilder) -> Self {
+        let slotter = FrameSlotter::new(builder.slot_ms());
+        Framer::Windows(builder, slotter)
+    }
+
     /// The model's audio sample rate in Hz.
     pub(super) fn sample_rate(&self) -> u32 {
         match self {
-            Framer::Windows(b) => b.sample_rate(),
+            Framer::Windows(b, _) => b.sample_rate(),
             Framer::Stream(b) => b.sample_rate(),
+        }
+    }
+
+    /// A new pass over the input (`--input-loop`): the slot grid restarts at its first frame.
+    pub(super) fn restart(&mut self) {
+        match self {
+            Framer::Windows(b, slotter) => *slotter = FrameSlotter::new(b.slot_ms()),
+            Framer::Stream(b) => b.restart(),
         }
     }
 }
