@@ -7,7 +7,7 @@ use std::sync::Arc;
 use image::RgbImage;
 
 use super::wav::WavSource;
-use super::{AudioBlock, AudioSource, SourceError, VideoFrame, VideoSource};
+use super::{AudioSource, SourceError, VideoFrame, VideoSource};
 
 /// A scene's opened video and audio.
 pub type SceneSources = (Box<dyn VideoSource>, Box<dyn AudioSource>);
@@ -53,10 +53,7 @@ impl Scene {
                 scene: self.clone(),
                 next: 0,
             }),
-            Box::new(SceneAudio(WavSource::from_samples(
-                self.audio.to_vec(),
-                sample_rate,
-            ))),
+            Box::new(WavSource::from_samples(self.audio.to_vec(), sample_rate)),
         ))
     }
 }
@@ -86,18 +83,6 @@ impl VideoSource for SceneVideo {
 
     fn name(&self) -> String {
         "scene".into()
-    }
-}
-
-struct SceneAudio(WavSource);
-
-impl AudioSource for SceneAudio {
-    fn sample_rate(&self) -> u32 {
-        self.0.sample_rate()
-    }
-
-    fn next_block(&mut self) -> Result<Option<AudioBlock>, SourceError> {
-        self.0.next_block()
     }
 }
 

@@ -204,16 +204,7 @@ impl SplitPlans {
     /// Puts each clip mean's `clip` tensor (the mean of its `frame` tensor) in every store.
     fn clip_means(&self, stores: &mut [Store]) -> Result<(), EngineError> {
         for (frame, clip) in &self.clip_means {
-            let views = stores
-                .iter()
-                .map(|st| {
-                    st.get(frame)
-                        .ok_or_else(|| run_err(format!("frame split: `{frame}` missing")))?
-                        .to_plain_array_view::<f32>()
-                        .map_err(|e| run_err(format!("`{frame}`: {e:#}")))
-                })
-                .collect::<Result<Vec<ArrayViewD<f32>>, _>>()?;
-            let mean = Tensor::from(clip_mean(&views).map_err(|e| run_err(e.to_string()))?);
+            let mean = mean_of(frame, stores.iter())?;
             for st in stores.iter_mut() {
                 st.insert(clip.clone(), mean.clone());
                 st.remove(frame);
@@ -407,19 +398,8 @@ impl SplitPlans {
         // the second part's own store: the clip means and what its stages read
         let mut st = Store::new();
         for (frame, clip) in &self.clip_means {
-            let views = context
-                .iter()
-                .copied()
-                .chain(std::iter::once(current))
-                .map(|s| {
-                    s.get(frame)
-                        .ok_or_else(|| run_err(format!("frame split: `{frame}` missing")))?
-                        .to_plain_array_view::<f32>()
-                        .map_err(|e| run_err(format!("`{frame}`: {e:#}")))
-                })
-                .collect::<Result<Vec<ArrayViewD<f32>>, _>>()?;
-            let mean = clip_mean(&views).map_err(|e| run_err(e.to_string()))?;
-            st.insert(clip.clone(), Tensor::from(mean));
+            let frames = context.iter().copied().chain(std::iter::once(current));
+            st.insert(clip.clone(), mean_of(frame, frames)?);
         }
         for stage in &self.stages[self.barrier..] {
             for name in &stage.inputs {
@@ -461,6 +441,24 @@ impl SplitPlans {
             run_timed_state(states.get(k, &self.stages[k].plan)?, inputs, &mut times[k])
         })
     }
+}
+
+/// The clip mean ([`clip_mean`]) of the tensor `frame` over `stores`, the frames of one clip.
+fn mean_of<'a>(
+    frame: &str,
+    stores: impl Iterator<Item = &'a Store>,
+) -> Result<Tensor, EngineError> {
+    let views = stores
+        .map(|st| {
+            st.get(frame)
+                .ok_or_else(|| run_err(format!("frame split: `{frame}` missing")))?
+                .to_plain_array_view::<f32>()
+                .map_err(|e| run_err(format!("`{frame}`: {e:#}")))
+        })
+        .collect::<Result<Vec<ArrayViewD<f32>>, _>>()?;
+    Ok(Tensor::from(
+        clip_mean(&views).map_err(|e| run_err(e.to_string()))?,
+    ))
 }
 
 /// The scheduler's shared state.
