@@ -250,14 +250,7 @@ impl Renderer {
         Rectangle::new(Point::new(vp.x, top), Size::new(vp.w, band))
             .into_styled(PrimitiveStyle::with_fill(Rgb888::BLACK))
             .draw(target)?;
-        let t = scene.pts_ms as f64 / 1000.0;
-        let text = match &scene.state {
-            Some(s) => format!(
-                "{:.1} fps  inf {:.0} ms  {}  drop {}  t={t:.1}s",
-                s.fps, s.inference_ms, s.engine, s.dropped_frames
-            ),
-            None => format!("t={t:.1}s"),
-        };
+        let text = status_text(scene);
         let style = MonoTextStyleBuilder::new()
             .font(font)
             .text_color(Rgb888::new(220, 220, 220))
@@ -300,6 +293,29 @@ impl Renderer {
     }
 }
 
+/// The status band's text: rate, model call time, engine, dropped frames, then the skipped
+/// (stream mode behind) and bad (`--on-bad-frame skip`) counts once they are not 0, and the
+/// scene time in seconds.
+fn status_text(scene: &Scene) -> String {
+    let t = scene.pts_ms as f64 / 1000.0;
+    match &scene.state {
+        Some(s) => {
+            let mut extra = String::new();
+            if s.frames_skipped > 0 {
+                extra.push_str(&format!("  skip {}", s.frames_skipped));
+            }
+            if s.frames_bad > 0 {
+                extra.push_str(&format!("  bad {}", s.frames_bad));
+            }
+            format!(
+                "{:.1} fps  inf {:.0} ms  {}  drop {}{extra}  t={t:.1}s",
+                s.fps, s.inference_ms, s.engine, s.dropped_frames
+            )
+        }
+        None => format!("t={t:.1}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,5 +328,32 @@ mod tests {
         assert_eq!((v.x, v.y, v.w, v.h), (0, 60, 640, 360));
         let v = Viewport::fit((100, 100), Size::new(300, 100));
         assert_eq!((v.x, v.y, v.w, v.h), (100, 0, 100, 100));
+    }
+    #[test]
+    fn status_text_shows_skipped_and_bad_frames_only_once_counted() {
+        let control = crate::control::RunControl::default();
+        let state = RunState::snapshot(&control, "tract", 7.56, 70.4, 12, 60, -20.0);
+        let mut scene = Scene {
+            number: 3,
+            pts_ms: 2500,
+            image: Arc::new(RgbImage::new(4, 4)),
+            objects: vec![],
+            audio_dbfs: -20.0,
+            state: Some(state),
+        };
+        assert_eq!(
+            status_text(&scene),
+            "7.6 fps  inf 70 ms  tract  drop 0  t=2.5s"
+        );
+        if let Some(s) = scene.state.as_mut() {
+            s.frames_skipped = 4;
+            s.frames_bad = 2;
+        }
+        assert_eq!(
+            status_text(&scene),
+            "7.6 fps  inf 70 ms  tract  drop 0  skip 4  bad 2  t=2.5s"
+        );
+        scene.state = None;
+        assert_eq!(status_text(&scene), "t=2.5s");
     }
 }

@@ -31,7 +31,9 @@ async function poll() {
       document.getElementById("state").textContent =
         "engine    " + s.engine + "\nfps       " + s.fps.toFixed(2) +
         "\ninference " + s.inference_ms.toFixed(0) + " ms\nframes    " + s.frames +
-        "   dropped " + s.dropped_frames + "\naudio     " + s.audio_dbfs.toFixed(1) + " dBFS" +
+        "   dropped " + s.dropped_frames + "   skipped " + s.frames_skipped + "   bad " + s.frames_bad +
+        "\nmasks/s   " + s.mask_rate.toFixed(2) +
+        "\naudio     " + s.audio_dbfs.toFixed(1) + " dBFS   gaps " + s.audio_gaps +
         "\nvideo     " + s.video + "   detect " + (s.detect ? "on" : "off");
     }
   } catch (err) { /* server gone or restarting: retry */ }
