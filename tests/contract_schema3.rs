@@ -155,3 +155,32 @@ fn vggish_front_end_from_metadata_matches_python() {
     eprintln!("VGGish clip_patches max abs diff vs Python: {d:e}");
     assert!(d <= 1e-4, "VGGish patches differ by {d}");
 }
+
+/// A model without C3IM outputs labels its regions from the audio side: the category of the
+/// frame's top AudioSet class in the 527-class list of the embedded vocabulary (v2).
+#[test]
+fn audio_only_regions_take_the_top_audioset_category() {
+    let test = "contract_schema3::audio_only_regions_take_the_top_audioset_category";
+    let Some(model) = common::artifact(test, "s3_audio_only_t5/model.onnx") else {
+        return;
+    };
+    let c = ModelContract::from_file(&model).expect("contract");
+    let at = |name: &str| {
+        c.audioset_labels
+            .iter()
+            .position(|l| l == name)
+            .expect(name)
+    };
+    for (class, category) in [
+        ("Bark", "dog"),
+        ("Male speech, man speaking", "person"), // one of the six classes YAMNet lacks
+        ("Silence", "other"),                    // no category
+    ] {
+        let mut logits = Array1::<f32>::from_elem(527, -5.0);
+        logits[at(class)] = 2.0;
+        let l = c3n_edge::post::label_region_audio(logits.view(), &c.categories);
+        assert_eq!(l.category, category, "{class}");
+        assert!((l.category_score - 1.0 / (1.0 + (-2.0f32).exp())).abs() < 1e-6);
+        assert_eq!(l.imagenet_index, -1);
+    }
+}
