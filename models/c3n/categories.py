@@ -414,6 +414,16 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
+def audioset_categories(asset: dict, n_audioset: int) -> list[int]:
+    """The asset's AudioSet category list for a model with ``n_audioset`` audio classes:
+    ``audioset`` (YAMNet's 521) or ``audioset_527`` (AudioSet's 527, version 2), whichever has
+    that length (as ``CategoryMap::from_json`` in ``src/categories.rs``)."""
+    for key in ("audioset", "audioset_527"):
+        if len(asset.get(key, ())) == n_audioset:
+            return list(asset[key])
+    raise ValueError(f"the category vocabulary has no AudioSet list of {n_audioset} classes")
+
+
 def category_evidence(asset: dict, region_logits: np.ndarray,
                       audio_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """(visual mass per category [K], audio score per category [K], worn mass).
@@ -426,7 +436,7 @@ def category_evidence(asset: dict, region_logits: np.ndarray,
     np.add.at(vis, np.asarray(asset["imagenet"]), p)
     sig = 1.0 / (1.0 + np.exp(-np.asarray(audio_logits, dtype=np.float64)))
     aud = np.zeros(k)
-    for i, c in enumerate(asset["audioset"]):
+    for i, c in enumerate(audioset_categories(asset, len(sig))):
         if c >= 0 and sig[i] > aud[c]:
             aud[c] = sig[i]
     worn = float(p[asset["worn"]].sum()) if asset["worn"] else 0.0

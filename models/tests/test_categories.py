@@ -204,3 +204,7 @@ def test_v2_keeps_v1_and_covers_527_audioset_classes():
     assert len(v2["audioset_527"]) == 527
     by_name = dict(zip(audioset_527_names(), v2["audioset_527"]))
     assert all(by_name[n] == c for n, c in zip(audioset_names(), v2["audioset"]))
+    assert cat.audioset_categories(v2, 527) == v2["audioset_527"]
+    assert cat.audioset_categories(v2, 521) == v2["audioset"]
+    with pytest.raises(ValueError, match="no AudioSet list of 600"):
+        cat.audioset_categories(v2, 600)
