@@ -184,3 +184,42 @@ fn audio_only_regions_take_the_top_audioset_category() {
         assert_eq!(l.imagenet_index, -1);
     }
 }
+
+/// Schema-3 metadata errors name the key (the s3_vggish stand-in with one key changed).
+#[test]
+fn schema3_errors_name_the_key() {
+    use c3n_edge::engine::model::load_model_proto;
+    let test = "contract_schema3::schema3_errors_name_the_key";
+    let Some(model) = common::artifact(test, "s3_vggish_t5/model.onnx") else {
+        return;
+    };
+    let proto = load_model_proto(&model).expect("proto");
+    let with_all = |changes: &[(&str, Option<&str>)]| {
+        let mut p = proto.clone();
+        for &(key, value) in changes {
+            p.metadata_props.retain(|e| e.key != key);
+            if let Some(v) = value {
+                let mut e = proto.metadata_props[0].clone();
+                e.key = key.to_string();
+                e.value = v.to_string();
+                p.metadata_props.push(e);
+            }
+        }
+        ModelContract::from_proto(&model, &p)
+            .expect_err("an invalid contract")
+            .to_string()
+    };
+    let with = |key: &str, value: Option<&str>| with_all(&[(key, value)]);
+    assert!(with("c3n.variant", None).contains("`c3n.variant` is missing"));
+    assert!(with("c3n.audio_input", Some("fbank")).contains("c3n.audio_input"));
+    assert!(with("c3n.frontend.patch_placement", Some("centre")).contains("patch_placement"));
+    assert!(with("c3n.config", Some("other")).contains("c3n.config"));
+    let e = with("c3n.labels.audioset", Some("[\"a\",\"b\"]"));
+    assert!(e.contains("expected 521 or 527 labels, found 2"), "{e}");
+    // a waveform model's input is `audio_waveform`: this graph takes log-mel patches
+    let e = with("c3n.audio_input", Some("waveform"));
+    assert!(e.contains("audio_waveform"), "{e}");
+    // schema 2 keeps the 521-class, all-outputs contract
+    let e = with_all(&[("c3n.schema", Some("2")), ("c3n.config", Some("edge"))]);
+    assert!(e.contains("expected 521 labels, found 527"), "{e}");
+}

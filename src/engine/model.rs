@@ -439,8 +439,13 @@ impl ModelContract {
         let got_names: Vec<&str> = got.iter().map(|v| v.name.as_str()).collect();
         let want_names: Vec<&str> = want.iter().map(|w| w.0).collect();
         if got_names != want_names {
+            let alt = if self.schema == 3 && kind == "output" {
+                format!(" (or {OUTPUTS_AUDIO_ONLY:?} for a model without C3IM outputs)")
+            } else {
+                String::new()
+            };
             return Err(err(format!(
-                "expected {kind}s {want_names:?}, found {got_names:?}"
+                "expected {kind}s {want_names:?}{alt}, found {got_names:?}"
             )));
         }
         for (v, (name, dtype, shape)) in got.iter().zip(want) {
