@@ -25,6 +25,8 @@
 #        path would break silently when a module is renamed.
 #      * frontend_parity::clip_patches_match_python_reference: the log-mel front end (rustfft's
 #        NEON vs AVX paths, the arm64 glibc's log) vs the Python reference, ~3 s.
+#      * frontend_parity::vggish_patches_match_python_reference: the same for the VGGish front
+#        end (log offset 0.01, examples back to back; issue 24), ~1 s.
 #      * engine_tract::tract_matches_onnxruntime_t1_multithreaded: tract's arm64 kernels
 #        (convolutions, matrix products, the C3IM head's softmax/sigmoid; 2 threads) on the T = 1
 #        contract model vs onnxruntime, ~4 s.
@@ -104,6 +106,7 @@ CARGO=(cargo test --locked --target "$TARGET" --profile "$PROFILE")
 # <test target>:<test name>.
 QEMU_TESTS=(
   frontend_parity:clip_patches_match_python_reference
+  frontend_parity:vggish_patches_match_python_reference
   engine_tract:tract_matches_onnxruntime_t1_multithreaded
 )
 QEMU_TARGETS=(); BUILD=(--lib)

@@ -42,3 +42,30 @@ fn clip_patches_match_python_reference() {
     eprintln!("log_mel max abs diff vs Python: {d:e}");
     assert!(d <= 1e-4, "log_mel differs by {d}");
 }
+
+/// The VGGish front end (`ln(mel + 0.01)`, examples back to back from the clip start;
+/// `frontend.VGGISH` in Python) on the same recording: 3 examples of audio, 2 of zero padding.
+#[test]
+fn vggish_patches_match_python_reference() {
+    use c3n_edge::frontend::PatchPlacement;
+    let test = "frontend_parity::vggish_patches_match_python_reference";
+    let Some(wav) = common::artifact(test, "violin_16k.wav") else {
+        return;
+    };
+    let Some(reference) = common::artifact(test, "violin_16k.vggish_patches.npy") else {
+        return;
+    };
+    let audio = read_wav_mono(&wav).expect("read wav");
+    let lm = LogMel::new(FrontendParams {
+        log_offset: 0.01,
+        patch_placement: PatchPlacement::Examples,
+        ..Default::default()
+    })
+    .expect("VGGish params");
+    let want: Array4<f32> = read_npy(&reference).expect("read vggish patches npy");
+    let got = lm.clip_patches(&audio.samples, 5, 1.0);
+    assert_eq!(got.shape(), want.shape());
+    let d = common::max_abs_diff(got.as_slice().unwrap(), want.as_slice().unwrap());
+    eprintln!("VGGish clip_patches max abs diff vs Python: {d:e}");
+    assert!(d <= 1e-4, "VGGish clip_patches differ by {d}");
+}

@@ -35,6 +35,8 @@ impl BlobEngine {
     fn new() -> Self {
         Self(ModelContract {
             path: PathBuf::from("blob.onnx"),
+            schema: 2,
+            variant: None,
             config: "edge".into(),
             model_version: "test".into(),
             trained: false,
@@ -45,6 +47,7 @@ impl BlobEngine {
                 ..ImageNorm::default()
             },
             frontend: FrontendParams::default(),
+            c3im: true,
             imagenet_labels: (0..1000).map(|i| format!("in{i}")).collect(),
             audioset_labels: (0..521).map(|i| format!("as{i}")).collect(),
             alpha: 0.1,

@@ -2,6 +2,8 @@
 
 ``network`` (C3IM, CCAM, the model configurations), ``backbone`` (MobileNetV2 and CCAM's
 written-out backward), ``decoder`` (ASPP, TPAVI, the refinement path), ``yamnet`` (the audio
-network), ``frontend`` (16 kHz waveform -> log-mel patches, the reference of ``src/frontend/``),
-``build`` (the model with its pretrained weights, optionally from a checkpoint).
+network), ``vggish`` (the official networks' VGGish with PCA, quantisation and the 527-class
+AudioSet head, issue 24), ``frontend`` (16 kHz waveform -> log-mel patches, YAMNet and VGGish,
+the reference of ``src/frontend/``), ``build`` (the model with its pretrained weights, optionally
+from a checkpoint).
 """
