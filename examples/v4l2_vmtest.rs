@@ -8,6 +8,10 @@
 //!    unplug; the source must report `reconnecting` and close the device, then `rmmod vivid`
 //!    (possible only once the source let go) and, 1 s later, `modprobe vivid`; the source must
 //!    resume on its own (sequence restarting at 0, status `streaming`, one reconnect counted).
+//! 3. Flagged frames (issue 27): vivid's "Inject V4L2_BUF_FLAG_ERROR" control marks its next
+//!    buffer as corrupt. Under `--on-bad-frame stop` ([`FrameFaults`]) that buffer ends the read
+//!    with an error naming its sequence number; under `skip` it is left out and counted in
+//!    `frames_bad`, and the next frame is the following sequence number.
 //!
 //! Prints `C3N_VM_PASS` or `C3N_VM_FAIL: <reason>` on the console.
 
@@ -16,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use c3n_edge::control::{DeviceStatus, RunControl};
+use c3n_edge::pipeline::{FrameFaults, OnBadFrame};
 use c3n_edge::source::live::{monotonic_ms, LiveOptions};
 use c3n_edge::source::v4l2::{enumerate_modes, V4l2Source};
 use c3n_edge::source::VideoSource;
@@ -118,20 +123,106 @@ fn sh(cmd: &str, args: &[&str]) -> bool {
         .unwrap_or(false)
 }
 
-fn disconnect(dev: &str) -> Result<(), String> {
+/// Presses vivid's button control `name` on a second file descriptor of `dev`.
+fn press(dev: &str, name: &str) -> Result<(), String> {
     let d = v4l::Device::with_path(dev).map_err(|e| format!("open for control: {e}"))?;
     let ctrls = d
         .query_controls()
         .map_err(|e| format!("query controls: {e}"))?;
-    let c = ctrls
-        .iter()
-        .find(|c| c.name == "Disconnect")
-        .ok_or("vivid has no Disconnect control")?;
+    let c = ctrls.iter().find(|c| c.name == name).ok_or_else(|| {
+        let names: Vec<&str> = ctrls.iter().map(|c| c.name.as_str()).collect();
+        format!("vivid has no {name:?} control; it has {names:?}")
+    })?;
     d.set_control(v4l::control::Control {
         id: c.id,
         value: v4l::control::Value::None,
     })
-    .map_err(|e| format!("set Disconnect: {e}"))
+    .map_err(|e| format!("set {name}: {e}"))
+}
+
+fn disconnect(dev: &str) -> Result<(), String> {
+    press(dev, "Disconnect")
+}
+
+/// Reads through `policy` until the flagged buffer shows, at most 20 frames after the press
+/// (buffers filled before it come first). Returns the error under `stop`, or under `skip` the
+/// sequence numbers of the last good frame before and the first after the skipped one.
+fn read_past_flagged(
+    src: &mut V4l2Source,
+    control: &Arc<RunControl>,
+    policy: OnBadFrame,
+) -> Result<(u32, u32), String> {
+    let bad_before = control.frames_bad();
+    let mut last = src.last_meta().map_or(0, |m| m.sequence);
+    for _ in 0..20 {
+        let r = FrameFaults::new(src, policy, control.clone()).next_frame();
+        let seq = src.last_meta().map_or(0, |m| m.sequence);
+        match r {
+            Ok(Some(_)) if control.frames_bad() > bad_before => return Ok((last, seq)),
+            Ok(Some(_)) => last = seq,
+            Ok(None) => fail(format!("{policy}: the camera ended")),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    fail(format!(
+        "{policy}: no flagged frame in 20 frames after the press"
+    ))
+}
+
+fn flagged_frames(dev: &str) {
+    let control = Arc::new(RunControl::default());
+    let req = LiveOptions {
+        width: Some(640),
+        height: Some(480),
+        codec: Some("yuyv".into()),
+        ..Default::default()
+    };
+    let mut src = V4l2Source::open(&format!("v4l2://{dev}"), dev, &req)
+        .unwrap_or_else(|e| fail(format!("open: {e}")));
+    src.set_control(control.clone());
+    for _ in 0..3 {
+        if !matches!(src.next_frame(), Ok(Some(_))) {
+            fail("no frame before the injected error".into());
+        }
+    }
+    let flag = "Inject V4L2_BUF_FLAG_ERROR";
+    press(dev, flag).unwrap_or_else(|e| fail(e));
+    let e = match read_past_flagged(&mut src, &control, OnBadFrame::Stop) {
+        Err(e) => e,
+        Ok(seqs) => fail(format!("stop: the flagged frame was skipped ({seqs:?})")),
+    };
+    // the error names the flagged buffer: a sequence number after the last good frame's
+    let good = src.last_meta().map_or(0, |m| m.sequence);
+    let seq = e
+        .strip_suffix(": the driver flagged it as corrupt")
+        .and_then(|head| head.rsplit_once("bad frame "))
+        .and_then(|(_, n)| n.parse::<u32>().ok());
+    if seq.is_none_or(|s| s <= good) || control.frames_bad() != 0 {
+        fail(format!(
+            "stop: {e} (frames_bad {}, last good sequence {good})",
+            control.frames_bad()
+        ));
+    }
+    println!("stop: {e}");
+    // the stream goes on after the error; now under skip
+    if !matches!(src.next_frame(), Ok(Some(_))) {
+        fail("no frame after the stop error".into());
+    }
+    press(dev, flag).unwrap_or_else(|e| fail(e));
+    let (before, after) = read_past_flagged(&mut src, &control, OnBadFrame::Skip)
+        .unwrap_or_else(|e| fail(format!("skip: {e}")));
+    // (a slow guest may make vivid drop a buffer too: the sequence jumps by at least 2)
+    if control.frames_bad() != 1 || after < before + 2 {
+        fail(format!(
+            "skip: frames_bad {}, sequence {before} then {after} (one skipped expected)",
+            control.frames_bad()
+        ));
+    }
+    println!(
+        "C3N_VM_OK flagged frames: stop names sequence {}; skip went from {before} to {after}, \
+         frames_bad 1",
+        seq.unwrap_or_default()
+    );
 }
 
 fn reconnect(dev: &str) {
@@ -248,6 +339,7 @@ fn main() {
     capture(&dev, "nv12", 320, 180, 320 * 180 * 3 / 2, 5);
     capture(&dev, "rgb24", 640, 360, 640 * 360 * 3, 5);
     bench(&dev);
+    flagged_frames(&dev);
     reconnect(&dev);
     println!("C3N_VM_PASS");
 }

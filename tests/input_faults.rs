@@ -7,7 +7,10 @@
 //! * under `skip` (the default for looped files) the run completes, each bad frame is counted in
 //!   `frames_bad`, its slot repeats the previous frame, and the events are those of the clip
 //!   with that frame good;
-//! * a gap in the numbering ends the input there, the frames before it all analysed.
+//! * a gap in the numbering ends the input there, the frames before it all analysed;
+//! * (feature `ffmpeg`) a video file corrupt in the middle follows the same policy: `skip`
+//!   counts its undecodable packets and reads on to the end, `stop` ends the run with the
+//!   decoder's error.
 //!
 //! Audio faults (a read error mid-run) are tested on the pipeline's fault wrapper with a
 //! stand-in source in `src/pipeline/tests.rs`: file audio is decoded when opened.
@@ -347,4 +350,104 @@ fn a_looped_file_skips_bad_frames_by_default() {
     let o = run_with(&pattern, &dir, Some(OnBadFrame::Stop), 1);
     assert!(o.result.is_err());
     assert_eq!(o.frames, (0..7).collect::<Vec<u64>>());
+}
+
+/// The shipped clip's video file with 4000 bytes in the middle overwritten (a copy in a temp
+/// dir; the input is never written): the H.264 decoder fails on the packets there.
+#[cfg(feature = "ffmpeg")]
+fn corrupt_video(dir: &Path) -> PathBuf {
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/clips/bbb-bird/bbb-bird.mp4");
+    let mut bytes = std::fs::read(&clip).expect("read the shipped clip");
+    let mid = bytes.len() / 2;
+    for (i, b) in bytes[mid..mid + 4000].iter_mut().enumerate() {
+        *b = if i % 2 == 0 { 0xa5 } else { 0x5a };
+    }
+    let copy = dir.join("corrupt.mp4");
+    std::fs::write(&copy, bytes).expect("write the corrupt copy");
+    copy
+}
+
+#[cfg(feature = "ffmpeg")]
+fn run_video(video: &Path, policy: Option<OnBadFrame>) -> Outcome {
+    let rec = Recorder::default();
+    let wav = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/clips/bbb-bird/audio.wav");
+    let opts = RunOptions {
+        input: Input::Uris {
+            video: InputUri::Container {
+                path: video.to_path_buf(),
+            },
+            audio: Some(InputUri::Wav { path: wav }),
+            options: VideoOptions::default(),
+        },
+        events: EventConfig {
+            min_frames: 1,
+            ..EventConfig::default()
+        },
+        on_bad_frame: policy,
+        ..RunOptions::default()
+    };
+    let control = Arc::new(RunControl::default());
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(rec.clone())];
+    let result = pipeline::run_with(
+        Box::new(BlobEngine::new()),
+        &opts,
+        &mut sinks,
+        control.clone(),
+    );
+    let g = rec.0.lock().expect("recorder");
+    Outcome {
+        result,
+        frames: g.0.clone(),
+        events: g.1.clone(),
+        frames_bad: control.frames_bad(),
+    }
+}
+
+/// A video file corrupt in the middle (issue 27): under `skip` the undecodable packets are
+/// counted in `frames_bad` and the run goes on to the end, every 1-s slot filled, with the events
+/// of the intact file; under `stop` (the default for one pass) the first of them ends the run
+/// with the decoder's error, after the frames before it were analysed.
+#[cfg(feature = "ffmpeg")]
+#[test]
+fn a_video_file_corrupt_in_the_middle_follows_on_bad_frame() {
+    let dir = common::tmp_dir("corrupt-video");
+    let video = corrupt_video(&dir);
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/clips/bbb-bird/bbb-bird.mp4");
+    let want = run_video(&clip, Some(OnBadFrame::Skip));
+    let want_summary = want.result.expect("the intact clip");
+    assert_eq!(want.frames_bad, 0);
+    assert_eq!((want_summary.frames, want_summary.clips), (10, 2));
+
+    let o = run_video(&video, Some(OnBadFrame::Skip));
+    let s = o
+        .result
+        .expect("under skip the corrupt file is read to its end");
+    // 10 s at 24 fps: some of its 240 frames are lost, most decode
+    assert!(
+        (1..120).contains(&o.frames_bad),
+        "frames_bad {}",
+        o.frames_bad
+    );
+    assert_eq!(
+        (s.frames, s.clips),
+        (want_summary.frames, want_summary.clips)
+    );
+    assert_eq!(o.frames, want.frames);
+    assert_eq!(o.events, want.events);
+
+    for policy in [None, Some(OnBadFrame::Stop)] {
+        let o = run_video(&video, policy);
+        let e = o.result.expect_err("stop ends the run").to_string();
+        assert!(
+            e.contains("corrupt.mp4: cannot decode: decoding video: "),
+            "{policy:?}: {e}"
+        );
+        assert_eq!(o.frames_bad, 0);
+        // the corruption is in the second half: the first seconds were analysed
+        assert!(
+            (3..10).contains(&o.frames.len()),
+            "{policy:?}: frames {:?}",
+            o.frames
+        );
+    }
 }

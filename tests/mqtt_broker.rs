@@ -16,13 +16,16 @@
 //!   makes MQTT 5 count every event `rejected` (the broker says so in its PUBACK) while MQTT 3.1.1
 //!   cannot know (`published`: the broker drops them silently); with the right credentials,
 //!   SIGKILL gives the last will `offline` (MQTT 5: with its content type).
+//! * `events_survive_a_killed_broker`: a broker frozen, then killed and restarted mid-run; the
+//!   events it had not acknowledged are sent again, and a persistent QoS 1 subscriber receives
+//!   every event emitted (duplicates only of those counted `resent`).
 //! * `tls_with_client_certificate` (feature `mqtt-tls`) and `embedded_broker_serves_the_camera`
 //!   (feature `mqtt-broker`).
 //!
 //! Without mosquitto: loud SKIP, or FAIL when `CI=true` (tests/setup.sh installs it).
 //!
-//! The scenarios are in `tests/mqtt_broker/` (one module each: `restart`, `auth`, `tls`,
-//! `embedded`), over the broker and process helpers of `harness` and the test subscriber of
+//! The scenarios are in `tests/mqtt_broker/` (one module each: `restart`, `outbox`, `auth`,
+//! `tls`, `embedded`), over the broker and process helpers of `harness` and the test subscriber of
 //! `subscriber`; one test binary.
 
 mod common;
@@ -34,6 +37,8 @@ mod auth;
 mod embedded;
 #[path = "mqtt_broker/harness.rs"]
 mod harness;
+#[path = "mqtt_broker/outbox.rs"]
+mod outbox;
 #[path = "mqtt_broker/restart.rs"]
 mod restart;
 #[path = "mqtt_broker/subscriber.rs"]

@@ -2,7 +2,10 @@
 //! (`ffmpeg-next`, cargo feature `ffmpeg`).
 //!
 //! Video: the best video stream is decoded frame by frame and converted to RGB24 by swscale;
-//! timestamps are the frames' best-effort timestamps relative to the stream start, in ms.
+//! timestamps are the frames' best-effort timestamps relative to the stream start, in ms. A
+//! packet or frame that fails in the middle of the stream (a corrupt or truncated stretch of the
+//! file) is a [`SourceError::DecodeFrame`]: the reader has moved past it, and
+//! `--on-bad-frame skip` goes on with the next decodable frame.
 //! Audio: the best audio stream is decoded and resampled (swresample) to mono f32 at the model
 //! rate when the source is opened (recorded files only), then handed out in 100 ms blocks; if the
 //! audio stream starts later than the video, the gap is filled with silence.
@@ -62,13 +65,26 @@ fn open_stream(
     Ok((input, index, tb, start, params))
 }
 
-/// A frame of `width × height` over `max_pixels`: a decode error naming the file and its size.
-fn check_size(path: &Path, width: u32, height: u32, max_pixels: u64) -> Result<(), SourceError> {
-    check_pixels(width, height, max_pixels).map_err(|e| SourceError::Decode {
-        uri: uri(path),
-        message: format!("{}: {e}", path.display()),
-    })
+/// For a frame of `width × height` over `max_pixels`: the message, naming the file and its size.
+fn over_size(path: &Path, width: u32, height: u32, max_pixels: u64) -> Option<String> {
+    check_pixels(width, height, max_pixels)
+        .err()
+        .map(|e| format!("{}: {e}", path.display()))
 }
+
+/// One packet or frame in the middle of the stream that failed.
+fn frame_err(path: &Path, message: String) -> SourceError {
+    SourceError::DecodeFrame {
+        uri: uri(path),
+        message,
+    }
+}
+
+/// Decode errors in a row (no frame between them) after which a video file is given up as
+/// unreadable even under `--on-bad-frame skip`: a guard against a decoder that fails the same
+/// way forever. A damaged stretch of a file costs at most a few hundred frames (up to the next
+/// key frame), each counted.
+pub const MAX_DECODE_ERRORS_IN_A_ROW: u32 = 1000;
 
 /// swscale context that may move to another thread.
 ///
@@ -93,6 +109,8 @@ pub struct ContainerVideo {
     eof_sent: bool,
     last_pts_ms: i64,
     max_pixels: u64,
+    /// Packets or frames that failed since the last good frame.
+    errors_in_a_row: u32,
 }
 
 impl std::fmt::Debug for ContainerVideo {
@@ -111,7 +129,12 @@ impl ContainerVideo {
         let decoder = ff::codec::context::Context::from_parameters(params)
             .and_then(|c| c.decoder().video())
             .map_err(|e| decode_err(path, "opening the video decoder", e))?;
-        check_size(path, decoder.width(), decoder.height(), max_pixels)?;
+        if let Some(message) = over_size(path, decoder.width(), decoder.height(), max_pixels) {
+            return Err(SourceError::Decode {
+                uri: uri(path),
+                message,
+            });
+        }
         Ok(Self {
             path: path.to_path_buf(),
             input,
@@ -123,14 +146,45 @@ impl ContainerVideo {
             eof_sent: false,
             last_pts_ms: -1,
             max_pixels,
+            errors_in_a_row: 0,
         })
     }
 
+    /// Counts a failure of one packet or frame (`e`, a [`SourceError::DecodeFrame`]); after
+    /// [`MAX_DECODE_ERRORS_IN_A_ROW`] of them it becomes a [`SourceError::Decode`] that ends the
+    /// input.
+    fn bad(&mut self, e: SourceError) -> SourceError {
+        self.errors_in_a_row += 1;
+        match e {
+            SourceError::DecodeFrame { uri, message }
+                if self.errors_in_a_row >= MAX_DECODE_ERRORS_IN_A_ROW =>
+            {
+                SourceError::Decode {
+                    uri,
+                    message: format!(
+                        "{message} ({MAX_DECODE_ERRORS_IN_A_ROW} decode errors in a row: \
+                         giving up)"
+                    ),
+                }
+            }
+            e => e,
+        }
+    }
+
+    /// `frame` in RGB24. Errors ([`SourceError::DecodeFrame`]): a size over `max_pixels`
+    /// (checked before the RGB buffer is allocated: the stream may change size mid-way), the
+    /// converter.
     fn convert_to_rgb(&mut self, frame: &ff::frame::Video) -> Result<RgbImage, SourceError> {
         let (w, h) = (frame.width(), frame.height());
-        // the stream may change size mid-way: checked again before the RGB buffer is allocated
-        check_size(&self.path, w, h, self.max_pixels)?;
-        if self.scaler.is_none() {
+        let path = self.path.as_path();
+        if let Some(message) = over_size(path, w, h, self.max_pixels) {
+            return Err(frame_err(path, message));
+        }
+        let changed = self.scaler.as_ref().is_some_and(|s| {
+            let d = s.0.input();
+            (d.format, d.width, d.height) != (frame.format(), w, h)
+        });
+        if self.scaler.is_none() || changed {
             let s = scaling::Context::get(
                 frame.format(),
                 w,
@@ -140,35 +194,33 @@ impl ContainerVideo {
                 h,
                 scaling::Flags::BILINEAR,
             )
-            .map_err(|e| decode_err(&self.path, "creating the RGB converter", e))?;
+            .map_err(|e| frame_err(path, format!("creating the RGB converter: {e}")))?;
             self.scaler = Some(Scaler(s));
         }
         let mut rgb = ff::frame::Video::empty();
         if let Some(s) = self.scaler.as_mut() {
             s.0.run(frame, &mut rgb)
-                .map_err(|e| decode_err(&self.path, "converting to RGB", e))?;
+                .map_err(|e| frame_err(path, format!("converting to RGB: {e}")))?;
         }
         let stride = rgb.stride(0);
         let data = rgb.data(0);
         let row = w as usize * 3;
         let mut buf = Vec::with_capacity(row * h as usize);
         for y in 0..h as usize {
-            let line =
-                data.get(y * stride..y * stride + row)
-                    .ok_or_else(|| SourceError::Decode {
-                        uri: uri(&self.path),
-                        message: "converted frame is smaller than its size".into(),
-                    })?;
+            let line = data.get(y * stride..y * stride + row).ok_or_else(|| {
+                frame_err(path, "converted frame is smaller than its size".into())
+            })?;
             buf.extend_from_slice(line);
         }
-        RgbImage::from_raw(w, h, buf).ok_or_else(|| SourceError::Decode {
-            uri: uri(&self.path),
-            message: "converted frame has the wrong size".into(),
-        })
+        RgbImage::from_raw(w, h, buf)
+            .ok_or_else(|| frame_err(path, "converted frame has the wrong size".into()))
     }
 }
 
 impl VideoSource for ContainerVideo {
+    /// The next frame; `Ok(None)` at the end. A packet or frame that fails is a
+    /// [`SourceError::DecodeFrame`] (the next call goes on past it), with the words an error of
+    /// this reader always had ("decoding video: …", "reading the container: …").
     fn next_frame(&mut self) -> Result<Option<VideoFrame>, SourceError> {
         let mut frame = ff::frame::Video::empty();
         loop {
@@ -182,7 +234,11 @@ impl VideoSource for ContainerVideo {
                     };
                     let pts_ms = pts_ms.max(self.last_pts_ms + 1);
                     self.last_pts_ms = pts_ms;
-                    let image = self.convert_to_rgb(&frame)?;
+                    let image = match self.convert_to_rgb(&frame) {
+                        Ok(image) => image,
+                        Err(e) => return Err(self.bad(e)),
+                    };
+                    self.errors_in_a_row = 0;
                     return Ok(Some(VideoFrame {
                         pts_ms,
                         image: Arc::new(image),
@@ -190,17 +246,22 @@ impl VideoSource for ContainerVideo {
                 }
                 Err(ff::Error::Eof) => return Ok(None),
                 Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {}
-                Err(e) => return Err(decode_err(&self.path, "decoding video", e)),
+                Err(e) => {
+                    let e = frame_err(&self.path, format!("decoding video: {e}"));
+                    return Err(self.bad(e));
+                }
             }
             if self.eof_sent {
                 return Ok(None);
             }
             let mut packet = ff::Packet::empty();
             match packet.read(&mut self.input) {
-                Ok(()) if packet.stream() == self.stream => self
-                    .decoder
-                    .send_packet(&packet)
-                    .map_err(|e| decode_err(&self.path, "decoding video", e))?,
+                Ok(()) if packet.stream() == self.stream => {
+                    if let Err(e) = self.decoder.send_packet(&packet) {
+                        let e = frame_err(&self.path, format!("decoding video: {e}"));
+                        return Err(self.bad(e));
+                    }
+                }
                 Ok(()) => {}
                 Err(ff::Error::Eof) => {
                     self.decoder
@@ -208,7 +269,10 @@ impl VideoSource for ContainerVideo {
                         .map_err(|e| decode_err(&self.path, "flushing the video decoder", e))?;
                     self.eof_sent = true;
                 }
-                Err(e) => return Err(decode_err(&self.path, "reading the container", e)),
+                Err(e) => {
+                    let e = frame_err(&self.path, format!("reading the container: {e}"));
+                    return Err(self.bad(e));
+                }
             }
         }
     }

@@ -128,6 +128,15 @@ pub enum SourceError {
         /// Decoder message.
         message: String,
     },
+    /// A video file's packet or frame that cannot be decoded (or converted) in the middle of the
+    /// stream; the decoder goes on with the next packet. Worded as [`SourceError::Decode`].
+    #[error("input {uri}: cannot decode: {message}")]
+    DecodeFrame {
+        /// The input URI.
+        uri: String,
+        /// Decoder message.
+        message: String,
+    },
     /// The URI is valid but unusable in this role (e.g. a WAV file as the video input).
     #[error("input {uri}: {reason}")]
     Unusable {
@@ -162,11 +171,14 @@ pub enum SourceError {
 
 impl SourceError {
     /// Whether this error is about one frame ([`SourceError::Image`]: a file of a sequence that
-    /// cannot be decoded, is truncated or too large; [`SourceError::BadFrame`]) and the source
-    /// has moved past it, so that [`VideoSource::next_frame`] can be called again for the next
+    /// cannot be decoded, is truncated or too large; [`SourceError::BadFrame`];
+    /// [`SourceError::DecodeFrame`]: a packet of a video file) and the source has moved past it, so that [`VideoSource::next_frame`] can be called again for the next
     /// frame (`--on-bad-frame skip`).
     pub fn is_bad_frame(&self) -> bool {
-        matches!(self, Self::Image { .. } | Self::BadFrame { .. })
+        matches!(
+            self,
+            Self::Image { .. } | Self::BadFrame { .. } | Self::DecodeFrame { .. }
+        )
     }
 }
 

@@ -46,6 +46,17 @@ impl<T> DropOldest<T> {
     pub fn push_front(&mut self, item: T) {
         self.items.push_front(item);
     }
+    /// Puts items taken earlier back at the front, in their order (they are older than anything
+    /// queued), then drops (and counts) the oldest while more than the capacity wait.
+    pub fn put_back(&mut self, items: Vec<T>) {
+        for item in items.into_iter().rev() {
+            self.items.push_front(item);
+        }
+        while self.items.len() > self.cap {
+            self.items.pop_front();
+            self.dropped += 1;
+        }
+    }
     /// Oldest item.
     pub fn pop(&mut self) -> Option<T> {
         self.items.pop_front()
@@ -234,6 +245,20 @@ mod tests {
             [2, 3, 4]
         );
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn put_back_goes_first_and_drops_the_oldest_past_capacity() {
+        let mut q = DropOldest::new(4);
+        q.push(10);
+        q.push(11);
+        q.put_back(vec![1, 2]);
+        assert_eq!((q.len(), q.dropped()), (4, 0));
+        q.put_back(vec![0]);
+        // five wait for four places: the oldest (the one put back last) goes, counted
+        assert_eq!(q.dropped(), 1);
+        let order: Vec<i32> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(order, vec![1, 2, 10, 11]);
     }
 
     #[test]

@@ -32,7 +32,8 @@ How it counts, exactly (see inject.py and broker.py):
 * events: the subscriber keeps a persistent session (clean session 0, QoS 1) with a broker that
   saves it every second, so it misses nothing while it or the broker reconnects; the set of event
   payloads received must equal the lines of the events file (duplicate QoS 1 deliveries are
-  counted apart). c3n-edge's own `dropped` / `unconfirmed` counters explain a difference.
+  counted apart). c3n-edge's own `dropped` / `unconfirmed` counters explain a difference;
+  `resent` counts its events sent again after a broker kill (a source of duplicates).
 
 Verdict (exit status 1 if a target fails): the process never exited by itself (restarts = 0; one
 that does is restarted so that the run goes on, and counted), it exited 0 at SIGTERM, events
@@ -261,6 +262,7 @@ def main():
                          emitted=len(read_lines(events)) + part, received=received, duplicates=dups,
                          published=mq.get("published", 0), dropped=mq.get("dropped", 0),
                          queued=mq.get("queued", 0), unconfirmed=mq.get("unconfirmed", 0),
+                         resent=mq.get("resent", 0),
                          connects=mq.get("connects", 0), broker_kills=broker_kills, restarts=restarts,
                          preview_bytes=preview))
         r = rows[-1]
@@ -379,8 +381,9 @@ def verdict(a, rows, edge, sub, inj, watch, x):
         f"| events emitted (events.jsonl) / received by the subscriber (distinct) | {len(emitted)} / {len(received)} |",
         f"| subscriber: deliveries / duplicates (QoS 1) / connects / sessions resumed | "
         f"{deliveries} / {dups} / {connects} / {resumed} |",
-        f"| c3n-edge MQTT counters (final state): published / dropped / unconfirmed / rejected / connects | "
-        f"{mq.get('published')} / {mq.get('dropped')} / {mq.get('unconfirmed')} / {mq.get('rejected')} / "
+        f"| c3n-edge MQTT counters (final state): published / dropped / unconfirmed / resent / rejected / "
+        f"connects | {mq.get('published')} / {mq.get('dropped')} / {mq.get('unconfirmed')} / "
+        f"{mq.get('resent')} / {mq.get('rejected')} / "
         f"{mq.get('connects')} |",
         f"| broker kills | {x['broker_kills']} |",
         f"| bad frames injected: garbage / 13000² (unread) | {kinds['garbage']} / {kinds['huge']} ({unread}) |",

@@ -16,13 +16,22 @@
 //!
 //! Delivery accounting ([`MqttStats`], event messages only): an event is `published` once the
 //! broker has it (QoS 0: written to the socket; QoS 1/2: acknowledged), `dropped` when the queue
-//! overflowed (never sent), `unconfirmed` when it had been sent but not acknowledged when the
-//! connection broke (clean sessions: rumqttc does not resend it; the broker may or may not have
-//! received it — MQTT cannot tell), `rejected` when an MQTT 5 broker refused it in its
-//! PUBACK/PUBREC (reason code ≥ 0x80, e.g. not authorised; an MQTT 3.1.1 broker cannot say so),
-//! and `queued` while waiting or in flight. So
-//! `queued + dropped + unconfirmed + rejected + published` = events enqueued, and a subscriber
-//! that missed nothing received between `published` and `published + unconfirmed` of them.
+//! overflowed (drop-oldest), `rejected` when an MQTT 5 broker refused it in its PUBACK/PUBREC
+//! (reason code ≥ 0x80, e.g. not authorised; an MQTT 3.1.1 broker cannot say so), `unconfirmed`
+//! when it had been sent, was not acknowledged when the connection broke, and could not be queued
+//! again (should not happen, see below), and `queued` while waiting or in flight. So
+//! `queued + dropped + unconfirmed + rejected + published` = events enqueued.
+//!
+//! Outbox: events survive a broken connection and a broker restart. The sessions are clean
+//! (a persistent session does not survive a broker restart without persistence), so rumqttc
+//! would drop the publishes it holds at the next CONNACK; `connection::Conn` takes them out
+//! instead, and `mqtt-pub` puts the events among them back at the front of the queue to be sent
+//! on the next connection. Those that had been written are also counted `resent`: the broker may
+//! have had them, so a subscriber that missed nothing received between `published` and
+//! `published + resent + unconfirmed` event messages, each event at least once unless dropped.
+//! Bound: at most `queue_size` events wait and at most `queue_size` more are in rumqttc's hands
+//! (sent or about to be, not yet acknowledged); those come back to the front of the queue after a
+//! break, and the queue drops its oldest past `queue_size` (counted `dropped`).
 //! Retained states are not counted: the latest value of each is republished after every
 //! reconnect.
 
@@ -87,6 +96,7 @@ impl MqttClient {
                 },
                 in_flight: 0,
                 unconfirmed: 0,
+                resent: 0,
                 rejected: 0,
                 first: None,
                 last_error: None,

@@ -10,6 +10,8 @@
 //! (§3.2.2.2), and a publish the broker refuses (PUBACK/PUBREC reason code ≥ 0x80, §3.4.2.1,
 //! e.g. not authorised by an ACL) is reported as refused instead of delivered.
 
+use std::collections::VecDeque;
+
 use rumqttc::v5::mqttbytes::v5 as p5;
 use rumqttc::{mqttbytes::v4 as p4, Outgoing};
 
@@ -43,7 +45,12 @@ pub(crate) enum NetEvent {
     /// Our DISCONNECT was written.
     DisconnectSent,
     /// The connection failed or broke; `refused` when the broker refused it in its CONNACK.
-    Error { message: String, refused: bool },
+    /// `lost`: the publishes rumqttc held at the break (see [`Conn::recv`]), in its order.
+    Error {
+        message: String,
+        refused: bool,
+        lost: Vec<Unsent>,
+    },
     /// Anything else (pings, SUBACK, PUBREC, …).
     Other,
 }
@@ -63,6 +70,18 @@ fn qos5(q: u8) -> rumqttc::v5::mqttbytes::QoS {
         1 => QoS::AtLeastOnce,
         _ => QoS::ExactlyOnce,
     }
+}
+
+/// A publish rumqttc held when the connection broke: written but not acknowledged (`pkid` ≠ 0,
+/// QoS ≥ 1), or still in its request channel (`pkid` 0). rumqttc keeps these for the next
+/// connection and drops them at its CONNACK when the broker has no session for the client
+/// (always so with our clean sessions, and after a broker restart without persistence), so
+/// [`Conn::recv`] takes them out and the worker queues the events again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unsent {
+    pub pkid: u16,
+    pub topic: String,
+    pub payload: Vec<u8>,
 }
 
 /// A request rumqttc did not take (its request channel is full or its event loop is gone).
@@ -94,12 +113,27 @@ pub(crate) enum Link {
     V5(rumqttc::v5::Client),
 }
 
-/// The event-loop half of a connection (rumqttc's `Connection` of either version).
+/// The event-loop half of a connection (rumqttc's `Connection` of either version), with the
+/// events it still has to yield after an error (see [`Conn::recv`]).
+pub(crate) struct Conn {
+    conn: Loop,
+    held: VecDeque<NetEvent>,
+}
+
 // one per client, owned by its thread: the size difference of the variants costs nothing
 #[allow(clippy::large_enum_variant)]
-pub(crate) enum Conn {
+enum Loop {
     V311(rumqttc::Connection),
     V5(rumqttc::v5::Connection),
+}
+
+impl Conn {
+    fn new(conn: Loop) -> Self {
+        Self {
+            conn,
+            held: VecDeque::new(),
+        }
+    }
 }
 
 /// Builds the client for `s.protocol`: client id, keep-alive, clean session, credentials, the last
@@ -122,6 +156,9 @@ pub(crate) fn connect(s: &ClientSettings, cap: usize) -> Result<(Link, Conn), Mq
         Protocol::V311 => {
             let mut o = rumqttc::MqttOptions::new(s.client_id.clone(), host, port);
             o.set_keep_alive(s.keep_alive);
+            // a clean session on purpose: a persistent one survives neither a broker restart
+            // without persistence nor a SIGKILL between autosaves, so the worker resends the
+            // unacknowledged events itself (`NetEvent::Error::lost`) and rumqttc never does
             o.set_clean_session(true);
             o.set_max_packet_size(MAX_IN, MAX_OUT);
             o.set_last_will(rumqttc::LastWill::new(will.0, will.1, qos4(1), s.retain));
@@ -132,12 +169,12 @@ pub(crate) fn connect(s: &ClientSettings, cap: usize) -> Result<(Link, Conn), Mq
                 o.set_transport(t);
             }
             let (c, conn) = rumqttc::Client::new(o, cap);
-            (Link::V311(c), Conn::V311(conn))
+            (Link::V311(c), Conn::new(Loop::V311(conn)))
         }
         Protocol::V5 => {
             let mut o = rumqttc::v5::MqttOptions::new(s.client_id.clone(), host, port);
             o.set_keep_alive(s.keep_alive);
-            // clean start, session expiry 0: the 3.1.1 clean session
+            // clean start, session expiry 0: the 3.1.1 clean session (see above)
             o.set_clean_start(true);
             o.set_max_packet_size(Some(MAX_IN as u32));
             let props = p5::LastWillProperties {
@@ -163,7 +200,7 @@ pub(crate) fn connect(s: &ClientSettings, cap: usize) -> Result<(Link, Conn), Mq
                 o.set_transport(t);
             }
             let (c, conn) = rumqttc::v5::Client::new(o, cap);
-            (Link::V5(c), Conn::V5(conn))
+            (Link::V5(c), Conn::new(Loop::V5(conn)))
         }
     })
 }
@@ -223,30 +260,99 @@ impl Link {
 impl Conn {
     /// Runs the event loop to its next event (connecting or reconnecting first when needed).
     /// `None` when every [`Link`] is gone.
+    ///
+    /// After an error, rumqttc has moved every unacknowledged publish and the rest of its request
+    /// channel to its `pending` list, and may still hold events it did not yield (e.g. the
+    /// `Outgoing::Publish` of the write that failed). Those events come first, one per call, and
+    /// then the [`NetEvent::Error`] with the pending publishes in `lost`: so the caller has seen
+    /// every publish rumqttc reported written before it learns which ones were not acknowledged.
     pub fn recv(&mut self) -> Option<NetEvent> {
-        match self {
-            Self::V311(c) => c.recv().ok().map(|r| match r {
+        if let Some(ev) = self.held.pop_front() {
+            return Some(ev);
+        }
+        let ev = match &mut self.conn {
+            Loop::V311(c) => c.recv().ok().map(|r| match r {
                 Ok(ev) => event4(ev),
                 Err(rumqttc::ConnectionError::ConnectionRefused(code)) => NetEvent::Error {
                     message: refusal4(code).into(),
                     refused: true,
+                    lost: Vec::new(),
                 },
                 Err(e) => NetEvent::Error {
                     message: e.to_string(),
                     refused: false,
+                    lost: Vec::new(),
                 },
             }),
-            Self::V5(c) => c.recv().ok().map(|r| match r {
+            Loop::V5(c) => c.recv().ok().map(|r| match r {
                 Ok(ev) => event5(ev),
                 Err(rumqttc::v5::ConnectionError::ConnectionRefused(code)) => NetEvent::Error {
                     message: refusal5(code),
                     refused: true,
+                    lost: Vec::new(),
                 },
                 Err(e) => NetEvent::Error {
                     message: e.to_string(),
                     refused: false,
+                    lost: Vec::new(),
                 },
             }),
+        }?;
+        let NetEvent::Error {
+            message,
+            refused,
+            lost,
+        } = ev
+        else {
+            return Some(ev);
+        };
+        self.held = self.take_held();
+        let lost = lost.into_iter().chain(self.take_pending()).collect();
+        self.held.push_back(NetEvent::Error {
+            message,
+            refused,
+            lost,
+        });
+        self.held.pop_front()
+    }
+
+    /// The events rumqttc buffered but did not yield before its error.
+    fn take_held(&mut self) -> VecDeque<NetEvent> {
+        match &mut self.conn {
+            Loop::V311(c) => c.eventloop.state.events.drain(..).map(event4).collect(),
+            Loop::V5(c) => c.eventloop.state.events.drain(..).map(event5).collect(),
+        }
+    }
+
+    /// The publishes of rumqttc's `pending` list (emptied: rumqttc sends none of them again).
+    fn take_pending(&mut self) -> Vec<Unsent> {
+        match &mut self.conn {
+            Loop::V311(c) => c
+                .eventloop
+                .pending
+                .drain(..)
+                .filter_map(|r| match r {
+                    rumqttc::Request::Publish(p) => Some(Unsent {
+                        pkid: p.pkid,
+                        topic: p.topic,
+                        payload: p.payload.to_vec(),
+                    }),
+                    _ => None,
+                })
+                .collect(),
+            Loop::V5(c) => c
+                .eventloop
+                .pending
+                .drain(..)
+                .filter_map(|r| match r {
+                    rumqttc::v5::Request::Publish(p) => Some(Unsent {
+                        pkid: p.pkid,
+                        topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                        payload: p.payload.to_vec(),
+                    }),
+                    _ => None,
+                })
+                .collect(),
         }
     }
 }

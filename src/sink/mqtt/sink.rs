@@ -198,6 +198,7 @@ impl Sink for MqttSink {
             published = s.published,
             dropped = s.dropped,
             unconfirmed = s.unconfirmed,
+            resent = s.resent,
             rejected = s.rejected,
             queued = s.queued,
             connects = s.connects,

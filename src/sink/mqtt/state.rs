@@ -22,11 +22,17 @@ pub struct MqttStats {
     pub queue_size: usize,
     /// Events waiting in the queue or in flight.
     pub queued: u64,
-    /// Events dropped from the full queue (drop-oldest) while the broker was unreachable.
+    /// Events dropped from the full queue (drop-oldest) while the broker was unreachable (never
+    /// sent, or `resent` ones whose second send never came).
     pub dropped: u64,
-    /// Events sent but unacknowledged when the connection broke (delivery unknown; QoS ≥ 1 only,
-    /// or QoS 0 events handed to rumqttc but not yet written).
+    /// Events sent but unacknowledged when the connection broke that the client could not
+    /// queue again (delivery unknown). The unacknowledged events come back from rumqttc and are
+    /// `resent`, so this stays 0 unless rumqttc loses one.
     pub unconfirmed: u64,
+    /// Events written but unacknowledged when the connection broke, queued again and sent on a
+    /// later connection (unless dropped from the full queue first): a subscriber may receive
+    /// these twice (QoS 1 is at least once).
+    pub resent: u64,
     /// Events the broker refused (MQTT 5 PUBACK/PUBREC reason code ≥ 0x80, e.g. not authorised
     /// to publish on the topic): never delivered. Always 0 with MQTT 3.1.1.
     pub rejected: u64,
@@ -63,8 +69,10 @@ pub(super) struct Inner {
     pub stats: MqttStats,
     /// Events handed to rumqttc, not yet published.
     pub in_flight: u64,
-    /// Events unacknowledged at disconnections.
+    /// Events unacknowledged at disconnections and not queued again.
     pub unconfirmed: u64,
+    /// Events written, unacknowledged at a disconnection, and queued again.
+    pub resent: u64,
     /// Events refused by the broker (MQTT 5).
     pub rejected: u64,
     /// How the first connection attempt ended (`None`: not yet).
@@ -79,6 +87,7 @@ impl Inner {
             queued: self.queue.len() as u64 + self.in_flight,
             dropped: self.queue.dropped(),
             unconfirmed: self.unconfirmed,
+            resent: self.resent,
             rejected: self.rejected,
             ..self.stats
         }

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::command::parse_detect;
-use super::connection::{Conn, Link, Message, NetEvent};
+use super::connection::{Conn, Link, Message, NetEvent, Unsent};
 use super::discovery::{discovery_configs, node_id};
 use super::protocol::Content;
 use super::settings::ClientSettings;
@@ -191,17 +191,16 @@ impl Worker {
             NetEvent::Connected { session_present } => {
                 self.connected = true;
                 let mut g = self.shared.lock();
-                if !session_present {
-                    // rumqttc discards what was not acknowledged: delivery of those is unknown
-                    let lost = self.fifo.iter().filter(|(k, _)| *k == Kind::Event).count()
-                        + self
-                            .awaiting
-                            .values()
-                            .filter(|k| **k == Kind::Event)
-                            .count();
+                if !session_present && !self.awaiting.is_empty() {
+                    // every unacknowledged publish came back in the last `Error::lost`; what is
+                    // still here rumqttc no longer has: its delivery is unknown
+                    let lost = self
+                        .awaiting
+                        .values()
+                        .filter(|k| **k == Kind::Event)
+                        .count();
                     g.unconfirmed += lost as u64;
                     g.in_flight = g.in_flight.saturating_sub(lost as u64);
-                    self.fifo.clear();
                     self.awaiting.clear();
                 }
                 g.stats.connected = true;
@@ -252,7 +251,12 @@ impl Worker {
             }
             NetEvent::Message { topic, payload } => self.on_message(&topic, &payload),
             NetEvent::DisconnectSent | NetEvent::Other => {}
-            NetEvent::Error { message, refused } => {
+            NetEvent::Error {
+                message,
+                refused,
+                lost,
+            } => {
+                self.take_back(lost);
                 let mut g = self.shared.lock();
                 if self.connected {
                     tracing::warn!(
@@ -280,6 +284,43 @@ impl Worker {
                 self.shared.changed.notify_all();
             }
         }
+    }
+
+    /// The publishes rumqttc held when the connection broke (in its order: the unacknowledged
+    /// ones, then the unsent rest of its channel) leave the bookkeeping; the events among them
+    /// go back to the front of the queue, to be sent again on the next connection (a new
+    /// PUBLISH with a new packet id, DUP 0: MQTT 3.1.1 §3.3.1.1 sets DUP only on a redelivery of
+    /// the same packet in the same session). Those that had been written count as `resent`: a
+    /// subscriber may get them twice, as QoS 1 allows. Past `queue_size` the queue drops its
+    /// oldest, as always. The other publishes (discovery, retained values, `online`) are
+    /// published again anyway after the reconnect.
+    fn take_back(&mut self, lost: Vec<Unsent>) {
+        let events = self.settings.topics.events();
+        let mut back = Vec::new();
+        let mut written = 0u64;
+        for u in lost {
+            // a written one is awaited by its packet id; an unsent one is the oldest handed out
+            if u.pkid == 0 || self.awaiting.remove(&u.pkid).is_none() {
+                self.fifo.pop_front();
+            }
+            if u.topic == events {
+                written += u64::from(u.pkid != 0);
+                back.push(u.payload);
+            }
+        }
+        if back.is_empty() {
+            return;
+        }
+        let mut g = self.shared.lock();
+        g.in_flight = g.in_flight.saturating_sub(back.len() as u64);
+        g.resent += written;
+        let n = back.len();
+        g.queue.put_back(back);
+        drop(g);
+        tracing::info!(
+            "MQTT: {n} events unacknowledged or unsent at the break ({written} written): \
+             queued to send again"
+        );
     }
 
     fn delivered(&mut self, kind: Kind) {
@@ -464,9 +505,15 @@ impl Worker {
             }
             self.need_online = false;
         }
+        // at most `queue_size` events in rumqttc's hands: what a broken connection gives back
+        // to the queue is bounded too
+        let in_flight_max = self.settings.queue_size as u64;
         loop {
             let payload = {
                 let mut g = self.shared.lock();
+                if g.in_flight >= in_flight_max {
+                    break;
+                }
                 let Some(p) = g.queue.pop() else { break };
                 g.in_flight += 1;
                 p

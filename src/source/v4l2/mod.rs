@@ -328,19 +328,20 @@ impl VideoSource for V4l2Source {
                         image: Arc::new(image),
                     }));
                 }
-                // a bad frame: the stream goes on with the next buffer (`--on-bad-frame`)
-                Ok((Err(e), meta, _)) => {
-                    return Err(SourceError::BadFrame {
-                        uri: self.uri.clone(),
-                        frame: meta.sequence.to_string(),
-                        reason: e.to_string(),
-                    });
-                }
+                // a bad frame: the stream goes on with the next buffer (`--on-bad-frame`); the
+                // driver's flag first, whatever its bytes
                 Ok((_, meta, true)) => {
                     return Err(SourceError::BadFrame {
                         uri: self.uri.clone(),
                         frame: meta.sequence.to_string(),
                         reason: "the driver flagged it as corrupt".into(),
+                    });
+                }
+                Ok((Err(e), meta, false)) => {
+                    return Err(SourceError::BadFrame {
+                        uri: self.uri.clone(),
+                        frame: meta.sequence.to_string(),
+                        reason: e.to_string(),
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
