@@ -133,6 +133,35 @@ def test_train_frozen_runs_resumes_and_exports(small_cache, tmp_path):
         eval_cached.score(bad, [])
 
 
+def test_train_frozen_with_negatives_and_in_view(small_cache, tmp_path):
+    """Issue 26: swapped audio-visual pairs from the format-2 cache and the in_view head train,
+    resume, and validate with the in_view ROC AUCs; the checkpoint rebuilds with the head."""
+    from c3n.model.build import build_model
+    from c3n.train import eval_cached, frozen
+
+    _, cache = small_cache
+    sp = CachedSplit(cache / "s4_val")
+    assert sp.neg_k == 2 and sp.a["neg_index"].shape == (len(sp), 2) and (sp.a["neg_index"][:] >= 0).all()
+    assert sp.a["neg_cam4"].shape == (len(sp), 2, 5, 1280)
+    kinds = sp.kinds()
+    for i, row in enumerate(sp.a["neg_index"][:]):  # partners: on screen, of another category
+        assert all(kinds[j] == "onscreen" and sp.meta["categories"][j] != sp.meta["categories"][i] for j in row)
+    out = tmp_path / "iv"
+    args = [str(cache), "--out", str(out), "--batch-clips", "2", "--eval-every", "2", "--threads", "1",
+            "--neg-share", "0.5", "--inview-weight", "0.5"]
+    assert frozen.main(args + ["--max-steps", "2"]) == 0
+    assert frozen.main(args + ["--max-steps", "4", "--resume"]) == 0
+    h = json.loads((out / "history.json").read_text())
+    assert [r["step"] for r in h] == [2, 4]
+    assert 0.0 <= h[-1]["s4_inview_auc"] <= 1.0 and h[-1]["s4_swapped_clips"] == len(sp)
+    ck = torch.load(out / "last.pt", weights_only=False)["model"]
+    assert any(k.startswith("in_view.") for k in ck)
+    assert build_model("edge", checkpoint=str(out / "best.pt")).in_view is not None
+    row = eval_cached.score(out / "best.pt", [sp])[str(cache / "s4_val")]
+    rec = next(r for r in h if r["step"] == row["step"])
+    assert row["inview_auc"] == pytest.approx(rec["s4_inview_auc"], abs=1e-6)
+
+
 def test_stamp_imagenet_map_names_real_classes():
     from c3n.eval.labelstats import load_map
     from c3n.labels import imagenet_names

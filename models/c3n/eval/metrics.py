@@ -230,3 +230,25 @@ def false_alarm(logits, min_area_fraction: float = 0.002) -> bool:
     lg = _as_tensor(logits)
     frac = (lg > 0).float().reshape(lg.shape[0], -1).mean(dim=1)
     return bool((frac >= min_area_fraction).any())
+
+
+def roc_auc(pos, neg) -> float | None:
+    """ROC AUC of scores ``pos`` (positives) against ``neg`` (negatives): the probability that a
+    random positive scores above a random negative, ties counted half (Mann-Whitney U / (n_p n_n)).
+    None if either group is empty."""
+    p = np.asarray(pos, dtype=np.float64).reshape(-1)
+    n = np.asarray(neg, dtype=np.float64).reshape(-1)
+    if p.size == 0 or n.size == 0:
+        return None
+    allv = np.concatenate([p, n])
+    order = np.argsort(allv, kind="mergesort")
+    ranks = np.empty(allv.size)
+    ranks[order] = np.arange(1, allv.size + 1)
+    sv = allv[order]  # average the ranks of ties
+    start = 0
+    for i in range(1, sv.size + 1):
+        if i == sv.size or sv[i] != sv[start]:
+            ranks[order[start:i]] = (start + 1 + i) / 2.0
+            start = i
+    u = ranks[: p.size].sum() - p.size * (p.size + 1) / 2.0
+    return float(u / (p.size * n.size))

@@ -9,6 +9,10 @@ Contract (read by the Rust runtime, ``src/engine/model.rs``):
   ``visual_logit_map`` float32 [T,1000,7,7] (the ImageNet head at each stage-4 cell: pooled
   over a region's cells it gives the region's logits) and ``c3im_affinity`` float32 [T,1000]
   (``max_i S[j,i] a[i]``: the region's unified label is ``argmax_j softmax(l)^0.1[j] · r[j]``);
+* optional (issue 26), only in models with the ``in_view`` head (:mod:`c3n.model.inview`), after
+  every other output: ``in_view`` float32 [T], the probability that the sound's source is visible
+  (sigmoid applied), with metadata ``c3n.in_view`` = ``1``; models without the head export exactly
+  as before (no output, no key);
 * opset 17, standard domain only; static shapes;
 * ``metadata_props``: ``c3n.schema``, ``c3n.config``, ``c3n.model_version``, ``c3n.trained``,
   ``c3n.variant``, ``c3n.clip_frames``, ``c3n.clip_rate_hz``, ``c3n.input_size``, ``c3n.mean``,
@@ -86,7 +90,16 @@ def metadata(model: C3N, t: int, trained: bool) -> dict[str, str]:
         "c3n.categories.version": str(json.loads(cat_text)["version"]),
     }
     md.update(FRONTEND.as_metadata())
+    if model.in_view is not None:
+        md["c3n.in_view"] = "1"
     return md
+
+
+def output_names(model: C3N, with_cam: bool = False) -> list[str]:
+    """The graph's output names in order: the contract's, ``cam_w1..4`` with ``with_cam`` (tests),
+    then ``in_view`` when the model has the head."""
+    return (OUTPUT_NAMES + ([f"cam_w{k}" for k in range(1, 5)] if with_cam else [])
+            + (["in_view"] if model.in_view is not None else []))
 
 
 def export(model: C3N, t: int, out: Path, trained: bool, with_cam: bool = False) -> Path:
@@ -102,7 +115,7 @@ def export(model: C3N, t: int, out: Path, trained: bool, with_cam: bool = False)
     tmp = out.with_suffix(".tmp.onnx")
     with torch.no_grad():
         shapes = [tuple(o.shape) for o in _ExportWrapper(model, with_cam).eval()(frames, logmel)]
-        names = OUTPUT_NAMES + ([f"cam_w{k}" for k in range(1, 5)] if with_cam else [])
+        names = output_names(model, with_cam)
         torch.onnx.export(_ExportWrapper(model, with_cam).eval(), (frames, logmel), str(tmp), dynamo=False,
                           opset_version=17, input_names=INPUT_NAMES, output_names=names,
                           do_constant_folding=True)
@@ -174,7 +187,7 @@ def save_reference(model: C3N, onnx_path: Path, ref_dir: Path) -> Path:
         outs = model(frames, logmel, t=t, region_outputs=True)
     np.save(d / "frames.npy", frames.numpy())
     np.save(d / "audio_logmel.npy", logmel.numpy())
-    for name, o in zip(OUTPUT_NAMES, outs):
+    for name, o in zip(output_names(model), outs):
         np.save(d / f"{name}.npy", o.numpy())
     return d
 

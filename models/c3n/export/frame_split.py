@@ -58,6 +58,17 @@ def mark_frame_split(m: onnx.ModelProto) -> dict:
         i += 1
     if not clip_means:
         raise ValueError("no TPAVI clip-mean scope found in the exported graph")
+    # the in_view head (issue 26) reads the deepest TPAVI output (after the clip means) and the
+    # audio embedding (before them): the embedding is carried too, as ``split/in_view_audio``
+    iv = "/model/in_view/"
+    ext = {x for n in g.node if n.name.startswith(iv) for x in n.input
+           if x and x not in inits and x in prod and not prod[x].name.startswith(iv)
+           and not prod[x].name.startswith("/model/decoder/") and prod[x].op_type != "Constant"}
+    if any(n.name.startswith(iv) for n in g.node):
+        if len(ext) != 1:
+            raise ValueError(f"in_view head: expected one tensor from outside the decoder, got {sorted(ext)}")
+        rename[ext.pop()] = "split/in_view_audio"
+        carry.append("split/in_view_audio")
     for n in g.node:
         n.input[:] = [rename.get(x, x) for x in n.input]
         n.output[:] = [rename.get(x, x) for x in n.output]

@@ -279,7 +279,9 @@ class Decoder(nn.Module):
         self.head2 = nn.Conv2d(d // 2, h, 3, padding=1)
         self.head3 = nn.Conv2d(h, 1, 1)
 
-    def forward(self, stages, audio: torch.Tensor, t: int) -> torch.Tensor:
+    def forward(self, stages, audio: torch.Tensor, t: int, return_deep: bool = False):
+        """-> mask logits [B*T,1,224,224]; with ``return_deep`` also the deepest TPAVI output
+        [B*T,d,7,7] (what :class:`c3n.model.inview.InViewHead` reads)."""
         f = [tp(asp(s), audio, t) for s, asp, tp in zip(stages, self.aspp, self.tpavi)]
         x = self.path4(f[3])
         x = self.path3(x, f[2])
@@ -290,4 +292,5 @@ class Decoder(nn.Module):
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
         else:
             x = upsample2x_half_pixel(x)
-        return self.head3(F.relu(self.head2(x)))
+        mask = self.head3(F.relu(self.head2(x)))
+        return (mask, f[3]) if return_deep else mask

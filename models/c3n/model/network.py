@@ -10,6 +10,9 @@ Data flow for a batch of B clips of T frames (N = B*T), docs/c3n-method.md §3:
    by the written-out backward of :mod:`c3n.model.backbone`; ``F' = F * sigmoid(w / |w|_2)``,
    ``F'' = F' * sigmoid(mean_c F')``. Parameter-free, stop-gradient.
 5. Decoder (:mod:`c3n.model.decoder`) -> ``mask_logits`` [N,1,224,224].
+6. Optional (issue 26): the ``in_view`` head (:mod:`c3n.model.inview`) on the decoder's deepest
+   TPAVI output and the audio embedding -> ``in_view`` [N], the probability that the sound's source
+   is visible.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from torch import nn
 
 from .backbone import STAGE_CHANNELS, MobileNetV2Backbone
 from .decoder import Decoder
+from .inview import InViewHead
 
 ALPHA = 0.1  # C3IM's flattening exponent (docs/c3n-method.md §6)
 
@@ -90,7 +94,7 @@ class C3N(nn.Module):
     """C3N. ``use_ccam=False`` gives the TPAVI-only ablation (C3IM still reports labels)."""
 
     def __init__(self, config: Config, yamnet: nn.Module, similarity: torch.Tensor,
-                 mobilenet_weights: str | None = None, use_ccam: bool = True):
+                 mobilenet_weights: str | None = None, use_ccam: bool = True, in_view: bool = False):
         super().__init__()
         self.config = config
         self.use_ccam = use_ccam
@@ -100,6 +104,8 @@ class C3N(nn.Module):
             p.requires_grad_(False)
         self.register_buffer("similarity", torch.as_tensor(similarity, dtype=torch.float32), persistent=False)
         self.decoder = Decoder(STAGE_CHANNELS, config.width, audio_dim=1024)
+        #: the ``in_view`` head, or None (models before issue 26: no ``in_view.*`` weights)
+        self.in_view = InViewHead(config.width, audio_dim=1024) if in_view else None
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -115,7 +121,8 @@ class C3N(nn.Module):
         ``visual_logit_map [N,1000,7,7]`` (the ImageNet classifier applied at every cell of the
         stage-4 map, a class-activation map: its spatial mean is ``visual_logits``) and
         ``c3im_affinity [N,1000]`` (:func:`c3im_affinity`); with ``return_cam`` then the four
-        Grad-CAM channel-weight tensors [N,C_k] (before L2 normalisation), for tests.
+        Grad-CAM channel-weight tensors [N,C_k] (before L2 normalisation), for tests; last, when
+        the model has the head, ``in_view`` [N] (sigmoid probability).
         """
         t = frames.shape[0] if t is None else t
         with torch.no_grad():
@@ -132,5 +139,10 @@ class C3N(nn.Module):
                 grads = self.backbone.cam_gradients(stages, tapes, label)
             cams = [g.mean(dim=(2, 3)) for g in grads]
             stages = [ccam(s, g.detach()) for s, g in zip(stages, grads)]
-        mask = self.decoder(stages, emb, t)
-        return (mask, visual_logits, audio_logits, label, score, *region, *(cams if return_cam else []))
+        extra: list[torch.Tensor] = []
+        if self.in_view is None:
+            mask = self.decoder(stages, emb, t)
+        else:
+            mask, deep = self.decoder(stages, emb, t, return_deep=True)
+            extra = [torch.sigmoid(self.in_view(deep, emb))]
+        return (mask, visual_logits, audio_logits, label, score, *region, *(cams if return_cam else []), *extra)

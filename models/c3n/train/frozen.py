@@ -23,6 +23,17 @@ that :func:`c3n.model.build.build_model` fetches), which it and ``python -m c3n.
 
 Training clips are every cached part ``{s4,ms3}_train*`` (a cache can grow between resumed runs).
 
+Off-screen signal (issue 26, docs/negative-audio.md): with ``--inview-weight`` > 0 the model gets the
+``in_view`` head (:mod:`c3n.model.inview`), trained with BCE (weight ``--inview-weight``) beside the
+mask loss; its target is 1 on a frame whose GT mask is non-empty, else 0. ``--neg-share`` of each
+batch's clips (stochastically rounded) are audio-visual correspondence negatives from a format-2
+cache (:meth:`c3n.train.featcache.CachedSplit.negative_batch`): a clip's frames with a partner's
+audio, target an empty mask and ``in_view`` 0. Validation then also scores each validation clip with
+its first partner's audio ("swapped") and reports the ``in_view`` ROC AUC (clip score = mean of its
+frames' probabilities) of on-screen clips against off-screen ∪ swapped, and against each of
+off-screen, swapped, silent and noise-floor clips alone; ``--select miou_auc`` (the default with the
+head) keeps ``best.pt`` by mean mIoU + mean AUC.
+
 Example: ``python -m c3n.train_frozen build/featcache/avsc2 --out build/runs/frozen-c3n-s1 --seed 1``
 (``--no-ccam`` for the TPAVI-only ablation: the same cached maps, without CCAM's re-weighting).
 """
@@ -38,10 +49,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..eval.metrics import AvsMetrics, false_alarm
+from ..eval.metrics import AvsMetrics, false_alarm, roc_auc
 from ..model.build import build_model
 from .featcache import CachedSplit, T
 from .finetune import bce_dice_loss
+
+KINDS = ("offscreen", "swapped", "silent", "noise")  # negatives the in_view AUC is reported against
 
 
 def ccam_from_weights(stage: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -57,10 +70,34 @@ def ccam_from_weights(stage: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 
 def decode(model, batch: dict, use_ccam: bool) -> torch.Tensor:
+    """Mask logits [B*T,1,224,224] of a cached batch (:meth:`CachedSplit.batch`)."""
+    return decode_all(model, batch, use_ccam)[0]
+
+
+def decode_all(model, batch: dict, use_ccam: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(mask logits [B*T,1,224,224], ``in_view`` logits [B*T] or None without the head)."""
     stages = batch["stages"]
     if use_ccam:
         stages = [ccam_from_weights(s, w) for s, w in zip(stages, batch["cams"])]
-    return model.decoder(stages, batch["emb"], T)
+    if model.in_view is None:
+        return model.decoder(stages, batch["emb"], T), None
+    mask, deep = model.decoder(stages, batch["emb"], T, return_deep=True)
+    return mask, model.in_view(deep, batch["emb"])
+
+
+def cat_batches(parts: list[dict]) -> dict:
+    """Concatenate cached batches (:meth:`CachedSplit.batch` / ``negative_batch``) frame-wise."""
+    return {"stages": [torch.cat([p["stages"][k] for p in parts]) for k in range(4)],
+            "cams": [torch.cat([p["cams"][k] for p in parts]) for k in range(4)],
+            **{k: torch.cat([p[k] for p in parts]) for k in ("emb", "masks", "valid", "in_view")}}
+
+
+def inview_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """BCE of ``in_view`` logits [N] against targets [N] over the frames with ``valid`` > 0.5."""
+    keep = valid > 0.5
+    if not bool(keep.any()):
+        return logits.sum() * 0.0
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits[keep], target[keep])
 
 
 @torch.no_grad()
@@ -94,9 +131,63 @@ def validate(model, splits: list[CachedSplit], use_ccam: bool, chunk: int = 4,
         r = m.summary()
         out[sp.subset] = {"miou": r["miou"], "fscore": r["fscore"], "clips": r["clips"],
                           "empty_clips": len(fa), "false_alarm": float(np.mean(fa)) if fa else 0.0,
-                          "false_alarm_clips": alarm_clips}
+                          "false_alarm_clips": alarm_clips, **_swapped_and_inview(model, sp, use_ccam, chunk)}
     model.decoder.train()
     return out
+
+
+def _swapped_and_inview(model, sp: CachedSplit, use_ccam: bool, chunk: int) -> dict:
+    """Validation on swapped pairs (each clip with its first partner's audio, format-2 caches) and
+    the ``in_view`` ROC AUCs (model with the head); see the module doc."""
+    out: dict = {}
+    kinds = sp.kinds()
+    if kinds is None:  # no clips.csv: on screen = GT non-empty somewhere in the clip
+        kinds = ["onscreen" if np.asarray(sp.a["masks"][i]).any() else "offscreen" for i in range(len(sp))]
+    with_neg = [i for i in range(len(sp)) if sp.neg_k and int(sp.a["neg_index"][i, 0]) >= 0]
+    score = {"clip": np.full(len(sp), np.nan), "swapped": []}
+    swapped_alarms = []
+    for s in range(0, len(sp), chunk):
+        idx = list(range(s, min(len(sp), s + chunk)))
+        if model.in_view is not None:
+            _, iv = decode_all(model, sp.batch(idx), use_ccam)
+            score["clip"][idx] = torch.sigmoid(iv).reshape(len(idx), T).mean(dim=1).numpy()
+    for s in range(0, len(with_neg), chunk):
+        idx = with_neg[s:s + chunk]
+        logits, iv = decode_all(model, sp.negative_batch(idx, [0] * len(idx)), use_ccam)
+        swapped_alarms += [false_alarm(logits[k * T:(k + 1) * T]) for k in range(len(idx))]
+        if iv is not None:
+            score["swapped"] += torch.sigmoid(iv).reshape(len(idx), T).mean(dim=1).tolist()
+    if with_neg:
+        out["swapped_clips"] = len(with_neg)
+        out["false_alarm_swapped"] = float(np.mean(swapped_alarms))
+    if model.in_view is not None:
+        kinds_a = np.asarray(kinds)
+        pos = score["clip"][kinds_a == "onscreen"]
+        groups = {k: (score["swapped"] if k == "swapped" else score["clip"][kinds_a == k]) for k in KINDS}
+        out["inview_auc"] = roc_auc(pos, np.concatenate([np.asarray(groups["offscreen"]),
+                                                         np.asarray(groups["swapped"])]))
+        for k in KINDS:
+            out[f"inview_auc_{k}"] = roc_auc(pos, groups[k])
+        out["inview_mean_onscreen"] = float(np.mean(pos)) if len(pos) else None
+    return out
+
+
+def sample_batch(train: list[CachedSplit], owners: np.ndarray, local: np.ndarray, weights: np.ndarray,
+                 neg_weights: np.ndarray, clips: int, neg_share: float, rng: np.random.Generator) -> dict:
+    """One training batch of ``clips`` clips: ``neg_share * clips`` of them (stochastically
+    rounded) swapped pairs (an anchor drawn by ``neg_weights``, a partner k uniform), the rest clips
+    drawn by ``weights`` (without replacement); ``owners`` / ``local`` map the global clip index to
+    (part, clip in part)."""
+    x = neg_share * clips
+    n_neg = min(clips, int(x) + int(rng.random() < x - int(x)))
+    parts = []
+    if clips - n_neg:
+        pick = rng.choice(len(owners), size=clips - n_neg, replace=False, p=weights)
+        parts += [train[owners[i]].batch([local[i]]) for i in pick]
+    for i in (rng.choice(len(owners), size=n_neg, replace=True, p=neg_weights) if n_neg else []):
+        sp = train[owners[i]]
+        parts.append(sp.negative_batch([local[i]], [int(rng.integers(sp.neg_k))]))
+    return cat_batches(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-steps", type=int, default=20000)
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--patience", type=int, default=8, help="evaluations without improvement before stopping")
+    ap.add_argument("--neg-share", type=float, default=0.0,
+                    help="share of each batch's clips that are swapped audio-visual negatives (format-2 cache)")
+    ap.add_argument("--inview-weight", type=float, default=0.0,
+                    help="weight of the in_view BCE beside the mask loss; > 0 adds the in_view head")
+    ap.add_argument("--select", choices=["miou", "miou_auc"], default=None,
+                    help="best.pt by mean val mIoU, or mean mIoU + mean in_view AUC (default with the head)")
     ap.add_argument("--time-budget-min", type=float, default=None, help="stop this invocation after N minutes")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--resume", action="store_true")
@@ -140,11 +237,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{int(empty.sum())} of {len(empty)} training clips have empty masks: weight x{a.empty_weight}",
               file=sys.stderr)
     weights /= weights.sum()
+    # swapped pairs: anchors with a negative partner, drawn with the same weights
+    has_neg = np.concatenate([(np.asarray(sp.a["neg_index"])[:, 0] >= 0) if sp.neg_k else np.zeros(len(sp), bool)
+                              for sp in train])
+    if a.neg_share > 0 and not has_neg.any():
+        raise SystemExit(f"error: --neg-share needs a format-2 cache with negatives ({a.cache})")
+    neg_weights = np.where(has_neg, weights, 0.0)
+    neg_weights = neg_weights / neg_weights.sum() if has_neg.any() else neg_weights
+    select = a.select or ("miou_auc" if a.inview_weight > 0 else "miou")
 
-    model = build_model(a.config, use_ccam=use_ccam, seed=a.seed)
+    model = build_model(a.config, use_ccam=use_ccam, seed=a.seed, in_view=a.inview_weight > 0)
     model.eval()
     model.decoder.train()
     params = list(model.decoder.parameters())
+    if model.in_view is not None:
+        model.in_view.train()
+        params += list(model.in_view.parameters())
     opt = torch.optim.Adam(params, lr=a.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / a.max_steps))))
@@ -156,7 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         if "decoder" in ck:  # checkpoints of the first version of this script
             model.decoder.load_state_dict(ck["decoder"])
         else:
-            model.decoder.load_state_dict({k[len("decoder."):]: v for k, v in ck["model"].items()})
+            model.load_state_dict(ck["model"], strict=False)
+            want = {k for k in model.state_dict() if k.startswith(("decoder.", "in_view."))}
+            if set(ck["model"]) != want:
+                raise SystemExit(f"error: {last} does not match this model (--inview-weight > 0 adds the head)")
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         step, best, history, bad_evals = ck["step"], ck["best"], ck["history"], ck["bad_evals"]
@@ -167,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def save(path: Path, extra: dict) -> None:
         # the decoder only: backbone and YAMNet are the pretrained, fetched weights (build_model)
-        state = {k: v for k, v in model.state_dict().items() if k.startswith("decoder.")}
+        state = {k: v for k, v in model.state_dict().items() if k.startswith(("decoder.", "in_view."))}
         ck = {"model": state, "config": a.config, "use_ccam": use_ccam, "frozen_backbone": True, "step": step,
               "best": best, "history": history, "args": {k: str(v) for k, v in vars(a).items()}, **extra}
         tmp = path.with_suffix(".tmp")
@@ -185,13 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     ema = None
     log = open(a.out / "log.jsonl", "a")
     while step < a.max_steps and bad_evals < a.patience:
-        pick = rng.choice(len(owners), size=a.batch_clips, replace=False, p=weights)
-        parts = [train[owners[i]].batch([local[i]]) for i in pick]
-        batch = {"stages": [torch.cat([p["stages"][k] for p in parts]) for k in range(4)],
-                 "cams": [torch.cat([p["cams"][k] for p in parts]) for k in range(4)],
-                 **{k: torch.cat([p[k] for p in parts]) for k in ("emb", "masks", "valid")}}
-        logits = decode(model, batch, use_ccam)
+        batch = sample_batch(train, owners, local, weights, neg_weights, a.batch_clips, a.neg_share, rng)
+        logits, iv = decode_all(model, batch, use_ccam)
         loss = bce_dice_loss(logits, batch["masks"], batch["valid"])
+        if iv is not None:
+            loss = loss + a.inview_weight * inview_loss(iv, batch["in_view"], batch["valid"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -205,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         if step % a.eval_every == 0 or step >= a.max_steps or el_run >= budget:
             v = validate(model, val, use_ccam)
             score = float(np.mean([v[s]["miou"] for s in v]))
+            if select == "miou_auc":
+                score += float(np.mean([v[s].get("inview_auc") or 0.0 for s in v]))
             rec = {"step": step, "elapsed_s": round(elapsed_before + el_run), "train_loss_ema": ema,
                    "val_score": score, **{f"{s}_{k}": x for s in v for k, x in v[s].items()}}
             history.append(rec)
