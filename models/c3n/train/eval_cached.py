@@ -10,7 +10,9 @@ from the cached ``audio_logits``).
 
 Metrics per cached split: AVSBench mIoU and F-score (β² = 0.3) over the clips' GT frames
 (:class:`c3n.eval.metrics.AvsMetrics`), and the false-alarm rate over the clips whose GT is empty in
-every frame (:func:`c3n.eval.metrics.false_alarm`).
+every frame (:func:`c3n.eval.metrics.false_alarm`); on a format-2 cache also the false-alarm rate
+on swapped audio-visual pairs (kind ``swapped``) and, for a checkpoint with the ``in_view`` head, its
+ROC AUCs (:func:`c3n.train.frozen.validate`, issue 26).
 
 Command (one JSON object per checkpoint and split on stdout, and a Markdown table on stderr)::
 
@@ -69,8 +71,12 @@ def score(checkpoint: Path, splits: list[CachedSplit], silenced: dict | None = N
     out = {}
     for sp in splits:
         r = validate(model, [sp], model.use_ccam, silenced=silenced)[sp.subset]
+        by_kind = alarms_by_kind(sp, r["false_alarm_clips"])
+        if by_kind is not None and r.get("swapped_clips"):  # format 2: the swapped pairs (issue 26)
+            n = r["swapped_clips"]
+            by_kind["swapped"] = [round(r["false_alarm_swapped"] * n), n]
         out[str(sp.folder)] = {**r, "use_ccam": model.use_ccam, "step": ck.get("step"),
-                               "false_alarm_by_kind": alarms_by_kind(sp, r["false_alarm_clips"])}
+                               "false_alarm_by_kind": by_kind}
     return out
 
 
