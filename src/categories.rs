@@ -1,6 +1,8 @@
 //! The category vocabulary (issue 15): a short, user-facing label set (`person`, `dog`, `car`, …,
-//! `other`, Frigate-style) over the 1000 ImageNet and 521 AudioSet classes, and the per-region
-//! combination of visual and audio evidence that picks a region's category.
+//! `other`, Frigate-style) over the 1000 ImageNet and the AudioSet classes (521 in YAMNet order,
+//! `audioset`; from version 2 also the 527 of AudioSet order, `audioset_527`, for the official
+//! C3N / AVSBench audio heads), and the per-region combination of visual and audio evidence that
+//! picks a region's category.
 //!
 //! Source: `models/assets/categories-v<N>.json`, built from WordNet 3.0 hypernyms and the AudioSet
 //! ontology by `models/c3n/categories.py` and embedded in the model as the metadata value
@@ -40,6 +42,9 @@ struct Asset {
     categories: Vec<String>,
     imagenet: Vec<usize>,
     audioset: Vec<i64>,
+    /// Version 2: the 527 AudioSet classes in AudioSet order (absent in version 1).
+    #[serde(default)]
+    audioset_527: Option<Vec<i64>>,
     worn: Vec<usize>,
     combine: Combine,
 }
@@ -77,6 +82,8 @@ pub struct Choice {
 
 impl CategoryMap {
     /// Parses and checks the asset text for a model with `n_imagenet` / `n_audioset` classes.
+    /// The AudioSet list is the asset's `audioset` (YAMNet's 521) or `audioset_527` (AudioSet's
+    /// 527), whichever has `n_audioset` entries.
     /// Errors: [`CategoryError`] naming what is wrong.
     pub fn from_json(
         text: &str,
@@ -110,17 +117,22 @@ impl CategoryMap {
                 a.imagenet.len()
             ));
         }
-        if a.audioset.len() != n_audioset {
+        let audioset_src = if a.audioset.len() == n_audioset {
+            &a.audioset
+        } else if let Some(v) = a.audioset_527.as_ref().filter(|v| v.len() == n_audioset) {
+            v
+        } else {
             return bad(format!(
-                "{} AudioSet entries, the model has {n_audioset} classes",
-                a.audioset.len()
+                "{} AudioSet entries ({} in audioset_527), the model has {n_audioset} classes",
+                a.audioset.len(),
+                a.audioset_527.as_ref().map_or(0, Vec::len)
             ));
-        }
+        };
         if let Some(c) = a.imagenet.iter().find(|&&c| c >= k) {
             return bad(format!("ImageNet category index {c} >= {k}"));
         }
-        let mut audioset = Vec::with_capacity(a.audioset.len());
-        for &c in &a.audioset {
+        let mut audioset = Vec::with_capacity(audioset_src.len());
+        for &c in audioset_src {
             audioset.push(match c {
                 -1 => None,
                 c if (0..k as i64).contains(&c) => Some(c as usize),
@@ -204,6 +216,33 @@ impl CategoryMap {
         }
         let worn = self.worn.iter().filter_map(|&i| p.get(i)).sum();
         (vis, aud, worn)
+    }
+
+    /// The category from the audio side alone, for models without an ImageNet head (schema 3
+    /// without C3IM outputs, e.g. the AVSBench baseline): the AudioSet class with the largest
+    /// logit (first on ties) and its category (`other` when it has none), scored by its sigmoid.
+    /// Returns `(AudioSet index, choice)`, `None` for empty logits.
+    pub fn classify_audio(&self, audio_logits: &[f32]) -> Option<(usize, Choice)> {
+        if audio_logits.is_empty() {
+            return None;
+        }
+        let (i, l) =
+            audio_logits
+                .iter()
+                .copied()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |b, (i, x)| if x > b.1 { (i, x) } else { b },
+                );
+        let index = self
+            .audioset
+            .get(i)
+            .copied()
+            .flatten()
+            .unwrap_or(self.other);
+        let score = (1.0 / (1.0 + (-f64::from(l)).exp())) as f32;
+        Some((i, Choice { index, score }))
     }
 
     /// The category of a region from its pooled ImageNet logits, the frame's AudioSet logits
@@ -296,5 +335,28 @@ mod tests {
         let vote = doc(r#"["dog","other"]"#, "[0,1]", "[0]").replace("c3im", "vote");
         assert!(e(vote).contains("rule \"vote\" is unknown"));
         assert!(CategoryMap::from_json(&doc(r#"["dog","other"]"#, "[0,1]", "[-1]"), 2, 1).is_ok());
+    }
+
+    #[test]
+    fn the_527_list_is_chosen_by_width_and_the_audio_side_labels_alone() {
+        let text = r#"{"name":"c3n-categories","version":2,"categories":["person","dog","other"],
+            "imagenet":[1,1,2,2],"audioset":[0,1,-1],"audioset_527":[0,0,1,-1],"worn":[2],
+            "combine":{"rule":"c3im","person_audio_min":0.5,"person_visual_min":0.5}}"#;
+        let m3 = CategoryMap::from_json(text, 4, 3).expect("521-style list");
+        assert_eq!(m3.audioset, vec![Some(0), Some(1), None]);
+        let m4 = CategoryMap::from_json(text, 4, 4).expect("527-style list");
+        assert_eq!(m4.audioset, vec![Some(0), Some(0), Some(1), None]);
+        let e = CategoryMap::from_json(text, 4, 5).unwrap_err().to_string();
+        assert!(e.contains("3 AudioSet entries (4 in audioset_527)"), "{e}");
+        let (i, c) = m4
+            .classify_audio(&[-1.0, 0.0, 2.0, 1.0])
+            .expect("top class");
+        assert_eq!((i, m4.names[c.index].as_str()), (2, "dog"));
+        assert!((f64::from(c.score) - 1.0 / (1.0 + (-2f64).exp())).abs() < 1e-6);
+        let (i, c) = m4
+            .classify_audio(&[-1.0, 0.0, 2.0, 3.0])
+            .expect("top class");
+        assert_eq!((i, c.index), (3, m4.other())); // no category: other
+        assert!(m4.classify_audio(&[]).is_none());
     }
 }

@@ -107,9 +107,7 @@ impl ClipLoader {
                 .write_chw(&img, frames.slice_mut(s![i, .., .., ..]));
         }
         let wave = audio::load_mono(&clip.wav, self.sample_rate)?;
-        let audio_logmel = self
-            .logmel
-            .clip_patches(&wave, FRAMES_PER_CLIP, FRAME_SLOT_S);
+        let audio_logmel = self.logmel.clip_input(&wave, FRAMES_PER_CLIP, FRAME_SLOT_S);
         Ok(ModelInput {
             frames,
             audio_logmel,

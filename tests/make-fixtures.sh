@@ -17,6 +17,7 @@ PY="$ROOT/.venv/bin/python"
 [ -x "$PY" ] || { echo "FAIL tests/make-fixtures.sh: no .venv (run: bash tests/setup.sh python)" >&2; exit 1; }
 
 "$PY" tests/fixtures/make_contract_model.py "$C3N_TEST_ARTIFACTS"
+"$PY" tests/fixtures/make_contract_model_s3.py "$C3N_TEST_ARTIFACTS"
 "$PY" tests/fixtures/make_frontend_ref.py "$C3N_TEST_ARTIFACTS"
 "$PY" tests/fixtures/make_pipeline_clip.py "$C3N_TEST_ARTIFACTS"
 "$PY" tests/fixtures/make_two_objects.py "$C3N_TEST_ARTIFACTS"

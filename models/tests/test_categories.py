@@ -187,3 +187,20 @@ def test_asset_rebuilds_from_the_pinned_sources():
     committed = cat.load()
     rebuilt = cat.build_from_sources(committed["combine"])
     assert cat.dumps(rebuilt) == cat.asset_text()
+
+
+def test_v2_keeps_v1_and_covers_527_audioset_classes():
+    """categories-v2 = v1 (still embedded by the shipped models) + ``audioset_527``; the 521 YAMNet
+    classes keep their category in the 527-class list (matched by display name)."""
+    import json
+
+    from c3n.labels import audioset_527_names, audioset_names
+
+    v1 = json.loads((cat.ASSETS_DIR / "categories-v1.json").read_text(encoding="utf-8"))
+    v2 = cat.load()
+    assert v2["version"] == 2
+    for k in ("categories", "imagenet", "audioset", "worn", "combine"):
+        assert v2[k] == v1[k], k
+    assert len(v2["audioset_527"]) == 527
+    by_name = dict(zip(audioset_527_names(), v2["audioset_527"]))
+    assert all(by_name[n] == c for n, c in zip(audioset_names(), v2["audioset"]))

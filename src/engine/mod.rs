@@ -35,11 +35,17 @@ pub struct ModelInput {
     /// `f32 [T,3,224,224]`: RGB frames, CHW, normalised with `c3n.mean`/`c3n.std`
     /// (see [`crate::frontend::ImageNorm`]).
     pub frames: Array4<f32>,
-    /// `f32 [T,1,96,64]`: one log-mel patch per frame (see [`crate::frontend::LogMel::clip_patches`]).
+    /// `f32 [T,1,96,64]`: one log-mel patch per frame (see [`crate::frontend::LogMel::clip_patches`]);
+    /// for a waveform model (`c3n.audio_input = waveform`) the 1-s windows as `[T,1,1,sample_rate]`
+    /// ([`ModelContract::audio_window_shape`]), fed as `audio_waveform [T,sample_rate]`.
     pub audio_logmel: Array4<f32>,
 }
 
 /// One model call's outputs.
+///
+/// A model without the C3IM outputs (schema 3, [`ModelContract::c3im`] false) gives them empty:
+/// `visual_logits [T,0]`, `unified_label` all −1, `c3im_score` all 0, `visual_logit_map
+/// [T,0,0,0]`, `c3im_affinity [T,0]` ([`Inference::without_c3im`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inference {
     /// `f32 [T,1,224,224]`: sounding-object mask logits (sigmoid > 0.5 = object,
@@ -47,7 +53,8 @@ pub struct Inference {
     pub mask_logits: Array4<f32>,
     /// `f32 [T,1000]`: ImageNet logits of the visual classifier.
     pub visual_logits: Array2<f32>,
-    /// `f32 [T,521]`: AudioSet logits of the audio classifier.
+    /// `f32 [T,N]`: AudioSet logits of the audio classifier (N = 521 or 527,
+    /// [`ModelContract::n_audioset`]).
     pub audio_logits: Array2<f32>,
     /// `[T]`: ImageNet class chosen by C3IM as the unified audio-visual label.
     pub unified_label: Vec<i64>,
@@ -60,6 +67,22 @@ pub struct Inference {
     /// `f32 [T,1000]`: C3IM's audio side `r[j] = max_i S[j,i]·a[i]`; a visual distribution v's
     /// unified label with this frame's audio is `argmax_j v[j]·r[j]` (`post::c3im_label`).
     pub c3im_affinity: Array2<f32>,
+}
+
+impl Inference {
+    /// The outputs of a model without C3IM outputs: the two it has, the rest empty (type docs).
+    pub fn without_c3im(mask_logits: Array4<f32>, audio_logits: Array2<f32>) -> Self {
+        let t = mask_logits.dim().0;
+        Self {
+            visual_logits: Array2::zeros((t, 0)),
+            unified_label: vec![-1; t],
+            c3im_score: vec![0.0; t],
+            visual_logit_map: Array4::zeros((t, 0, 0, 0)),
+            c3im_affinity: Array2::zeros((t, 0)),
+            mask_logits,
+            audio_logits,
+        }
+    }
 }
 
 /// Errors of the inference engines.
@@ -288,23 +311,45 @@ pub struct OutputShapeError;
 pub fn check_output(contract: &ModelContract, inf: &Inference) -> Result<(), OutputShapeError> {
     let t = contract.clip_frames;
     let s = contract.image.size as usize;
+    let (n, m) = if contract.c3im {
+        (model::N_IMAGENET, model::map_size(s))
+    } else {
+        (0, 0)
+    };
     if inf.mask_logits.dim() != (t, 1, s, s)
-        || inf.visual_logits.dim() != (t, model::N_IMAGENET)
-        || inf.audio_logits.dim() != (t, model::N_AUDIOSET)
+        || inf.visual_logits.dim() != (t, n)
+        || inf.audio_logits.dim() != (t, contract.n_audioset())
         || inf.unified_label.len() != t
         || inf.c3im_score.len() != t
-        || inf.visual_logit_map.dim()
-            != (t, model::N_IMAGENET, model::map_size(s), model::map_size(s))
-        || inf.c3im_affinity.dim() != (t, model::N_IMAGENET)
+        || inf.visual_logit_map.dim() != (t, n, m, m)
+        || inf.c3im_affinity.dim() != (t, n)
     {
         return Err(OutputShapeError);
     }
     Ok(())
 }
 
+/// The audio input as the graph takes it for a model with `c3n.audio_input` = `input` (`audio`
+/// has [`ModelContract::audio_window_shape`], or leading dimension 1 for one frame): the log-mel patches as they are, or for a waveform
+/// model the `[T,1,1,n]` windows as `audio_waveform [T,n]`.
+pub fn audio_tensor(
+    input: crate::frontend::AudioInput,
+    audio: &Array4<f32>,
+) -> ndarray::ArrayD<f32> {
+    match input {
+        crate::frontend::AudioInput::Logmel => audio.clone().into_dyn(),
+        crate::frontend::AudioInput::Waveform => audio
+            .index_axis(ndarray::Axis(1), 0)
+            .index_axis(ndarray::Axis(1), 0)
+            .to_owned()
+            .into_dyn(),
+    }
+}
+
 /// Checks that `window` has the shapes `contract` requires.
 pub fn check_input(contract: &ModelContract, window: &ModelInput) -> Result<(), EngineError> {
-    let [(n0, s0), (n1, s1)] = contract.input_shapes();
+    let [(n0, s0), (n1, _)] = contract.input_shapes();
+    let s1 = contract.audio_window_shape().to_vec();
     for (name, expected, got) in [
         (n0, s0, window.frames.shape()),
         (n1, s1, window.audio_logmel.shape()),

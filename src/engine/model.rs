@@ -7,8 +7,8 @@
 //! protobuf dependency or schema copy is needed and the decoded proto is reused to build the tract
 //! model ([`load_model_proto`] → [`ModelContract::from_proto`] → `tract::TractEngine`).
 //!
-//! Contract (schema "2"; "1" lacked the last two outputs and the `c3n.alpha` / `c3n.categories*`
-//! metadata, and is refused with a message to re-export):
+//! Contract, schema "2" (the shipped edge models; "1" lacked the last two outputs and the
+//! `c3n.alpha` / `c3n.categories*` metadata, and is refused with a message to re-export):
 //!
 //! | tensor | dtype | shape |
 //! |---|---|---|
@@ -25,23 +25,49 @@
 //! with `T = c3n.clip_frames` (static, 5 or 1) and `S = c3n.input_size` (224). Metadata besides
 //! the front end and labels: `c3n.alpha` (C3IM's exponent, 0.1) and `c3n.categories` (the category
 //! vocabulary, [`crate::categories`]; `c3n.categories.sha256` / `.version` name the asset).
+//!
+//! Schema "3" (issue 24: the official C3N / AVSBench networks) is schema 2 with:
+//! * `c3n.variant` (required; e.g. `c3n/pvt_v2_b5/vggish`, `avsbench/resnet50/vggish`), shown
+//!   by `model-info`; `c3n.config` may also be `c3n` or `avsbench`;
+//! * `c3n.audio_input` (required): `logmel` (input `audio_logmel [T,1,96,64]`, the `c3n.frontend.*`
+//!   keys as in schema 2, plus the optional `c3n.frontend.patch_placement` = `slot` | `examples`,
+//!   [`crate::frontend::PatchPlacement`]) or `waveform` (input `audio_waveform [T,sample_rate]`
+//!   float32, one 1-s window of 16 kHz mono audio per frame slot; only
+//!   `c3n.frontend.sample_rate` is read);
+//! * `audio_logits [T,N]` with N = the length of `c3n.labels.audioset`, 521 (YAMNet order) or
+//!   527 (AudioSet order); the category vocabulary must cover N (`audioset_527` from version 2);
+//! * the C3IM outputs optional, all or none: a model without an ImageNet head (the AVSBench
+//!   baseline) has only `mask_logits` and `audio_logits` ([`C3IM_OUTPUTS`] left out; then
+//!   `c3n.labels.imagenet` and `c3n.alpha` are optional), and its regions are labelled from the
+//!   audio side ([`ModelContract::c3im`]).
+//!
+//! `c3n.frontend.patch_placement` is also read in schema 2 (absent = `slot`).
+
+mod error;
+mod props;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use tract_onnx::pb::{self, tensor_proto::DataType, type_proto, ModelProto};
+use tract_onnx::pb::{self, tensor_proto::DataType, ModelProto};
 use tract_onnx::prelude::Framework;
 
+pub use self::error::ModelError;
+use self::props::{declared, Declared, Props};
 use crate::categories::CategoryMap;
-use crate::frontend::{FrontendParams, ImageNorm};
+use crate::frontend::{AudioInput, FrontendParams, ImageNorm, PatchPlacement};
 
-/// Metadata schema version this runtime understands (`c3n.schema`).
+/// Metadata schema version of the shipped models (`c3n.schema`); [`SCHEMA_3`] is also read.
 pub const SCHEMA: &str = "2";
+/// Schema of the imported official networks (module docs).
+pub const SCHEMA_3: &str = "3";
 /// Number of ImageNet classes (`visual_logits` width, `c3n.labels.imagenet` length).
 pub const N_IMAGENET: usize = 1000;
-/// Number of AudioSet classes (`audio_logits` width, `c3n.labels.audioset` length).
+/// Number of AudioSet classes of YAMNet (`audio_logits` width of schema 2 models).
 pub const N_AUDIOSET: usize = 521;
+/// Number of AudioSet classes of the full label set (schema 3 may use it: VGGish's head, PANNs).
+pub const N_AUDIOSET_527: usize = 527;
 /// Largest `c3n.clip_frames` accepted (buffers are sized from it; the shipped models use 1 and 5).
 pub const MAX_CLIP_FRAMES: usize = 64;
 /// Largest `c3n.input_size` accepted, in pixels (the shipped models use 224).
@@ -50,13 +76,25 @@ pub const MAX_INPUT_SIZE: u32 = 4096;
 pub const MIN_CLIP_RATE_HZ: f64 = 0.01;
 /// See [`MIN_CLIP_RATE_HZ`].
 pub const MAX_CLIP_RATE_HZ: f64 = 1000.0;
-/// Input names, in contract order.
+/// Input names, in contract order (log-mel models).
 pub const INPUTS: [&str; 2] = ["frames", "audio_logmel"];
+/// Input names of waveform models (`c3n.audio_input = waveform`, schema 3).
+pub const INPUTS_WAVEFORM: [&str; 2] = ["frames", "audio_waveform"];
 /// Output names, in contract order.
 pub const OUTPUTS: [&str; 7] = [
     "mask_logits",
     "visual_logits",
     "audio_logits",
+    "unified_label",
+    "c3im_score",
+    "visual_logit_map",
+    "c3im_affinity",
+];
+/// Output names of a model without C3IM outputs (schema 3, no ImageNet head), in contract order.
+pub const OUTPUTS_AUDIO_ONLY: [&str; 2] = ["mask_logits", "audio_logits"];
+/// The outputs such a model leaves out.
+pub const C3IM_OUTPUTS: [&str; 5] = [
+    "visual_logits",
     "unified_label",
     "c3im_score",
     "visual_logit_map",
@@ -68,64 +106,16 @@ pub fn map_size(s: usize) -> usize {
     s.div_ceil(32)
 }
 
-/// Why a model file does not satisfy the contract. Every variant names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    /// The file could not be read.
-    #[error("cannot read model {path}: {source}")]
-    Io {
-        /// Model file.
-        path: PathBuf,
-        /// OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The bytes are not a (complete) ONNX protobuf.
-    #[error("{path} is not a valid ONNX model (truncated or another format?): {reason}")]
-    NotOnnx {
-        /// Model file.
-        path: PathBuf,
-        /// Decoder message.
-        reason: String,
-    },
-    /// A required `metadata_props` key is absent.
-    #[error("{path}: ONNX metadata key `{key}` is missing (was the model exported by `python -m c3n.export`?)")]
-    MissingKey {
-        /// Model file.
-        path: PathBuf,
-        /// Missing key.
-        key: &'static str,
-    },
-    /// A `metadata_props` value cannot be parsed or is out of range.
-    #[error("{path}: ONNX metadata `{key}` = {value:?} is invalid: {reason}")]
-    BadValue {
-        /// Model file.
-        path: PathBuf,
-        /// Offending key.
-        key: &'static str,
-        /// Its value (truncated to 80 characters).
-        value: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The graph's inputs or outputs differ from the contract.
-    #[error("{path}: {kind} signature does not match the c3n contract: {problem}")]
-    Signature {
-        /// Model file.
-        path: PathBuf,
-        /// "input" or "output".
-        kind: &'static str,
-        /// Which tensor and how it differs.
-        problem: String,
-    },
-}
-
 /// The model contract, parsed from the ONNX `metadata_props` (all values are strings there).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelContract {
     /// File it was read from.
     pub path: PathBuf,
-    /// `c3n.config`: "edge" or "paper".
+    /// `c3n.schema`: 2 or 3.
+    pub schema: u32,
+    /// `c3n.variant` (schema 3; optional in schema 2), e.g. `c3n/pvt_v2_b5/vggish`.
+    pub variant: Option<String>,
+    /// `c3n.config`: "edge" or "paper" (schema 3 also "c3n", "avsbench").
     pub config: String,
     /// `c3n.model_version`.
     pub model_version: String,
@@ -137,11 +127,14 @@ pub struct ModelContract {
     pub clip_rate_hz: f64,
     /// `c3n.input_size`, `c3n.mean`, `c3n.std`: frame size and normalisation.
     pub image: ImageNorm,
-    /// `c3n.frontend.*`: log-mel parameters.
+    /// `c3n.frontend.*` and `c3n.audio_input`: the audio front end.
     pub frontend: FrontendParams,
-    /// `c3n.labels.imagenet`: 1000 ImageNet class names (index = `visual_logits` column).
+    /// True when the model has the C3IM outputs (always in schema 2; [`C3IM_OUTPUTS`]).
+    pub c3im: bool,
+    /// `c3n.labels.imagenet`: 1000 ImageNet class names (index = `visual_logits` column); empty
+    /// for a model without C3IM outputs that does not carry them.
     pub imagenet_labels: Vec<String>,
-    /// `c3n.labels.audioset`: 521 AudioSet class names (index = `audio_logits` column).
+    /// `c3n.labels.audioset`: 521 or 527 AudioSet class names (index = `audio_logits` column).
     pub audioset_labels: Vec<String>,
     /// `c3n.alpha`: C3IM's flattening exponent (0 < α ≤ 1).
     pub alpha: f32,
@@ -180,57 +173,6 @@ pub fn load_model_proto(path: &Path) -> Result<ModelProto, ModelError> {
     Ok(proto)
 }
 
-/// Dtype + shape of a tensor as declared in the graph; `None` dims are symbolic.
-#[derive(Debug, Clone, PartialEq)]
-struct Declared {
-    dtype: Option<DataType>,
-    dims: Option<Vec<Option<i64>>>,
-}
-
-impl fmt::Display for Declared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.dtype {
-            Some(DataType::Float) => write!(f, "float32 ")?,
-            Some(DataType::Int64) => write!(f, "int64 ")?,
-            Some(d) => write!(f, "{d:?} ")?,
-            None => write!(f, "<no dtype> ")?,
-        }
-        match &self.dims {
-            None => write!(f, "<no shape>"),
-            Some(d) => {
-                let s: Vec<String> = d
-                    .iter()
-                    .map(|x| x.map_or_else(|| "?".to_string(), |v| v.to_string()))
-                    .collect();
-                write!(f, "[{}]", s.join(","))
-            }
-        }
-    }
-}
-
-fn declared(v: &pb::ValueInfoProto) -> Declared {
-    let Some(type_proto::Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref())
-    else {
-        return Declared {
-            dtype: None,
-            dims: None,
-        };
-    };
-    let dims = t.shape.as_ref().map(|s| {
-        s.dim
-            .iter()
-            .map(|d| match d.value {
-                Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) => Some(v),
-                _ => None,
-            })
-            .collect()
-    });
-    Declared {
-        dtype: DataType::try_from(t.elem_type).ok(),
-        dims,
-    }
-}
-
 impl ModelContract {
     /// Reads an ONNX file and parses + validates its contract (metadata and signature).
     pub fn from_file(path: &Path) -> Result<Self, ModelError> {
@@ -247,23 +189,52 @@ impl ModelContract {
             .collect();
         let p = Props { path, md };
         let schema = p.get("c3n.schema")?;
-        if schema != SCHEMA {
-            return Err(p.bad(
-                "c3n.schema",
-                schema,
-                format!(
-                    "this runtime reads schema {SCHEMA} (per-region labels and categories, issue 15); \
-                     re-export the model with `python -m c3n.export`"
-                ),
-            ));
-        }
+        let schema3 = match schema {
+            SCHEMA => false,
+            SCHEMA_3 => true,
+            _ => {
+                return Err(p.bad(
+                    "c3n.schema",
+                    schema,
+                    format!(
+                        "this runtime reads schemas {SCHEMA} and {SCHEMA_3} (per-region labels and \
+                         categories, issue 15); re-export the model with `python -m c3n.export`"
+                    ),
+                ))
+            }
+        };
         let config = p.get("c3n.config")?;
-        if config != "edge" && config != "paper" {
-            return Err(p.bad(
-                "c3n.config",
-                config,
-                "expected \"edge\" or \"paper\"".into(),
-            ));
+        let configs: &[&str] = if schema3 {
+            &["edge", "paper", "c3n", "avsbench"]
+        } else {
+            &["edge", "paper"]
+        };
+        if !configs.contains(&config) {
+            return Err(p.bad("c3n.config", config, format!("expected one of {configs:?}")));
+        }
+        let variant = match (schema3, p.opt("c3n.variant")) {
+            (true, None) => return Err(p.missing("c3n.variant")),
+            (_, Some(v)) if v.is_empty() || v.len() > 200 || v.chars().any(char::is_control) => {
+                return Err(p.bad(
+                    "c3n.variant",
+                    v,
+                    "must be 1 to 200 printable characters".into(),
+                ))
+            }
+            (_, v) => v.map(str::to_string),
+        };
+        let audio_input: AudioInput = if schema3 {
+            p.parse("c3n.audio_input")?
+        } else {
+            AudioInput::Logmel
+        };
+        let c3im = has_c3im_outputs(proto);
+        if !schema3 && !c3im {
+            return Err(ModelError::Signature {
+                path: path.to_path_buf(),
+                kind: "output",
+                problem: format!("schema {SCHEMA} needs the outputs {OUTPUTS:?}"),
+            });
         }
         let trained = match p.get("c3n.trained")? {
             "true" => true,
@@ -302,29 +273,57 @@ impl ModelContract {
         if image.std.iter().any(|&s| s.is_nan() || s <= 0.0) {
             return Err(p.bad("c3n.std", p.get("c3n.std")?, "every std must be > 0".into()));
         }
-        let frontend = FrontendParams {
-            sample_rate: p.parse("c3n.frontend.sample_rate")?,
-            window_samples: p.parse("c3n.frontend.window_samples")?,
-            hop_samples: p.parse("c3n.frontend.hop_samples")?,
-            fft_size: p.parse("c3n.frontend.fft_size")?,
-            mel_bands: p.parse("c3n.frontend.mel_bands")?,
-            mel_min_hz: p.parse("c3n.frontend.mel_min_hz")?,
-            mel_max_hz: p.parse("c3n.frontend.mel_max_hz")?,
-            log_offset: p.parse("c3n.frontend.log_offset")?,
-            patch_frames: p.parse("c3n.frontend.patch_frames")?,
+        let frontend = match audio_input {
+            AudioInput::Logmel => FrontendParams {
+                sample_rate: p.parse("c3n.frontend.sample_rate")?,
+                window_samples: p.parse("c3n.frontend.window_samples")?,
+                hop_samples: p.parse("c3n.frontend.hop_samples")?,
+                fft_size: p.parse("c3n.frontend.fft_size")?,
+                mel_bands: p.parse("c3n.frontend.mel_bands")?,
+                mel_min_hz: p.parse("c3n.frontend.mel_min_hz")?,
+                mel_max_hz: p.parse("c3n.frontend.mel_max_hz")?,
+                log_offset: p.parse("c3n.frontend.log_offset")?,
+                patch_frames: p.parse("c3n.frontend.patch_frames")?,
+                patch_placement: match p.opt("c3n.frontend.patch_placement") {
+                    None => PatchPlacement::Slot,
+                    Some(_) => p.parse("c3n.frontend.patch_placement")?,
+                },
+                audio_input,
+            },
+            // only the rate is used; the log-mel analyser is built with the defaults
+            AudioInput::Waveform => FrontendParams {
+                sample_rate: p.parse("c3n.frontend.sample_rate")?,
+                audio_input,
+                ..FrontendParams::default()
+            },
         };
         if let Err(reason) = frontend.validate() {
             return Err(p.bad("c3n.frontend.*", "", reason.to_string()));
         }
-        let alpha: f32 = p.parse("c3n.alpha")?;
+        let alpha: f32 = match (c3im, p.opt("c3n.alpha")) {
+            (false, None) => 0.1,
+            _ => p.parse("c3n.alpha")?,
+        };
         if !(alpha > 0.0 && alpha <= 1.0) {
             return Err(p.bad("c3n.alpha", p.get("c3n.alpha")?, "must be in (0, 1]".into()));
         }
+        let audio_widths: &[usize] = if schema3 {
+            &[N_AUDIOSET, N_AUDIOSET_527]
+        } else {
+            &[N_AUDIOSET]
+        };
+        let audioset_labels = p.labels("c3n.labels.audioset", audio_widths)?;
+        let imagenet_labels = match (c3im, p.opt("c3n.labels.imagenet")) {
+            (false, None) => Vec::new(),
+            _ => p.labels("c3n.labels.imagenet", &[N_IMAGENET])?,
+        };
         let cat_text = p.get("c3n.categories")?;
-        let categories = CategoryMap::from_json(cat_text, N_IMAGENET, N_AUDIOSET)
+        let categories = CategoryMap::from_json(cat_text, N_IMAGENET, audioset_labels.len())
             .map_err(|e| p.bad("c3n.categories", cat_text, e.to_string()))?;
         let contract = Self {
             path: path.to_path_buf(),
+            schema: if schema3 { 3 } else { 2 },
+            variant,
             config: config.to_string(),
             model_version: p.get("c3n.model_version")?.to_string(),
             trained,
@@ -332,8 +331,9 @@ impl ModelContract {
             clip_rate_hz,
             image,
             frontend,
-            imagenet_labels: p.labels("c3n.labels.imagenet", N_IMAGENET)?,
-            audioset_labels: p.labels("c3n.labels.audioset", N_AUDIOSET)?,
+            c3im,
+            imagenet_labels,
+            audioset_labels,
             alpha,
             categories,
             categories_sha256: p.get("c3n.categories.sha256")?.to_string(),
@@ -342,22 +342,50 @@ impl ModelContract {
         Ok(contract)
     }
 
-    /// Expected `(name, shape)` of the (float32) inputs, in contract order.
+    /// Expected `(name, shape)` of the (float32) graph inputs, in contract order: `frames`
+    /// `[T,3,S,S]` and `audio_logmel [T,1,96,64]` or `audio_waveform [T,sample_rate]`.
     pub fn input_shapes(&self) -> [(&'static str, Vec<usize>); 2] {
         let (t, s, p) = (self.clip_frames, self.image.size as usize, &self.frontend);
-        [
-            ("frames", vec![t, 3, s, s]),
-            ("audio_logmel", vec![t, 1, p.patch_frames, p.mel_bands]),
-        ]
+        let audio = match p.audio_input {
+            AudioInput::Logmel => ("audio_logmel", vec![t, 1, p.patch_frames, p.mel_bands]),
+            AudioInput::Waveform => ("audio_waveform", vec![t, p.sample_rate as usize]),
+        };
+        [("frames", vec![t, 3, s, s]), audio]
     }
 
-    fn expected_outputs(&self) -> [(&'static str, DataType, Vec<usize>); 7] {
+    /// Shape of [`crate::engine::ModelInput::audio_logmel`] for this model: the log-mel input's
+    /// `[T,1,96,64]`, or `[T,1,1,sample_rate]` for a waveform model (the engines feed it as
+    /// `audio_waveform [T,sample_rate]`, same data).
+    pub fn audio_window_shape(&self) -> [usize; 4] {
+        let (t, p) = (self.clip_frames, &self.frontend);
+        match p.audio_input {
+            AudioInput::Logmel => [t, 1, p.patch_frames, p.mel_bands],
+            AudioInput::Waveform => [t, 1, 1, p.sample_rate as usize],
+        }
+    }
+
+    /// Width of `audio_logits` (521 or 527): the number of AudioSet labels.
+    pub fn n_audioset(&self) -> usize {
+        self.audioset_labels.len()
+    }
+
+    /// Output names of the model, in contract order ([`OUTPUTS`] or [`OUTPUTS_AUDIO_ONLY`]).
+    pub fn output_names(&self) -> &'static [&'static str] {
+        if self.c3im {
+            &OUTPUTS
+        } else {
+            &OUTPUTS_AUDIO_ONLY
+        }
+    }
+
+    /// `(name, dtype, shape)` of every output, in contract order.
+    fn expected_outputs(&self) -> Vec<(&'static str, DataType, Vec<usize>)> {
         let (t, s) = (self.clip_frames, self.image.size as usize);
         let m = map_size(s);
-        [
+        let all = [
             ("mask_logits", DataType::Float, vec![t, 1, s, s]),
             ("visual_logits", DataType::Float, vec![t, N_IMAGENET]),
-            ("audio_logits", DataType::Float, vec![t, N_AUDIOSET]),
+            ("audio_logits", DataType::Float, vec![t, self.n_audioset()]),
             ("unified_label", DataType::Int64, vec![t]),
             ("c3im_score", DataType::Float, vec![t]),
             (
@@ -366,7 +394,11 @@ impl ModelContract {
                 vec![t, N_IMAGENET, m, m],
             ),
             ("c3im_affinity", DataType::Float, vec![t, N_IMAGENET]),
-        ]
+        ];
+        let names = self.output_names();
+        all.into_iter()
+            .filter(|(n, _, _)| names.contains(n))
+            .collect()
     }
 
     /// Checks graph inputs/outputs (names in order, dtypes, static shapes) against the contract.
@@ -426,75 +458,27 @@ impl ModelContract {
     }
 }
 
-/// Helper over the metadata map that produces errors naming the file and key.
-struct Props<'a> {
-    path: &'a Path,
-    md: HashMap<&'a str, &'a str>,
-}
-
-impl<'a> Props<'a> {
-    fn get(&self, key: &'static str) -> Result<&'a str, ModelError> {
-        self.md
-            .get(key)
-            .copied()
-            .ok_or_else(|| ModelError::MissingKey {
-                path: self.path.to_path_buf(),
-                key,
-            })
-    }
-
-    fn bad(&self, key: &'static str, value: &str, reason: String) -> ModelError {
-        ModelError::BadValue {
-            path: self.path.to_path_buf(),
-            key,
-            value: value.chars().take(80).collect(),
-            reason,
-        }
-    }
-
-    fn parse<T: std::str::FromStr>(&self, key: &'static str) -> Result<T, ModelError>
-    where
-        T::Err: fmt::Display,
-    {
-        let v = self.get(key)?;
-        v.trim()
-            .parse::<T>()
-            .map_err(|e| self.bad(key, v, e.to_string()))
-    }
-
-    fn triple(&self, key: &'static str) -> Result<[f32; 3], ModelError> {
-        let v = self.get(key)?;
-        let parts: Result<Vec<f32>, _> = v.split(',').map(|x| x.trim().parse::<f32>()).collect();
-        match parts {
-            Ok(p) if p.len() == 3 && p.iter().all(|x| x.is_finite()) => Ok([p[0], p[1], p[2]]),
-            Ok(p) => Err(self.bad(
-                key,
-                v,
-                format!("expected 3 finite comma-separated numbers, got {}", p.len()),
-            )),
-            Err(e) => Err(self.bad(key, v, e.to_string())),
-        }
-    }
-
-    fn labels(&self, key: &'static str, n: usize) -> Result<Vec<String>, ModelError> {
-        let v = self.get(key)?;
-        let labels: Vec<String> = serde_json::from_str(v)
-            .map_err(|e| self.bad(key, v, format!("not a JSON string array: {e}")))?;
-        if labels.len() != n {
-            return Err(self.bad(
-                key,
-                v,
-                format!("expected {n} labels, found {}", labels.len()),
-            ));
-        }
-        Ok(labels)
-    }
+/// True unless the graph's outputs are exactly [`OUTPUTS_AUDIO_ONLY`] (then the signature check
+/// holds the model to that list; anything else is checked against [`OUTPUTS`]).
+fn has_c3im_outputs(proto: &ModelProto) -> bool {
+    let names: Vec<&str> = proto
+        .graph
+        .as_ref()
+        .map(|g| g.output.iter().map(|o| o.name.as_str()).collect())
+        .unwrap_or_default();
+    names != OUTPUTS_AUDIO_ONLY
 }
 
 impl fmt::Display for ModelContract {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = &self.frontend;
         writeln!(f, "model:         {}", self.path.display())?;
+        writeln!(
+            f,
+            "variant:       {} (schema {})",
+            self.variant.as_deref().unwrap_or("-"),
+            self.schema
+        )?;
         writeln!(
             f,
             "config:        {} (version {}, trained: {})",
@@ -521,17 +505,30 @@ impl fmt::Display for ModelContract {
             "image:         {0}x{0}, mean {1:?}, std {2:?}",
             self.image.size, self.image.mean, self.image.std
         )?;
+        match p.audio_input {
+            AudioInput::Logmel => writeln!(
+                f,
+                "frontend:      {} Hz, window {} / hop {} samples, FFT {}, {} mel bands {}-{} Hz, ln(x + {}), {} frames/patch{}",
+                p.sample_rate, p.window_samples, p.hop_samples, p.fft_size, p.mel_bands, p.mel_min_hz,
+                p.mel_max_hz, p.log_offset, p.patch_frames,
+                if p.patch_placement == PatchPlacement::Examples { ", examples back to back" } else { "" }
+            )?,
+            AudioInput::Waveform => writeln!(
+                f,
+                "frontend:      waveform, {} Hz, one 1-s window per frame slot",
+                p.sample_rate
+            )?,
+        }
         writeln!(
             f,
-            "frontend:      {} Hz, window {} / hop {} samples, FFT {}, {} mel bands {}-{} Hz, ln(x + {}), {} frames/patch",
-            p.sample_rate, p.window_samples, p.hop_samples, p.fft_size, p.mel_bands, p.mel_min_hz,
-            p.mel_max_hz, p.log_offset, p.patch_frames
-        )?;
-        writeln!(
-            f,
-            "labels:        {} ImageNet, {} AudioSet",
+            "labels:        {} ImageNet, {} AudioSet{}",
             self.imagenet_labels.len(),
-            self.audioset_labels.len()
+            self.audioset_labels.len(),
+            if self.c3im {
+                ""
+            } else {
+                " (no C3IM outputs: regions labelled from the audio)"
+            }
         )?;
         write!(
             f,

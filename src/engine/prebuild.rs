@@ -67,7 +67,8 @@ fn with_progress<T>(what: &str, progress: bool, f: impl FnOnce() -> T) -> T {
 
 /// A deterministic window of the contract's shapes (values in [-1, 1), fixed LCG seed).
 pub fn test_window(contract: &ModelContract) -> ModelInput {
-    let [(_, f), (_, a)] = contract.input_shapes();
+    let [(_, f), _] = contract.input_shapes();
+    let a = contract.audio_window_shape();
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
         state = state

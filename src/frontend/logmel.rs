@@ -8,7 +8,15 @@
 //! Pipeline per STFT frame: 400-sample (25 ms) **periodic** Hann window, 160-sample (10 ms) hop,
 //! zero-padded 512-point FFT (no centring, incomplete trailing frames dropped), magnitude
 //! `|rfft|` (257 bins), 64 HTK-mel triangles 125–7500 Hz built in the mel domain (DC row zeroed,
-//! no area normalisation), `ln(mel + 0.001)`.
+//! no area normalisation), `ln(mel + 0.001)` (VGGish: `ln(mel + 0.01)`).
+//!
+//! Patch placement ([`PatchPlacement`], metadata `c3n.frontend.patch_placement`): the patch of
+//! video-frame slot `i` starts at the slot's start (`slot`, the default and the edge model), or
+//! at STFT frame `96·i` (`examples`: VGGish examples back to back from the clip start, as the
+//! official `vggish_input.wavfile_to_examples` frames them, docs/avsbench.md §4).
+//!
+//! Models that take the waveform itself (`c3n.audio_input = waveform`, PANNs / BEATs,
+//! [`AudioInput::Waveform`]) get one 1-s window per slot instead ([`LogMel::clip_input`]).
 
 use std::sync::Arc;
 
@@ -17,7 +25,70 @@ use realfft::{RealFftPlanner, RealToComplex};
 
 use crate::audio::wav::{MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 
-/// Front-end parameters (`models/c3n/model/frontend.py::FrontendParams`; ONNX keys `c3n.frontend.*`).
+/// Where the log-mel patch of video-frame slot `i` starts (`c3n.frontend.patch_placement`;
+/// `models/c3n/model/frontend.py`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PatchPlacement {
+    /// `"slot"` (default, also when the key is absent): STFT frame `round(i·slot_s·sr/hop)`.
+    #[default]
+    Slot,
+    /// `"examples"`: STFT frame `i·patch_frames` (VGGish examples, 0.96 s back to back).
+    Examples,
+}
+
+impl std::str::FromStr for PatchPlacement {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "slot" => Ok(Self::Slot),
+            "examples" => Ok(Self::Examples),
+            o => Err(format!("expected \"slot\" or \"examples\", got {o:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for PatchPlacement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Slot => "slot",
+            Self::Examples => "examples",
+        })
+    }
+}
+
+/// The model's audio input (`c3n.audio_input`, schema 3; schema 2 is always `logmel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AudioInput {
+    /// `"logmel"`: input `audio_logmel [T,1,patch_frames,mel_bands]`.
+    #[default]
+    Logmel,
+    /// `"waveform"`: input `audio_waveform [T,sample_rate]`, one 1-s window of the 16 kHz mono
+    /// waveform per frame slot, starting at the slot (PANNs, BEATs).
+    Waveform,
+}
+
+impl std::str::FromStr for AudioInput {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "logmel" => Ok(Self::Logmel),
+            "waveform" => Ok(Self::Waveform),
+            o => Err(format!("expected \"logmel\" or \"waveform\", got {o:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for AudioInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Logmel => "logmel",
+            Self::Waveform => "waveform",
+        })
+    }
+}
+
+/// Front-end parameters (`models/c3n/model/frontend.py::FrontendParams`; ONNX keys `c3n.frontend.*`,
+/// and `c3n.audio_input` for [`FrontendParams::audio_input`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrontendParams {
     /// Input sample rate in Hz (16000).
@@ -38,6 +109,10 @@ pub struct FrontendParams {
     pub log_offset: f64,
     /// STFT frames per patch (96 = 0.975 s of audio).
     pub patch_frames: usize,
+    /// Where each slot's patch starts ([`PatchPlacement`]).
+    pub patch_placement: PatchPlacement,
+    /// Log-mel patches or the waveform ([`AudioInput`]).
+    pub audio_input: AudioInput,
 }
 
 impl Default for FrontendParams {
@@ -52,6 +127,8 @@ impl Default for FrontendParams {
             mel_max_hz: 7500.0,
             log_offset: 0.001,
             patch_frames: 96,
+            patch_placement: PatchPlacement::Slot,
+            audio_input: AudioInput::Logmel,
         }
     }
 }
@@ -284,11 +361,42 @@ impl LogMel {
     }
 
     /// First STFT frame of the patch of video-frame slot `i` (slot length `slot_s` seconds):
-    /// `round(i · slot_s · sample_rate / hop)`, ties to even as in Python.
+    /// `round(i · slot_s · sample_rate / hop)`, ties to even as in Python
+    /// ([`PatchPlacement::Slot`]), or `i · patch_frames` ([`PatchPlacement::Examples`]).
     pub fn slot_start_frame(&self, i: usize, slot_s: f64) -> usize {
         let p = &self.params;
+        if p.patch_placement == PatchPlacement::Examples {
+            return i.saturating_mul(p.patch_frames);
+        }
         py_round(i as f64 * slot_s * f64::from(p.sample_rate) / p.hop_samples as f64).max(0.0)
             as usize
+    }
+
+    /// The model's audio input for `n_slots` slots, by [`FrontendParams::audio_input`]:
+    /// [`LogMel::clip_patches`] (`[n_slots,1,patch_frames,mel_bands]`), or
+    /// [`LogMel::clip_waveforms`] (`[n_slots,1,1,sample_rate]`; the engines feed it as the
+    /// contract's `audio_waveform [T,sample_rate]`).
+    pub fn clip_input(&self, wave: &[f64], n_slots: usize, slot_s: f64) -> Array4<f32> {
+        match self.params.audio_input {
+            AudioInput::Logmel => self.clip_patches(wave, n_slots, slot_s),
+            AudioInput::Waveform => self.clip_waveforms(wave, n_slots, slot_s),
+        }
+    }
+
+    /// One 1-s waveform window per slot: `f32 [n_slots, 1, 1, sample_rate]`, window `i` from
+    /// sample `round(i · slot_s · sample_rate)` (ties to even), zero-padded past the end of `wave`.
+    pub fn clip_waveforms(&self, wave: &[f64], n_slots: usize, slot_s: f64) -> Array4<f32> {
+        let n = self.params.sample_rate as usize;
+        let mut out = Array4::<f32>::zeros((n_slots, 1, 1, n));
+        for i in 0..n_slots {
+            let start =
+                py_round(i as f64 * slot_s * f64::from(self.params.sample_rate)).max(0.0) as usize;
+            let src = wave.get(start..).unwrap_or(&[]);
+            for (o, &x) in out.slice_mut(s![i, 0, 0, ..]).iter_mut().zip(src) {
+                *o = x as f32;
+            }
+        }
+        out
     }
 
     /// One log-mel patch per video-frame slot: `f32 [n_slots, 1, patch_frames, mel_bands]`
@@ -383,6 +491,42 @@ mod tests {
             (argmax as i64 - nearest as i64).abs() <= 1,
             "argmax {argmax} nearest {nearest}"
         );
+    }
+
+    #[test]
+    fn examples_placement_and_waveform_windows() {
+        let lm = LogMel::new(FrontendParams {
+            log_offset: 0.01,
+            patch_placement: PatchPlacement::Examples,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(lm.slot_start_frame(4, 1.0), 384);
+        assert_eq!(lm.slot_start_frame(4, 0.5), 384); // the slot length does not move examples
+        let wave: Vec<f64> = (0..80_000)
+            .map(|n| ((n % 97) as f64 - 48.0) / 60.0)
+            .collect();
+        let all = lm.log_mel(&wave);
+        let p = lm.clip_patches(&wave, 5, 1.0);
+        for i in 0..5 {
+            assert_eq!(
+                p.slice(s![i, 0, .., ..]),
+                all.slice(s![96 * i..96 * i + 96, ..])
+            );
+        }
+        let w = LogMel::new(FrontendParams {
+            audio_input: AudioInput::Waveform,
+            ..Default::default()
+        })
+        .unwrap();
+        let x = w.clip_input(&wave[..40_000], 3, 1.0);
+        assert_eq!(x.dim(), (3, 1, 1, 16_000));
+        assert_eq!(x[[1, 0, 0, 5]], wave[16_005] as f32);
+        assert_eq!(x[[2, 0, 0, 7_999]], wave[39_999] as f32);
+        assert_eq!(x[[2, 0, 0, 8_000]], 0.0); // zero-padded tail
+        assert_eq!("examples".parse(), Ok(PatchPlacement::Examples));
+        assert!("centre".parse::<PatchPlacement>().is_err());
+        assert_eq!("waveform".parse(), Ok(AudioInput::Waveform));
     }
 
     #[test]

@@ -7,4 +7,4 @@ pub mod limits;
 pub mod logmel;
 
 pub use self::image::ImageNorm;
-pub use self::logmel::{FrontendParams, FrontendParamsError, LogMel};
+pub use self::logmel::{AudioInput, FrontendParams, FrontendParamsError, LogMel, PatchPlacement};

@@ -479,15 +479,20 @@ fn output_stage(
                     let mut regions = post::regions(prob.view(), sw, sh, &opts.post);
                     let logit_map = inf.visual_logit_map.index_axis(ndarray::Axis(0), i);
                     for r in &mut regions {
-                        r.label = post::label_region(
-                            &r.mask,
-                            logit_map,
-                            inf.c3im_affinity.row(i),
-                            inf.audio_logits.row(i),
-                            contract.alpha,
-                            &contract.imagenet_labels,
-                            &contract.categories,
-                        );
+                        r.label = if contract.c3im {
+                            post::label_region(
+                                &r.mask,
+                                logit_map,
+                                inf.c3im_affinity.row(i),
+                                inf.audio_logits.row(i),
+                                contract.alpha,
+                                &contract.imagenet_labels,
+                                &contract.categories,
+                            )
+                        } else {
+                            // no ImageNet head (schema 3): the audio side alone
+                            post::label_region_audio(inf.audio_logits.row(i), &contract.categories)
+                        };
                     }
                     let detections = FrameDetections {
                         pts_ms,

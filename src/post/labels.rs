@@ -119,6 +119,30 @@ pub fn label_region(
     }
 }
 
+/// Labels a region of a model without C3IM outputs (schema 3, no ImageNet head, e.g. the
+/// AVSBench baseline) from the audio side alone: the category of the frame's top AudioSet class
+/// ([`CategoryMap::classify_audio`]; `other` where it has none), scored by that class's sigmoid.
+/// Every region of the frame gets the same label; the ImageNet fields stay unset (index −1).
+/// `audio_logits [N]` is the frame's row (N = 521 or 527).
+pub fn label_region_audio(
+    audio_logits: ArrayView1<'_, f32>,
+    categories: &CategoryMap,
+) -> RegionLabel {
+    let audio: Vec<f32> = audio_logits.to_vec();
+    match categories.classify_audio(&audio) {
+        Some((_, choice)) => RegionLabel {
+            category: categories
+                .names
+                .get(choice.index)
+                .cloned()
+                .unwrap_or_else(|| "other".into()),
+            category_score: choice.score,
+            ..RegionLabel::default()
+        },
+        None => RegionLabel::default(),
+    }
+}
+
 /// Frame-level labels from the classifier heads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrameLabels {

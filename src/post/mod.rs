@@ -22,7 +22,8 @@ mod regions;
 mod tests;
 
 pub use self::labels::{
-    c3im_label, frame_labels, label_region, region_logits, FrameLabels, RegionLabel,
+    c3im_label, frame_labels, label_region, label_region_audio, region_logits, FrameLabels,
+    RegionLabel,
 };
 pub use self::mask::{BitMask, Rle};
 pub use self::regions::{probabilities, regions, Region};

@@ -9,7 +9,7 @@
 //! frame (source slower than the clip rate) repeats the previous slot's frame.
 //!
 //! **Windows.** `T` consecutive slots form one window (windows do not overlap). Its audio is
-//! the mono waveform from the window's start; [`crate::frontend::LogMel::clip_patches`] cuts one
+//! the mono waveform from the window's start; [`crate::frontend::LogMel::clip_input`] cuts one
 //! 0.975 s patch per slot starting at the slot start. At the end of the stream an incomplete
 //! window is padded by repeating its last frame; [`Window::valid`] says how many slots are real.
 //!
@@ -391,9 +391,7 @@ impl WindowBuilder {
         let sr = f64::from(self.sample_rate);
         let span_s = self.t as f64 * self.slot_ms / 1000.0 + 1.0;
         let wave = audio.extract(start_ms as f64, (span_s * sr).ceil() as usize);
-        let audio_logmel = self
-            .logmel
-            .clip_patches(&wave, self.t, self.slot_ms / 1000.0);
+        let audio_logmel = self.logmel.clip_input(&wave, self.t, self.slot_ms / 1000.0);
         let slot_samples = (self.slot_ms / 1000.0 * sr).round() as usize;
         let audio_rms = (0..self.t)
             .map(|i| {

@@ -177,7 +177,7 @@ impl StreamBuilder {
         let sr = f64::from(self.sample_rate);
         let d_s = self.clip_ms / 1000.0;
         let wave = audio.extract(anchor, ((d_s + 1.0) * sr).ceil() as usize);
-        let audio_logmel = self.logmel.clip_patches(&wave, 1, d_s);
+        let audio_logmel = self.logmel.clip_input(&wave, 1, d_s);
         let slot_samples = (d_s * sr).round() as usize;
         let audio_rms = vec![rms(&wave[..slot_samples.min(wave.len())])];
         let frontend = t1.elapsed();

@@ -11,8 +11,17 @@ normalisation; ``log(mel + 0.001)`` (natural log).
 
 Patches: one 96-frame patch (0.975 s of audio) per video frame. Video frame slot ``i`` of a clip
 covers ``[i * slot_s, (i + 1) * slot_s)`` seconds of the source timeline (AVSBench: 1 frame per
-second, ``slot_s = 1``) and its patch starts at STFT frame ``round(i * slot_s * sr / hop)``; the
-waveform is zero-padded at the end when the last patch would run past it.
+second, ``slot_s = 1``). Where the patch of slot ``i`` starts is ``patch_placement``:
+
+* ``"slot"`` (default; the edge model): at STFT frame ``round(i * slot_s * sr / hop)``, the start
+  of the slot;
+* ``"examples"`` (VGGish, :data:`VGGISH`): at STFT frame ``i * patch_frames``, i.e. examples back
+  to back from the clip start, 0.96 s each, as the official ``vggish_input.wavfile_to_examples``
+  frames them (docs/avsbench.md §4); example ``i`` drifts from slot ``i`` by ``0.04 * i`` s.
+
+The waveform is zero-padded at the end when the last patch would run past it (the AVSBench
+preprocessing repeats the last example instead; a 5-s clip has all 5 examples, so this only
+differs on clips shorter than 4.8 s).
 """
 from __future__ import annotations
 
@@ -34,12 +43,26 @@ class FrontendParams:
     mel_max_hz: float = 7500.0
     log_offset: float = 0.001
     patch_frames: int = 96
+    patch_placement: str = "slot"  # "slot" | "examples" (see the module docstring)
+
+    def __post_init__(self) -> None:
+        if self.patch_placement not in PLACEMENTS:
+            raise ValueError(f"patch_placement must be one of {PLACEMENTS}, got {self.patch_placement!r}")
 
     def as_metadata(self) -> dict[str, str]:
-        return {f"c3n.frontend.{k}": repr(v) if isinstance(v, float) else str(v) for k, v in asdict(self).items()}
+        """``c3n.frontend.*`` metadata. ``patch_placement`` is written only when it is not the
+        default ``"slot"`` (runtimes read an absent key as ``"slot"``), so the edge model's
+        metadata is what it was before the key existed."""
+        d = asdict(self)
+        if d["patch_placement"] == "slot":
+            del d["patch_placement"]
+        return {f"c3n.frontend.{k}": repr(v) if isinstance(v, float) else str(v) for k, v in d.items()}
 
 
+PLACEMENTS = ("slot", "examples")
 DEFAULT = FrontendParams()
+#: The VGGish front end (C3N-VGGish, AVSBench): log offset 0.01, examples back to back.
+VGGISH = FrontendParams(log_offset=0.01, patch_placement="examples")
 
 
 def hz_to_mel(f: np.ndarray | float) -> np.ndarray:
@@ -86,7 +109,10 @@ def log_mel(wave: np.ndarray, p: FrontendParams = DEFAULT) -> np.ndarray:
 
 
 def slot_start_frame(i: int, slot_s: float, p: FrontendParams = DEFAULT) -> int:
-    """First STFT frame of the patch of video-frame slot ``i`` (slot length ``slot_s`` seconds)."""
+    """First STFT frame of the patch of video-frame slot ``i`` (slot length ``slot_s`` seconds;
+    ignored by the ``"examples"`` placement)."""
+    if p.patch_placement == "examples":
+        return i * p.patch_frames
     return int(round(i * slot_s * p.sample_rate / p.hop_samples))
 
 

@@ -41,8 +41,8 @@ use super::model::load_model_proto;
 use super::split::FrameSplit;
 use super::stream::{self, check_context, check_frame, FrameState};
 use super::{
-    cache, check_input, check_output, Engine, EngineError, EngineOptions, EngineSettings,
-    Inference, ModelContract, ModelInput,
+    audio_tensor, cache, check_input, check_output, Engine, EngineError, EngineOptions,
+    EngineSettings, Inference, ModelContract, ModelInput,
 };
 use crate::util::threads::check_threads;
 
@@ -211,20 +211,31 @@ impl Engine for OrtEngine {
         let err = |m: String| run_err(name, m);
         let frames =
             Tensor::from_array(window.frames.clone()).map_err(|e| err(format!("frames: {e}")))?;
-        let audio = Tensor::from_array(window.audio_logmel.clone())
-            .map_err(|e| err(format!("audio_logmel: {e}")))?;
+        let [_, (audio_name, _)] = self.contract.input_shapes();
+        let audio = Tensor::from_array(audio_tensor(
+            self.contract.frontend.audio_input,
+            &window.audio_logmel,
+        ))
+        .map_err(|e| err(format!("{audio_name}: {e}")))?;
         let outputs = self
             .session
-            .run(ort::inputs!["frames" => frames, "audio_logmel" => audio])
+            .run(ort::inputs!["frames" => frames, audio_name => audio])
             .map_err(|e| err(e.to_string()))?;
-        let inf = Inference {
-            mask_logits: output::<f32, Ix4>(&outputs, "mask_logits", name)?,
-            visual_logits: output::<f32, Ix2>(&outputs, "visual_logits", name)?,
-            audio_logits: output::<f32, Ix2>(&outputs, "audio_logits", name)?,
-            unified_label: output::<i64, Ix1>(&outputs, "unified_label", name)?.to_vec(),
-            c3im_score: output::<f32, Ix1>(&outputs, "c3im_score", name)?.to_vec(),
-            visual_logit_map: output::<f32, Ix4>(&outputs, "visual_logit_map", name)?,
-            c3im_affinity: output::<f32, Ix2>(&outputs, "c3im_affinity", name)?,
+        let inf = if self.contract.c3im {
+            Inference {
+                mask_logits: output::<f32, Ix4>(&outputs, "mask_logits", name)?,
+                visual_logits: output::<f32, Ix2>(&outputs, "visual_logits", name)?,
+                audio_logits: output::<f32, Ix2>(&outputs, "audio_logits", name)?,
+                unified_label: output::<i64, Ix1>(&outputs, "unified_label", name)?.to_vec(),
+                c3im_score: output::<f32, Ix1>(&outputs, "c3im_score", name)?.to_vec(),
+                visual_logit_map: output::<f32, Ix4>(&outputs, "visual_logit_map", name)?,
+                c3im_affinity: output::<f32, Ix2>(&outputs, "c3im_affinity", name)?,
+            }
+        } else {
+            Inference::without_c3im(
+                output::<f32, Ix4>(&outputs, "mask_logits", name)?,
+                output::<f32, Ix2>(&outputs, "audio_logits", name)?,
+            )
         };
         check_output(&self.contract, &inf).map_err(|e| err(e.to_string()))?;
         Ok(inf)

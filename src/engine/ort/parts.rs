@@ -25,7 +25,10 @@ use super::runtime::{run_err, session, SessionSpec};
 use crate::engine::cache::{CacheEntry, Part};
 use crate::engine::model::{load_model_proto, ModelContract};
 use crate::engine::split::{clip_mean, split_graph, FrameSplit, Segment, Segments};
-use crate::engine::{check_output, EngineError, EngineSettings, Inference, ModelInput};
+use crate::engine::{
+    audio_tensor, check_output, EngineError, EngineSettings, Inference, ModelInput,
+};
+use crate::frontend::AudioInput;
 
 /// Whether and how an [`super::OrtEngine`] streams by parts.
 pub(super) enum Streaming {
@@ -225,7 +228,13 @@ impl Parts {
             outputs: per_frame.outputs,
         };
         let model_inputs = [in0.to_string(), in1.to_string()];
-        let kept = run_per_frame(&mut per_frame, &model_inputs, first, backend)?;
+        let kept = run_per_frame(
+            &mut per_frame,
+            &model_inputs,
+            contract.frontend.audio_input,
+            first,
+            backend,
+        )?;
 
         let clip_means: Vec<(String, String)> = split
             .clip_means
@@ -273,7 +282,13 @@ impl Parts {
         frame: &ModelInput,
         backend: &'static str,
     ) -> Result<Kept, EngineError> {
-        run_per_frame(&mut self.per_frame, &self.model_inputs, frame, backend)
+        run_per_frame(
+            &mut self.per_frame,
+            &self.model_inputs,
+            self.one.frontend.audio_input,
+            frame,
+            backend,
+        )
     }
 
     /// The after part on `current` with the clip means over `context` and `current` (states of
@@ -332,17 +347,19 @@ impl Parts {
 fn run_per_frame(
     graph: &mut Graph,
     model_inputs: &[String; 2],
+    audio_input: AudioInput,
     frame: &ModelInput,
     backend: &'static str,
 ) -> Result<Kept, EngineError> {
+    let audio = audio_tensor(audio_input, &frame.audio_logmel);
     let inputs = graph
         .inputs
         .iter()
         .map(|name| {
             let a = if *name == model_inputs[0] {
-                frame.frames.view()
+                frame.frames.view().into_dyn()
             } else if *name == model_inputs[1] {
-                frame.audio_logmel.view()
+                audio.view()
             } else {
                 return Err(run_err(
                     backend,
@@ -387,6 +404,14 @@ fn inference(
     backend: &'static str,
 ) -> Result<Inference, EngineError> {
     let (c, k) = (&computed.f32, &kept.f32);
+    if !one.c3im {
+        let inf = Inference::without_c3im(
+            pick::<f32, Ix4>("mask_logits", c, k, backend)?,
+            pick::<f32, Ix2>("audio_logits", c, k, backend)?,
+        );
+        check_output(one, &inf).map_err(|e| run_err(backend, e.to_string()))?;
+        return Ok(inf);
+    }
     let mask_logits = pick::<f32, Ix4>("mask_logits", c, k, backend)?;
     let visual_logits = pick::<f32, Ix2>("visual_logits", c, k, backend)?;
     let audio_logits = pick::<f32, Ix2>("audio_logits", c, k, backend)?;

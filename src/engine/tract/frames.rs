@@ -21,9 +21,11 @@ use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 
 use super::plan::{load_err, run_err, run_timed_state, typed_plan, Plan, State};
-use crate::engine::model::{ModelContract, OUTPUTS};
+use crate::engine::audio_tensor;
+use crate::engine::model::ModelContract;
 use crate::engine::split::{clip_mean, split_graph, FrameSplit, SplitGraphs};
 use crate::engine::{EngineError, ModelInput};
+use crate::frontend::AudioInput;
 
 /// One frame's named tensors.
 pub(super) type Store = HashMap<String, Tensor>;
@@ -51,8 +53,12 @@ pub(super) struct SplitPlans {
     barrier: usize,
     /// `(frame, clip)` tensor names of each clip mean.
     clip_means: Vec<(String, String)>,
-    /// The whole graph's input names (`frames`, `audio_logmel`).
+    /// The whole graph's input names (`frames`, `audio_logmel` or `audio_waveform`).
     inputs: [String; 2],
+    /// The contract's output names, in order.
+    outputs: &'static [&'static str],
+    /// How the audio input is fed ([`audio_tensor`]).
+    audio_input: AudioInput,
 }
 
 impl SplitPlans {
@@ -126,7 +132,8 @@ impl SplitPlans {
             });
         }
         // an input is moved out of the store unless a later stage or the caller reads it
-        let finals: HashSet<&str> = OUTPUTS.iter().copied().collect();
+        let outputs = contract.output_names();
+        let finals: HashSet<&str> = outputs.iter().copied().collect();
         let read_later: Vec<HashSet<String>> = (0..stages.len())
             .map(|k| {
                 stages[k + 1..]
@@ -151,6 +158,8 @@ impl SplitPlans {
                 .map(|c| (c.frame.clone(), c.clip.clone()))
                 .collect(),
             inputs: [in0.to_string(), in1.to_string()],
+            outputs,
+            audio_input: contract.frontend.audio_input,
         })
     }
 
@@ -165,12 +174,13 @@ impl SplitPlans {
                 );
                 st.insert(
                     self.inputs[1].clone(),
-                    Tensor::from(
-                        window
+                    Tensor::from(audio_tensor(
+                        self.audio_input,
+                        &window
                             .audio_logmel
                             .slice(s![i..i + 1, .., .., ..])
                             .to_owned(),
-                    ),
+                    )),
                 );
                 st
             })
@@ -213,9 +223,10 @@ impl SplitPlans {
         Ok(())
     }
 
-    /// The contract outputs in [`OUTPUTS`] order, each the stack of the frames' [1,…] values.
+    /// The contract outputs in [`ModelContract::output_names`] order, each the stack of the
+    /// frames' [1,…] values.
     fn collect(&self, stores: &[Store]) -> Result<TVec<TValue>, EngineError> {
-        OUTPUTS
+        self.outputs
             .iter()
             .map(|name| {
                 let frames = stores
@@ -232,7 +243,7 @@ impl SplitPlans {
             .collect()
     }
 
-    /// One window: the outputs in [`OUTPUTS`] order, each [T,…]. `threads` ≤ 1 runs the stages
+    /// One window: the outputs in [`ModelContract::output_names`] order, each [T,…]. `threads` ≤ 1 runs the stages
     /// one after another on this thread; more schedules them over that many workers.
     pub fn run(&self, window: &ModelInput, threads: usize) -> Result<TVec<TValue>, EngineError> {
         if threads <= 1 {
@@ -387,7 +398,7 @@ impl SplitPlans {
     }
 
     /// Streaming: the clip means over `context` and `current` (stores of [`Self::per_frame`]),
-    /// then the stages after them on `current` alone; the contract outputs in [`OUTPUTS`]
+    /// then the stages after them on `current` alone; the contract outputs in [`ModelContract::output_names`]
     /// order, each `[1,…]`. The stores are left as they were, for the next frames.
     pub fn after(
         &self,
@@ -418,7 +429,7 @@ impl SplitPlans {
                 .map_err(|e| run_err(format!("{e:#}")))?;
             self.put_outputs(&mut st, k, outputs);
         }
-        OUTPUTS
+        self.outputs
             .iter()
             .map(|name| {
                 st.get(*name)

@@ -32,12 +32,15 @@ mod plan;
 
 use self::frames::{SplitPlans, States, Store};
 use self::plan::{run_err, run_timed_state, typed_plan, Plan, NAME};
-use super::model::{load_model_proto, ModelContract, OUTPUTS};
+use super::model::{load_model_proto, ModelContract};
 use super::split::FrameSplit;
 use super::stream::{
     self, check_context, check_frame, AfterWorker, FrameState, PerFrameWorker, StreamWorkers,
 };
-use super::{check_input, check_output, Engine, EngineError, EngineOptions, Inference, ModelInput};
+use super::{
+    audio_tensor, check_input, check_output, Engine, EngineError, EngineOptions, Inference,
+    ModelInput,
+};
 use crate::util::threads::check_threads;
 
 enum Plans {
@@ -224,7 +227,11 @@ impl TractEngine {
                     let mut state = plan.spawn().map_err(|e| run_err(format!("{e:#}")))?;
                     let inputs = tvec![
                         Tensor::from(window.frames.clone()).into_tvalue(),
-                        Tensor::from(window.audio_logmel.clone()).into_tvalue(),
+                        Tensor::from(audio_tensor(
+                            self.contract.frontend.audio_input,
+                            &window.audio_logmel
+                        ))
+                        .into_tvalue(),
                     ];
                     run_timed_state(&mut state, inputs, &mut times[0])?;
                 }
@@ -284,9 +291,10 @@ impl TractEngine {
 
 fn output_view<'a, T: Datum, D: ndarray::Dimension>(
     outputs: &'a [TValue],
+    names: &[&str],
     i: usize,
 ) -> Result<ndarray::ArrayView<'a, T, D>, EngineError> {
-    let name = OUTPUTS[i];
+    let name = names.get(i).copied().unwrap_or("?");
     let t = outputs
         .get(i)
         .ok_or_else(|| run_err(format!("output `{name}` missing")))?;
@@ -296,16 +304,25 @@ fn output_view<'a, T: Datum, D: ndarray::Dimension>(
         .map_err(|e| run_err(format!("output `{name}` has shape {:?}: {e}", t.shape())))
 }
 
-/// The contract outputs of a model call (in [`OUTPUTS`] order) as an [`Inference`].
+/// The contract outputs of a model call (in [`ModelContract::output_names`] order) as an
+/// [`Inference`].
 fn inference(contract: &ModelContract, outputs: &[TValue]) -> Result<Inference, EngineError> {
-    let inf = Inference {
-        mask_logits: output_view::<f32, Ix4>(outputs, 0)?.to_owned(),
-        visual_logits: output_view::<f32, Ix2>(outputs, 1)?.to_owned(),
-        audio_logits: output_view::<f32, Ix2>(outputs, 2)?.to_owned(),
-        unified_label: output_view::<i64, Ix1>(outputs, 3)?.to_vec(),
-        c3im_score: output_view::<f32, Ix1>(outputs, 4)?.to_vec(),
-        visual_logit_map: output_view::<f32, Ix4>(outputs, 5)?.to_owned(),
-        c3im_affinity: output_view::<f32, Ix2>(outputs, 6)?.to_owned(),
+    let n = contract.output_names();
+    let inf = if contract.c3im {
+        Inference {
+            mask_logits: output_view::<f32, Ix4>(outputs, n, 0)?.to_owned(),
+            visual_logits: output_view::<f32, Ix2>(outputs, n, 1)?.to_owned(),
+            audio_logits: output_view::<f32, Ix2>(outputs, n, 2)?.to_owned(),
+            unified_label: output_view::<i64, Ix1>(outputs, n, 3)?.to_vec(),
+            c3im_score: output_view::<f32, Ix1>(outputs, n, 4)?.to_vec(),
+            visual_logit_map: output_view::<f32, Ix4>(outputs, n, 5)?.to_owned(),
+            c3im_affinity: output_view::<f32, Ix2>(outputs, n, 6)?.to_owned(),
+        }
+    } else {
+        Inference::without_c3im(
+            output_view::<f32, Ix4>(outputs, n, 0)?.to_owned(),
+            output_view::<f32, Ix2>(outputs, n, 1)?.to_owned(),
+        )
     };
     check_output(contract, &inf).map_err(|e| run_err(e.to_string()))?;
     Ok(inf)
@@ -373,7 +390,11 @@ impl Engine for TractEngine {
             Plans::Whole(plan) => plan
                 .run(tvec![
                     Tensor::from(window.frames.clone()).into_tvalue(),
-                    Tensor::from(window.audio_logmel.clone()).into_tvalue(),
+                    Tensor::from(audio_tensor(
+                        self.contract.frontend.audio_input,
+                        &window.audio_logmel
+                    ))
+                    .into_tvalue(),
                 ])
                 .map_err(|e| run_err(format!("{e:#}")))?,
             Plans::Split(split) => split.run(window, self.threads)?,
