@@ -311,7 +311,7 @@ def test_import_export_onnxruntime_equals_pytorch(tmp_path, code, tpavi_stages):
             assert np.abs(r - o).max() <= 1e-3 * max(1e-6, np.abs(r).max()), name
     m = onnx.load(str(out))
     md = {p.key: p.value for p in m.metadata_props}
-    assert md["c3n.schema"] == "3" and md["c3n.variant"] == f"{code}/tiny/vggish"
+    assert md["c3n.schema"] == "3" and md["c3n.variant"] == f"{code}/tiny/vggish" and md["c3n.config"] == code
     assert ("c3n.similarity.sha256" in md) == (code == "c3n")
     split = json.loads(md["c3n.frame_split"])
     assert len(split["clip_means"]) == len(tpavi_stages) and len(split["carry"]) == 4

@@ -42,15 +42,21 @@ class CheckpointError(ValueError):
 def read_weights(path: str | Path) -> dict[str, object]:
     """A weight file as a flat dict, read with ``torch.load(weights_only=True)`` (NumPy arrays
     allowed as data). Raises CheckpointError when it is not a mapping of names."""
-    import numpy as np
-
-    allowed = [np.ndarray, np.dtype, np.core.multiarray._reconstruct]
-    allowed += [type(np.dtype(t)) for t in ("float32", "float64", "int64", "int32", "uint8")]
-    with torch.serialization.safe_globals(allowed):
+    with torch.serialization.safe_globals(numpy_safe_globals()):
         sd = torch.load(str(path), map_location="cpu", weights_only=True)
     if not isinstance(sd, Mapping) or not all(isinstance(k, str) for k in sd):
         raise CheckpointError(f"{path}: not a state_dict (a mapping of parameter names), got {type(sd).__name__}")
     return dict(sd)
+
+
+def numpy_safe_globals() -> list:
+    """The NumPy names a pickled array needs (``ndarray``, ``dtype``, its reconstructor under its
+    NumPy 1 and NumPy 2 module paths): data only, nothing that runs code of the file's choosing."""
+    import numpy as np
+
+    rebuild = np._core.multiarray._reconstruct
+    out = [np.ndarray, np.dtype, rebuild, (rebuild, "numpy.core.multiarray._reconstruct")]
+    return out + [type(np.dtype(t)) for t in ("float32", "float64", "int64", "int32", "uint8")]
 
 
 def strip_module_prefix(sd: Mapping[str, object]) -> dict[str, object]:
@@ -132,7 +138,7 @@ def metadata(model: OfficialNetwork, variant: str, t: int, audio_input: str, aud
 
     md = {
         "c3n.schema": SCHEMA,
-        "c3n.config": "paper",
+        "c3n.config": variant.split("/")[0],  # schema 3: "c3n" | "avsbench"
         "c3n.decoder_width": "256",
         "c3n.model_version": MODEL_VERSION,
         "c3n.trained": "true",
@@ -235,7 +241,7 @@ def audio_contract(audio: str) -> tuple[str, list[str], dict[str, str], str]:
     from .. import categories, labels
     from ..model import frontend
 
-    names = labels.audioset527_names()
+    names = labels.audioset_527_names()
     if audio == "vggish":
         return "logmel", names, frontend.VGGISH.as_metadata(), categories.asset_text()
     return "waveform", names, {"c3n.frontend.sample_rate": "16000"}, categories.asset_text()

@@ -59,8 +59,10 @@ class OfficialNetwork(nn.Module):
     Submodules: ``backbone`` (checkpoint prefix ``backbone_prefix``), ``decoder`` (top-level keys
     of the checkpoint), ``audio`` (its own files). ``audio(x) -> (feature [N,a_dim], audio_logits
     [N,527])``; ``backbone(frames) -> (stages, visual_logits or None)`` with ``logit_map(stage4)``
-    where it has a head. ``cam_weights(backbone, frames, label) -> 4 x [N,C_k]`` defaults to
-    :func:`c3n.model.camgrad.cam_weights`.
+    where it has a head. CCAM's weights come from :func:`c3n.model.camgrad.forward_for_cam` /
+    :func:`c3n.model.camgrad.cam_weights_from` (the backbone runs once, its backward replayed as
+    forward ops), or from ``cam_weights(backbone, frames, label) -> 4 x [N,C_k]`` when given
+    (e.g. :func:`c3n.model.camgrad.cam_weights_reference`, autograd, not exportable).
     """
 
     def __init__(self, code: str, backbone: nn.Module, audio: nn.Module, decoder: nn.Module,
@@ -97,12 +99,6 @@ class OfficialNetwork(nn.Module):
         out.update(self.decoder.state_dict(keep_vars=True))
         return out
 
-    def cam_weights(self, frames: torch.Tensor, label: torch.Tensor) -> list[torch.Tensor]:
-        if self._cam_weights is not None:
-            return self._cam_weights(self.backbone, frames, label)
-        from .camgrad import cam_weights
-
-        return cam_weights(self.backbone, frames, label)
 
     def forward(self, frames: torch.Tensor, audio_in: torch.Tensor, t: int | None = None,
                 return_cam: bool = False):
@@ -117,13 +113,23 @@ class OfficialNetwork(nn.Module):
         t = frames.shape[0] if t is None else t
         with torch.no_grad():
             feat, audio_logits = self.audio(audio_in)
-        stages, visual_logits = self.backbone(frames)
         if self.code == "avsbench":
+            stages, _ = self.backbone(frames)
             return self.decoder(list(stages), feat, t), audio_logits
+        if self._cam_weights is None:  # one forward, its backward replayed as forward ops
+            from .camgrad import cam_weights_from, forward_for_cam
+
+            stages, visual_logits, state = forward_for_cam(self.backbone, frames)
+        else:
+            stages, visual_logits = self.backbone(frames)
         affinity = c3im_affinity(audio_logits, self.similarity)
         label, score = c3im(visual_logits, audio_logits, self.similarity, affinity=affinity)
         logit_map = self.backbone.logit_map(stages[3])
-        cams = [w.detach() for w in self.cam_weights(frames, label)]
+        if self._cam_weights is None:
+            cams = cam_weights_from(self.backbone, state, label)
+        else:
+            cams = self._cam_weights(self.backbone, frames, label)
+        cams = [w.detach() for w in cams]
         stages = [ccam(s, w[:, :, None, None]) for s, w in zip(stages, cams)]
         mask = self.decoder(stages, feat, t)
         return (mask, visual_logits, audio_logits, label, score, logit_map, affinity,
@@ -133,18 +139,19 @@ class OfficialNetwork(nn.Module):
 def build_backbone(visual: str, head: bool) -> tuple[nn.Module, str]:
     """The visual backbone (:mod:`c3n.model.pvt_v2`, :mod:`c3n.model.swin`,
     :mod:`c3n.model.resnet`) and its checkpoint prefix. ``head``: with the ImageNet head (C3N)."""
+    classes = 1000 if head else 0
     if visual == "pvt_v2_b5":
         from .pvt_v2 import pvt_v2_b5
 
-        return pvt_v2_b5(head=head), "encoder_backbone"
+        return pvt_v2_b5(num_classes=classes), "encoder_backbone"
     if visual == "swin_base":
-        from .swin import swin_base
+        from .swin import swin_base_patch4_window7_224
 
-        return swin_base(head=head), "encoder_backbone"
+        return swin_base_patch4_window7_224(num_classes=classes), "encoder_backbone"
     if visual == "resnet50":
-        from .resnet import resnet50_avsbench
+        from .resnet import resnet50
 
-        return resnet50_avsbench(), "resnet"
+        return resnet50(num_classes=classes), "resnet"
     raise ValueError(f"visual must be one of {VISUALS}, got {visual!r}")
 
 
