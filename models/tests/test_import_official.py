@@ -328,3 +328,19 @@ def test_import_export_onnxruntime_equals_pytorch(tmp_path, code, tpavi_stages):
     mask = [s2.run(["mask_logits"], {**clip, **{x: per[i][x] for x in split["carry"]}})[0] for i in range(t)]
     whole = got[0]
     assert np.abs(np.concatenate(mask) - whole).max() <= 1e-4 * np.abs(whole).max()
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--code", "c3n", "--visual", "resnet50"], "no resnet50 variant"),
+    (["--code", "avsbench", "--visual", "swin_base"], "no swin_base variant"),
+    (["--code", "c3n", "--visual", "pvt_v2_b5"], "needs --similarity"),
+    (["--code", "avsbench", "--visual", "pvt_v2_b5", "--similarity", "s.h5"], "--similarity is for --code c3n"),
+    (["--code", "avsbench", "--visual", "resnet50", "--vggish", "v.pth"], "needs --vggish-pca --audio-head"),
+])
+def test_import_command_refuses_inconsistent_arguments(args, msg, capsys):
+    from c3n.export.official import main
+
+    with pytest.raises(SystemExit) as e:
+        main(args + ["--audio", "vggish", "--checkpoint", "c.pth", "--frames", "5", "--out", "o.onnx"])
+    assert e.value.code == 2
+    assert msg in capsys.readouterr().err

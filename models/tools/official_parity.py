@@ -21,6 +21,7 @@ third-party imports (timm, cv2, easydict, resampy) are stubbed with what its for
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -191,12 +192,13 @@ def run_official(name: str, root: Path, work: Path, frames, logmel, seed: int) -
     return out
 
 
-def run_ours(name: str, work: Path, files: dict, frames, logmel, t: int, onnx_too: bool) -> dict:
+def run_ours(name: str, work: Path, off: dict, frames, logmel, t: int, onnx_too: bool, split: bool) -> dict:
     """Import with the command, then run the PyTorch network and the ONNX file."""
     from c3n.export.official import load_audio_files, main, read_weights, strict_load, tpavi_stages_of
     from c3n.model.official import build_network, load_similarity_h5
 
     code, visual, _, _ = VARIANTS[name]
+    files = off["files"]
     sd = read_weights(files["checkpoint"])
     sim = load_similarity_h5(files["similarity"]) if files["similarity"] else None
     net = build_network(code, visual, "vggish", similarity=sim, tpavi_stages=tpavi_stages_of(sd) or (0, 1, 2, 3))
@@ -210,6 +212,9 @@ def run_ours(name: str, work: Path, files: dict, frames, logmel, t: int, onnx_to
     res["torch"] = dict(zip(net.output_names, [o.numpy() for o in outs]))
     if code == "c3n":
         res["torch"]["cam"] = [o.numpy() for o in outs[len(net.output_names):]]
+    del net, outs, sd
+    gc.collect()
+    print(name, "PyTorch import:", json.dumps(compare(off, res)), flush=True)
     if onnx_too:
         import onnxruntime as ort
 
@@ -229,20 +234,46 @@ def run_ours(name: str, work: Path, files: dict, frames, logmel, t: int, onnx_to
         res["ort_s"] = time.time() - t0
         res["onnx"] = dict(zip([o.name for o in sess.get_outputs()], got))
         res["onnx_mb"] = out.stat().st_size / 1e6
+        del sess
+        print(name, "ONNX Runtime:", json.dumps(compare(off, res)), flush=True)
+        if split:
+            res["split"] = {"mask_logits": run_frame_split(out, frames, logmel)}
     return res
+
+
+def run_frame_split(path: Path, frames, logmel) -> np.ndarray:
+    """mask_logits from the frame split's two parts (:func:`c3n.export.frame_split.frame_split_parts`)
+    run one frame at a time under ONNX Runtime, the clip means taken here (as the runtime does)."""
+    import onnx
+    import onnxruntime as ort
+
+    from c3n.export.frame_split import frame_split_parts
+
+    before, after, split = frame_split_parts(onnx.load(str(path)))
+    opts = ort.SessionOptions()
+    s1 = ort.InferenceSession(before.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    names = [o.name for o in s1.get_outputs()]
+    per = [dict(zip(names, s1.run(None, {"frames": frames[i:i + 1].numpy(), "audio_logmel": logmel[i:i + 1].numpy()})))
+           for i in range(frames.shape[0])]
+    del s1
+    s2 = ort.InferenceSession(after.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    clip = {c["clip"]: np.mean([p[c["frame"]] for p in per], axis=0) for c in split["clip_means"]}
+    return np.concatenate([s2.run(["mask_logits"], {**clip, **{x: p[x] for x in split["carry"]}})[0] for p in per])
 
 
 def compare(off: dict, ours: dict) -> dict:
     ref = off["mask_logits"]
     scale = float(np.abs(ref).max())
     rep = {"max_abs_official_logit": scale}
-    for side in ("torch", "onnx"):
+    for side in ("torch", "onnx", "split"):
         if side not in ours:
             continue
         o = ours[side]
         d = float(np.abs(o["mask_logits"] - ref).max())
         rep[f"{side}.mask_rel"] = d / scale
         rep[f"{side}.mask_ok"] = d <= 1e-3 * scale
+        if "audio_logits" not in o:
+            continue
         da = float(np.abs(o["audio_logits"] - off["audio_logits"].numpy()).max())
         rep[f"{side}.audio_logits_rel"] = da / float(np.abs(off["audio_logits"].numpy()).max())
         if "unified_label" in off:
@@ -265,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="/tmp/c3n-official-parity", help="scratch folder for weights and ONNX")
     ap.add_argument("--frames", type=int, default=5, help="T (the official code needs a multiple of 5)")
     ap.add_argument("--no-onnx", action="store_true", help="compare the PyTorch import only")
+    ap.add_argument("--split", action="store_true", help="also run the ONNX file's frame split, frame by frame")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the figures here")
     a = ap.parse_args(argv)
@@ -280,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         frames = torch.randn(a.frames, 3, 224, 224, generator=g)
         logmel = torch.randn(a.frames, 1, 96, 64, generator=g) * 1.5 - 2.0
         off = run_official(name, root, work, frames, logmel, a.seed)
-        ours = run_ours(name, work, off["files"], frames, logmel, a.frames, not a.no_onnx)
+        gc.collect()
+        ours = run_ours(name, work, off, frames, logmel, a.frames, not a.no_onnx, a.split)
         rep = compare(off, ours)
         rep.update({k: round(v, 2) for k, v in {**off, **ours}.items() if k.endswith("_s") or k == "onnx_mb"})
         report[name] = rep
@@ -288,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=1))
     return 0 if all(r.get("torch.mask_ok") and r.get("onnx.mask_ok", True) and r.get("torch.labels_ok", True)
-                    and r.get("onnx.labels_ok", True) and r.get("torch.cam_ok", True) for r in report.values()) else 1
+                    and r.get("onnx.labels_ok", True) and r.get("torch.cam_ok", True)
+                    and r.get("split.mask_ok", True) for r in report.values()) else 1
 
 
 if __name__ == "__main__":
