@@ -73,9 +73,6 @@ def _stubs() -> None:
     sys.modules["cv2"] = cv2
     for name in ("resampy", "easydict"):
         sys.modules.setdefault(name, types.ModuleType(name))
-    from c3n.export.official import numpy_safe_globals
-
-    torch.serialization.add_safe_globals(numpy_safe_globals())  # the PCA file holds NumPy arrays
     torch.Tensor.cuda = lambda self, *a, **k: self
     nn.Module.cuda = lambda self, *a, **k: self
 
@@ -131,6 +128,9 @@ def official_cfg(work: Path, files: dict[str, str], sim_path: str | None):
 
 def run_official(name: str, root: Path, work: Path, frames, logmel, seed: int) -> dict:
     """Build, randomise and run the official model; save its checkpoint. Returns its outputs."""
+    from c3n.export.official import numpy_safe_globals
+
+    torch.serialization.add_safe_globals(numpy_safe_globals())  # (re)allow the PCA file's arrays
     code, _, tree, module = VARIANTS[name]
     files = write_audio_files(root / C3N_AUDIO, work, seed)
     sim_path = None
