@@ -344,3 +344,15 @@ def test_import_command_refuses_inconsistent_arguments(args, msg, capsys):
         main(args + ["--audio", "vggish", "--checkpoint", "c.pth", "--frames", "5", "--out", "o.onnx"])
     assert e.value.code == 2
     assert msg in capsys.readouterr().err
+
+
+def test_import_command_reports_an_unreadable_checkpoint(tmp_path, capsys):
+    from c3n.export.official import main
+
+    bad = tmp_path / "ckpt.pth"
+    torch.save([1, 2, 3], bad)
+    args = ["--code", "avsbench", "--visual", "resnet50", "--audio", "vggish", "--checkpoint", str(bad),
+            "--vggish", "v", "--vggish-pca", "p", "--audio-head", "h", "--frames", "5", "--out", str(tmp_path / "o.onnx")]
+    assert main(args) == 2
+    assert f"{bad}: not a state_dict" in capsys.readouterr().err
+    assert not (tmp_path / "o.onnx").exists()

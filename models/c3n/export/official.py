@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -289,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         model = build_network(a.code, a.visual, a.audio, similarity=sim, tpavi_stages=stages)
         strict_load(model.checkpoint_tensors(), sd, a.checkpoint)
         load_audio_files(model, a.audio, vars(a))
-    except (CheckpointError, ValueError, OSError) as e:
-        print(f"error: {e}")
+    except (CheckpointError, ValueError, OSError, NotImplementedError) as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     audio_input, names, frontend, cat_text = audio_contract(a.audio)
     variant = f"{a.code}/{a.visual}/{a.audio}"
