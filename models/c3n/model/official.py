@@ -99,7 +99,6 @@ class OfficialNetwork(nn.Module):
         out.update(self.decoder.state_dict(keep_vars=True))
         return out
 
-
     def forward(self, frames: torch.Tensor, audio_in: torch.Tensor, t: int | None = None,
                 return_cam: bool = False):
         """frames [N,3,224,224], audio_in [N,1,96,64] (VGGish log-mel) or [N,16000] (PANNs);
