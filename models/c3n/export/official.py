@@ -207,8 +207,9 @@ def export(model: OfficialNetwork, t: int, out: Path, md: Mapping[str, str], aud
         m.metadata_props.add(key="c3n.frame_split", value=json.dumps(split))
         add_segment_cuts(m)
     m.producer_name = PRODUCER
-    onnx.checker.check_model(m)
     onnx.save(m, str(out))
+    del m  # the full-size files are 0.5-0.8 GB: check from the file, not a second copy in memory
+    onnx.checker.check_model(str(out))
     tmp.unlink()
     return out
 
