@@ -33,7 +33,6 @@ the issue 24 report for the cost comparison.
 from __future__ import annotations
 
 import contextlib
-import operator
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -85,8 +84,8 @@ def cam_weights_reference(backbone: nn.Module, frames: torch.Tensor, label: torc
 
 
 def _tap_mean(g: torch.Tensor, dims: Sequence[int]) -> torch.Tensor:
-    w = g.mean(dim=tuple(dims))
-    return w if dims != (1,) else w  # [N, C] either way: tokens [N,L,C] -> mean(1), maps -> mean(2,3)
+    """[N, C] either way: tokens [N,L,C] -> mean over L, maps [N,C,H,W] -> mean over H, W."""
+    return g.mean(dim=tuple(dims))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,8 +326,6 @@ class _Replay(fx.Interpreter):
         f = _OVERRIDES.get(target)
         if f is not None:
             return f(*args, **kwargs)
-        if target is operator.getitem:
-            return super().call_function(target, args, kwargs)
         return super().call_function(target, args, kwargs)
 
 
@@ -366,6 +363,15 @@ def cam_weights_from(backbone: nn.Module, state: CamState, label: torch.Tensor) 
     """CCAM's Grad-CAM weights from :func:`forward_for_cam`'s state: label int64 [N] -> 4 x [N,C_k]."""
     _, tensors = _state(backbone)
     return list(_Replay(state.graph.backward).run(*tensors, *state.saved, label))
+
+
+class CamBackward(nn.Module):
+    """:func:`cam_weights_from` as a module without parameters, so that the exported backward
+    nodes carry an ONNX scope of their own (e.g. ``/model/cam_backward/``), which an INT8
+    quantiser can keep in float (as :mod:`c3n.export.quantize` does for the MobileNetV2 route)."""
+
+    def forward(self, backbone: nn.Module, state: CamState, label: torch.Tensor) -> list[torch.Tensor]:
+        return cam_weights_from(backbone, state, label)
 
 
 def cam_weights(backbone: nn.Module, frames: torch.Tensor, label: torch.Tensor) -> list[torch.Tensor]:

@@ -42,11 +42,16 @@ def _relative_index(win: int) -> torch.Tensor:
     return dy * (2 * win - 1) + dx
 
 
-@lru_cache(maxsize=16)
 def _shift_mask(hp: int, wp: int, win: int, shift: int) -> torch.Tensor:
     """[nW, win², win²] additive mask of a shifted layer: -100 between cells from different regions
-    (regions: the last ``win``, then the last ``shift`` rows / columns). Built in Python and cached
-    (callers must not modify it), so that a trace sees one constant."""
+    (regions: the last ``win``, then the last ``shift`` rows / columns). A new tensor from cached
+    Python lists, so that a trace sees one constant (and a tensor made under a tracing mode never
+    leaks into eager calls)."""
+    return torch.tensor(_shift_mask_lists(hp, wp, win, shift))
+
+
+@lru_cache(maxsize=16)
+def _shift_mask_lists(hp: int, wp: int, win: int, shift: int) -> list:
     def band(i: int, n: int) -> int:
         return 0 if i < n - win else (1 if i < n - shift else 2)
 
@@ -55,7 +60,7 @@ def _shift_mask(hp: int, wp: int, win: int, shift: int) -> torch.Tensor:
         for wx in range(wp // win):
             cells = [3 * band(wy * win + y, hp) + band(wx * win + x, wp) for y in range(win) for x in range(win)]
             masks.append([[0.0 if a == b else -100.0 for b in cells] for a in cells])
-    return torch.tensor(masks)
+    return masks
 
 
 def _windows(x: torch.Tensor, win: int) -> torch.Tensor:
