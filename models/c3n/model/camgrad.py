@@ -67,7 +67,7 @@ def forward_taps(backbone: nn.Module, frames: torch.Tensor):
 
 def _one_hot(label: torch.Tensor, classes: int, dtype: torch.dtype) -> torch.Tensor:
     """label int64 [N] -> float [N, classes] (an ``Equal`` against a constant range: no scatter)."""
-    return (label[:, None] == torch.arange(classes)).to(dtype)
+    return (label[:, None] == torch.arange(classes, device=label.device)).to(dtype)
 
 
 def cam_weights_reference(backbone: nn.Module, frames: torch.Tensor, label: torch.Tensor) -> list[torch.Tensor]:
@@ -111,7 +111,7 @@ def _convolution_backward(grad_out, inp, weight, bias_sizes, stride, padding, di
         w = weight
         for d, k in enumerate(ks):
             if k > 1:
-                w = aten.index_select(w, 2 + d, torch.arange(k - 1, -1, -1))
+                w = aten.index_select(w, 2 + d, torch.arange(k - 1, -1, -1, device=w.device))
         cout, cin_g = int(w.shape[0]), int(w.shape[1])
         if groups == 1:
             w = aten.transpose(w, 0, 1)
@@ -163,7 +163,7 @@ class _CamGraph:
     n_saved: int
 
 
-def _trace(backbone: nn.Module, shape: torch.Size, dtype: torch.dtype) -> _CamGraph:
+def _trace(backbone: nn.Module, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> _CamGraph:
     names, tensors = _state(backbone)
 
     def joint(state, frames, label):
@@ -175,8 +175,8 @@ def _trace(backbone: nn.Module, shape: torch.Size, dtype: torch.dtype) -> _CamGr
             grads = torch.autograd.grad(logits, taps, _one_hot(label, logits.shape[1], logits.dtype))
         return (*[s.detach() for s in stages], logits.detach(), *[_tap_mean(g, dims) for g in grads])
 
-    frames = torch.zeros(shape, dtype=dtype)
-    label = torch.zeros(shape[0], dtype=torch.int64)
+    frames = torch.zeros(shape, dtype=dtype, device=device)
+    label = torch.zeros(shape[0], dtype=torch.int64, device=device)
     state = [t.detach() for t in tensors]
     with _no_jit_trace(), torch.no_grad():
         gm = make_fx(joint,
@@ -331,9 +331,9 @@ class _Replay(fx.Interpreter):
 
 def _cam_graph(backbone: nn.Module, frames: torch.Tensor) -> _CamGraph:
     cache = backbone.__dict__.setdefault("_camgrad_cache", {})
-    key = (tuple(frames.shape), frames.dtype)
+    key = (tuple(frames.shape), frames.dtype, frames.device)
     if key not in cache:
-        cache[key] = _trace(backbone, frames.shape, frames.dtype)
+        cache[key] = _trace(backbone, frames.shape, frames.dtype, frames.device)
     return cache[key]
 
 
