@@ -213,3 +213,18 @@ def test_full_size_route_matches_autograd(name):
     got = camgrad.cam_weights(bb, frames, label)
     for a, b in zip(ref, got):
         assert _rel(a, b) < 1e-4
+
+
+@pytest.mark.parametrize("cin,cout,k,s,p,groups,size", [
+    (4, 6, 3, 2, 1, 1, 8), (6, 6, 3, 2, 1, 6, 8), (4, 8, 1, 2, 0, 1, 8), (3, 5, 7, 4, 3, 1, 16),
+    (4, 4, 8, 8, 0, 1, 16), (4, 6, 3, 2, 1, 2, 12), (3, 4, 5, 2, 2, 1, 10)])
+def test_strided_input_grad(cin, cout, k, s, p, groups, size):
+    """The per-phase forward convolutions equal autograd's input gradient (ResNet 1x1/2, PVT 7x7/4
+    and r x r/r, MobileNetV2 depthwise 3x3/2, grouped)."""
+    conv = torch.nn.Conv2d(cin, cout, k, s, p, groups=groups, bias=False)
+    x = torch.randn(2, cin, size, size, requires_grad=True)
+    y = conv(x)
+    go = torch.randn_like(y)
+    ref, = torch.autograd.grad(y, x, go)
+    got = camgrad._strided_input_grad(go, conv.weight.detach(), (s, s), (p, p), groups, [size, size])
+    assert _rel(ref, got) < 1e-5

@@ -112,21 +112,82 @@ def _convolution_backward(grad_out, inp, weight, bias_sizes, stride, padding, di
         for d, k in enumerate(ks):
             if k > 1:
                 w = aten.index_select(w, 2 + d, torch.arange(k - 1, -1, -1, device=w.device))
-        cout, cin_g = int(w.shape[0]), int(w.shape[1])
-        if groups == 1:
-            w = aten.transpose(w, 0, 1)
-        else:
-            w = aten.reshape(w, [groups, cout // groups, cin_g, *ks])
-            w = aten.reshape(aten.transpose(w, 1, 2), [groups * cin_g, cout // groups, *ks])
+        w = _group_transposed(w, groups)
         pad = [d * (k - 1) - p for d, k, p in zip(dilation, ks, padding)]
         gi = aten.convolution(grad_out, w, None, [1] * spatial, pad, dilation, False, [0] * spatial, groups)
         return gi, None, None
+    if (spatial == 2 and all(d == 1 for d in dilation)
+            and all(int(inp.shape[2 + d]) % stride[d] == 0 for d in range(2))):
+        size = [int(x) for x in inp.shape[2:]]
+        return _strided_input_grad(grad_out, weight, stride, padding, groups, size), None, None
     out_pad = []
     for d in range(spatial):
         full = (grad_out.shape[2 + d] - 1) * stride[d] - 2 * padding[d] + dilation[d] * (ks[d] - 1) + 1
         out_pad.append(inp.shape[2 + d] - full)
     gi = aten.convolution(grad_out, weight, None, stride, padding, dilation, True, out_pad, groups)
     return gi, None, None
+
+
+def _group_transposed(w, groups: int):
+    """[Cout, Cin/g, kh, kw] -> [Cin, Cout/g, kh, kw]: the weight of the adjoint (per group)."""
+    cout, cin_g = int(w.shape[0]), int(w.shape[1])
+    if groups == 1:
+        return aten.transpose(w, 0, 1)
+    w = aten.reshape(w, [groups, cout // groups, cin_g, *w.shape[2:]])
+    return aten.reshape(aten.transpose(w, 1, 2), [groups * cin_g, cout // groups, *w.shape[3:]])
+
+
+def _phase_taps(k: int, s: int, p: int, a: int, n_out: int, n_g: int) -> tuple[list[int], int, int]:
+    """1-D input gradient of a stride-``s`` convolution at the inputs ``i = s·m + a``:
+    ``dx[s·m + a] = sum_j g[m + c - j] W[k0 + s·j]`` (k0 = (a+p) mod s, c = (a+p) div s).
+    Returns the kernel taps in correlation order (reversed), and the zeros to add to the gradient
+    (length ``n_g``) before / after (negative: crop) so that a stride-1 correlation gives ``n_out``
+    values."""
+    k0, c = (a + p) % s, (a + p) // s
+    taps = [k0 + s * j for j in range((k - k0 + s - 1) // s)] if k0 < k else []
+    taps.reverse()
+    before = len(taps) - 1 - c
+    return taps, before, n_out + len(taps) - 1 - before - n_g
+
+
+def _crop_pad(x, top: int, bottom: int, left: int, right: int):
+    """Zeros added before / after the last two axes; negative amounts crop (first, with a
+    ``Slice``: tract's ``Pad`` takes no negative amounts)."""
+    h, w = int(x.shape[2]), int(x.shape[3])
+    x = x[:, :, max(0, -top):h - max(0, -bottom), max(0, -left):w - max(0, -right)]
+    if max(top, 0) or max(bottom, 0) or max(left, 0) or max(right, 0):
+        x = F.pad(x, [max(left, 0), max(right, 0), max(top, 0), max(bottom, 0)])
+    return x
+
+
+def _strided_input_grad(g, weight, stride, padding, groups: int, in_size: list[int]):
+    """Input gradient of a strided convolution as ``s_h·s_w`` forward ``Conv``s, one per input phase
+    (input cell ``(s·m + a, s·n + b)`` sees only the kernel taps ``≡ a + p (mod s)``), interleaved
+    back by reshapes. The multiply-adds of the transposed convolution, no zero insertion, and no
+    ``ConvTranspose`` (a slow loop in tract). Needs input sizes divisible by the strides."""
+    (sh, sw), (ph, pw) = stride, padding
+    kh, kw = int(weight.shape[2]), int(weight.shape[3])
+    mh, mw = in_size[0] // sh, in_size[1] // sw
+    gh, gw = int(g.shape[2]), int(g.shape[3])
+    phases: list = []
+    for a in range(sh):
+        ty, top, bottom = _phase_taps(kh, sh, ph, a, mh, gh)
+        for b in range(sw):
+            tx, left, right = _phase_taps(kw, sw, pw, b, mw, gw)
+            if not ty or not tx:  # no kernel tap reaches this phase: zero gradient
+                phases.append(None)
+                continue
+            w = aten.index_select(weight, 2, torch.tensor(ty, device=weight.device))
+            w = aten.index_select(w, 3, torch.tensor(tx, device=weight.device))
+            x = _crop_pad(g, top, bottom, left, right)
+            phases.append(aten.convolution(x, _group_transposed(w, groups), None, [1, 1], [0, 0], [1, 1],
+                                           False, [0, 0], groups))
+    ref = next(p for p in phases if p is not None)
+    phases = [p if p is not None else ref * 0.0 for p in phases]  # row-major (a, b)
+    st = torch.stack(phases, dim=2)  # [N, C, sh*sw, mh, mw]
+    n_c = int(st.shape[1])
+    st = st.reshape(-1, n_c, sh, sw, mh, mw).permute(0, 1, 4, 2, 5, 3)
+    return st.reshape(-1, n_c, mh * sh, mw * sw)
 
 
 _DECOMPOSITIONS = get_decompositions([
@@ -270,7 +331,7 @@ def _expand(x: torch.Tensor, size: Sequence[int], implicit: bool = False) -> tor
 
 
 def _pad_dim(x: torch.Tensor, dim: int, before: int, after: int) -> torch.Tensor:
-    """Zeros before / after along ``dim`` (an ONNX ``Pad``; negative amounts crop)."""
+    """Zeros before / after along ``dim`` (an ONNX ``Pad``; amounts >= 0)."""
     dim = dim % x.dim()
     pads = [0, 0] * (x.dim() - 1 - dim) + [before, after]
     return F.pad(x, pads)
@@ -297,9 +358,9 @@ def _slice_backward(grad, input_sizes, dim, start, end, step):
         shape[dim] = n * step
         if dim > 0:
             shape[0] = -1
-        grad = spread.reshape(shape)
-        n = n * step
-    return _pad_dim(grad, dim, start, size - start - n)
+        n = min(n * step, size - start)  # the zeros after the last element may overrun the end
+        grad = spread.reshape(shape).narrow(dim, 0, n)
+    return _pad_dim(grad, dim, start, size - start - n)  # no negative pads: tract's Pad rejects them
 
 
 _OVERRIDES: dict[Any, Any] = {
