@@ -186,13 +186,15 @@ def _strided_input_grad(g, weight, stride, padding, groups: int, in_size: list[i
     phases = [p if p is not None else ref * 0.0 for p in phases]  # row-major (a, b)
     st = torch.stack(phases, dim=2)  # [N, C, sh*sw, mh, mw]
     n_c = int(st.shape[1])
+    if sh == sw:  # channel c·s² + a·s + b -> cell (s·m + a, s·n + b): DepthToSpace (CRD)
+        return F.pixel_shuffle(st.reshape(-1, n_c * sh * sw, mh, mw), sh)
     st = st.reshape(-1, n_c, sh, sw, mh, mw).permute(0, 1, 4, 2, 5, 3)
     return st.reshape(-1, n_c, mh * sh, mw * sw)
 
 
 _DECOMPOSITIONS = get_decompositions([
     aten.native_batch_norm_backward, aten.native_layer_norm_backward, aten.gelu_backward,
-    aten._softmax_backward_data, aten.hardtanh_backward, aten.threshold_backward, aten.roll,
+    aten._softmax_backward_data, aten.roll,
     aten.embedding_dense_backward, aten.max_pool2d_with_indices_backward,
 ])
 _DECOMPOSITIONS[aten.convolution_backward.default] = _convolution_backward
@@ -363,7 +365,22 @@ def _slice_backward(grad, input_sizes, dim, start, end, step):
     return _pad_dim(grad, dim, start, size - start - n)  # no negative pads: tract's Pad rejects them
 
 
+def _hardtanh_backward(grad, x, lo: float, hi: float):
+    """``grad · [lo < x < hi]`` with the mask in float, ``sign((y - lo)(hi - y))`` for
+    ``y = clamp(x, lo, hi)``: tract runs comparisons / ``Where`` as scalar loops (see
+    :func:`c3n.model.backbone._relu6_backward`)."""
+    y = x.clamp(lo, hi)
+    return grad * torch.sign((y - lo) * (hi - y))
+
+
+def _threshold_backward(grad, x, threshold: float):
+    """``grad · [x > threshold]`` (ReLU's backward, ``x`` its output) as ``grad · sign(relu(x - t))``."""
+    return grad * torch.sign(F.relu(x - threshold))
+
+
 _OVERRIDES: dict[Any, Any] = {
+    aten.hardtanh_backward.default: _hardtanh_backward,
+    aten.threshold_backward.default: _threshold_backward,
     aten.select_backward.default: _select_backward,
     aten.slice_backward.default: _slice_backward,
     aten.view.default: _reshape,
