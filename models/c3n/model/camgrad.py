@@ -7,19 +7,23 @@ tract nor TensorRT has autograd (docs/c3n-method.md §12), so this module turns 
 into a plain graph once per input shape and replays it, so that ``torch.onnx.export(...,
 dynamo=False)`` records ordinary forward ops:
 
-1. **Trace.** ``make_fx`` (functionalised, real tensors) records the joint function
+1. **Trace.** ``make_fx`` (fake tensors: no compute) records the joint function
    ``frames, label -> (stages, visual_logits, cam weights)``, which calls
    ``torch.autograd.grad(visual_logits, taps, one_hot(label))``. The backbone's parameters and
    buffers are graph inputs, so the export links them to the same initializers as the forward.
    The backward ops are decomposed into forward ones (``torch._decomp``), and
-   ``convolution_backward``'s input gradient becomes a transposed convolution
-   (:func:`_convolution_backward`); weight gradients are never requested.
+   ``convolution_backward``'s input gradient becomes forward ``Conv``s (flipped kernel at stride
+   1, one per input phase when strided; :func:`_convolution_backward`); weight gradients are
+   never requested. The backward stops at the stage-1 tap (nothing below it needs a gradient).
 2. **Split.** The joint graph is cut where it starts to depend on ``label``
    (:func:`_partition`): the forward part gives the stage maps, the logits and the activations
    the backward reads; the backward part takes those and the label. The label is computed
    between the two (C3IM), inside the same exported graph, and the forward runs once.
 3. **Replay.** :class:`_Replay` runs the two parts and maps the aten ops that the TorchScript
-   ONNX exporter has no symbolic for to equivalent ``torch`` calls (``_OVERRIDES``).
+   ONNX exporter has no symbolic for to equivalent ``torch`` calls (``_OVERRIDES``), with the
+   leading size of reshapes as -1, so that no frame count is baked in (the runtime's frame split
+   runs the graph one frame at a time). An op with neither symbolic nor override fails the export
+   with the exporter's ``UnsupportedOperatorError`` naming it: add an override.
 
 Which tensors are the taps (the last block outputs) is the backbone's business:
 ``backbone.forward_taps(frames) -> (stages, visual_logits, taps)``, with ``backbone.tap_dims``
@@ -195,7 +199,6 @@ def _strided_input_grad(g, weight, stride, padding, groups: int, in_size: list[i
 _DECOMPOSITIONS = get_decompositions([
     aten.native_batch_norm_backward, aten.native_layer_norm_backward, aten.gelu_backward,
     aten._softmax_backward_data, aten.roll,
-    aten.embedding_dense_backward, aten.max_pool2d_with_indices_backward,
 ])
 _DECOMPOSITIONS[aten.convolution_backward.default] = _convolution_backward
 
