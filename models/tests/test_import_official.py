@@ -356,3 +356,32 @@ def test_import_command_reports_an_unreadable_checkpoint(tmp_path, capsys):
     assert main(args) == 2
     assert f"{bad}: not a state_dict" in capsys.readouterr().err
     assert not (tmp_path / "o.onnx").exists()
+
+
+def test_c3n_with_a_reduced_pvt_and_camgrad_exports_and_matches_autograd(tmp_path):
+    """The C3N network on a reduced-size PVT-v2 (c3n.model.pvt_v2) with CCAM from
+    c3n.model.camgrad (one forward, replayed backward): CCAM weights vs autograd, ONNX vs PyTorch."""
+    from c3n.model.camgrad import cam_weights_reference
+    from c3n.model.pvt_v2 import PVTv2Backbone
+
+    torch.manual_seed(5)
+    bb = PVTv2Backbone(embed_dims=CH, num_heads=(1, 1, 1, 2), mlp_ratios=(2, 2, 2, 2), depths=(1, 1, 1, 1),
+                       sr_ratios=(8, 4, 2, 1))
+    sim = torch.rand(1000, 527, generator=torch.Generator().manual_seed(5))
+    net = randomise(OfficialNetwork("c3n", bb, TinyAudio(), C3NDecoder(CH, d=D), "encoder_backbone", sim), 5)
+    t = 2
+    g = torch.Generator().manual_seed(8)
+    frames, logmel = torch.randn(t, 3, 224, 224, generator=g), torch.randn(t, 1, 96, 64, generator=g)
+    with torch.no_grad():
+        ref = net(frames, logmel, t=t, return_cam=True)
+    label = ref[3]
+    auto = cam_weights_reference(bb, frames, label)
+    for k, (a, b) in enumerate(zip(ref[7:], auto)):
+        assert (a - b).abs().max() <= 1e-4 * b.abs().max(), f"stage {k + 1}"
+    out = export(net, t, tmp_path / "pvt.onnx", _md(net, "c3n/pvt_tiny/vggish", t), with_cam=True)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"frames": frames.numpy(), "audio_logmel": logmel.numpy()})
+    assert np.array_equal(got[3], label.numpy())
+    assert np.abs(got[0] - ref[0].numpy()).max() <= 1e-3 * np.abs(ref[0].numpy()).max()
+    for a, b in zip(got[7:], ref[7:]):
+        assert np.abs(a - b.numpy()).max() <= 1e-4 * np.abs(b.numpy()).max()
