@@ -352,7 +352,8 @@ def test_import_command_reports_an_unreadable_checkpoint(tmp_path, capsys):
     bad = tmp_path / "ckpt.pth"
     torch.save([1, 2, 3], bad)
     args = ["--code", "avsbench", "--visual", "resnet50", "--audio", "vggish", "--checkpoint", str(bad),
-            "--vggish", "v", "--vggish-pca", "p", "--audio-head", "h", "--frames", "5", "--out", str(tmp_path / "o.onnx")]
+            "--vggish", "v", "--vggish-pca", "p", "--audio-head", "h", "--frames", "5",
+            "--out", str(tmp_path / "o.onnx")]
     assert main(args) == 2
     assert f"{bad}: not a state_dict" in capsys.readouterr().err
     assert not (tmp_path / "o.onnx").exists()
