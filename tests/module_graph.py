@@ -53,7 +53,7 @@ PY_LAYERS: list[list[str]] = [
     # the commands kept under their documented names (`python -m c3n.X`): each runs a lower
     # module's main (c3n.fetch also prepares the AVS-Composites backgrounds of c3n.data)
     ["fetch", "evaluate", "labelstats", "regionstats", "report", "featcache", "train_frozen",
-     "eval_cached", "quantize", "profile", "bench_torch"],
+     "eval_cached", "quantize", "profile", "bench_torch", "import_official"],
 ]
 
 RUST_PATH = re.compile(r"\b(crate|super|self|c3n_edge)((?:::[A-Za-z_][A-Za-z0-9_]*)+)")

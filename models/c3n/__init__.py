@@ -12,7 +12,8 @@ Layers, lowest first (a module uses only its own layer or lower ones; ``tests/mo
 * ``train`` (training, feature cache) and ``export`` (ONNX, quantisation, profiling);
 * the commands kept under their documented names (``python -m c3n.fetch``, ``c3n.evaluate``,
   ``c3n.featcache``, ``c3n.train_frozen``, ``c3n.eval_cached``, ``c3n.labelstats``,
-  ``c3n.regionstats``, ``c3n.report``, ``c3n.quantize``, ``c3n.profile``, ``c3n.bench_torch``):
+  ``c3n.regionstats``, ``c3n.report``, ``c3n.quantize``, ``c3n.profile``, ``c3n.bench_torch``,
+  ``c3n.import_official``):
   each runs the ``main`` of the module it names.
 """
 MODEL_VERSION = "0.1.0"

@@ -15,7 +15,8 @@ def _producers(graph) -> dict[str, onnx.NodeProto]:
     return {o: n for n in graph.node for o in n.output}
 
 
-def mark_frame_split(m: onnx.ModelProto) -> dict:
+def mark_frame_split(m: onnx.ModelProto, scopes: list[tuple[str | None, str]] | None = None,
+                     prefix: str = "/model/decoder/") -> dict:
     """Name the tensors at which the graph splits into per-frame parts, and return the
     ``c3n.frame_split`` metadata (issue 16).
 
@@ -28,6 +29,11 @@ def mark_frame_split(m: onnx.ModelProto) -> dict:
     one frame at a time, average ``k_frame`` over the T frames itself, and run the rest one frame
     at a time from ``k_clip`` = that mean and ``x``: the same maths (``src/engine/split.rs``).
 
+    ``scopes`` names the modules per stage for other decoders (:mod:`c3n.model.official_decoder`):
+    ``(tpavi, projection)`` module names under ``prefix``; a stage whose ``tpavi`` is None has no
+    clip mean, and the projection's output (read by the fusion) is carried instead. Without
+    ``scopes``: ``tpavi.<i>`` / ``aspp.<i>`` while such scopes exist (:class:`c3n.model.decoder.Decoder`).
+
     Metadata: ``{"version": 1, "clip_means": [{"frame": .., "clip": ..}, ..], "carry": [..]}``,
     to which :func:`add_segment_cuts` adds ``"segments": {"per_frame": [[..]], "after": [[..]]}``.
     Raises ValueError when the scopes are not where this expects them.
@@ -37,16 +43,28 @@ def mark_frame_split(m: onnx.ModelProto) -> dict:
     inits = {i.name for i in g.initializer}
     rename: dict[str, str] = {}
     clip_means, carry = [], []
-    i = 0
-    while any(n.name.startswith(f"/model/decoder/tpavi.{i}/") for n in g.node):
-        tp, cm = f"/model/decoder/tpavi.{i}/", f"/model/decoder/tpavi.{i}/clip_mean/"
+    if scopes is None:
+        scopes = []
+        while any(n.name.startswith(f"{prefix}tpavi.{len(scopes)}/") for n in g.node):
+            scopes.append((f"tpavi.{len(scopes)}", f"aspp.{len(scopes)}"))
+    for i, (tpavi, proj) in enumerate(scopes):
+        if tpavi is None:
+            pj = f"{prefix}{proj}/"
+            outs = {x for n in g.node if not n.name.startswith(pj) for x in n.input
+                    if x in prod and prod[x].name.startswith(pj)}
+            if len(outs) != 1:
+                raise ValueError(f"stage {i}: expected one tensor out of {pj}, got {sorted(outs)}")
+            rename[outs.pop()] = f"split/x{i}"
+            carry.append(f"split/x{i}")
+            continue
+        tp, cm = f"{prefix}{tpavi}/", f"{prefix}{tpavi}/clip_mean/"
         inside_cm = [n for n in g.node if n.name.startswith(cm)]
         ins = {x for n in inside_cm for x in n.input
                if x and x not in inits and x in prod and not prod[x].name.startswith(cm)}
         outs = {o for n in g.node if not n.name.startswith(cm) for o in n.input
                 if o in prod and prod[o].name.startswith(cm)}
         xs = {x for n in g.node if n.name.startswith(tp) for x in n.input
-              if x in prod and prod[x].name.startswith(f"/model/decoder/aspp.{i}/")}
+              if x in prod and prod[x].name.startswith(f"{prefix}{proj}/")}
         if len(ins) != 1 or len(outs) != 1 or len(xs) != 1:
             raise ValueError(f"TPAVI {i}: expected one tensor into and out of {cm} and one from the "
                              f"ASPP, got {sorted(ins)}, {sorted(outs)}, {sorted(xs)}")
@@ -55,7 +73,6 @@ def mark_frame_split(m: onnx.ModelProto) -> dict:
             rename[old] = new
         clip_means.append({"frame": f"split/k_frame{i}", "clip": f"split/k_clip{i}"})
         carry.append(f"split/x{i}")
-        i += 1
     if not clip_means:
         raise ValueError("no TPAVI clip-mean scope found in the exported graph")
     # the in_view head (issue 26) reads the deepest TPAVI output (after the clip means) and the
