@@ -23,6 +23,7 @@
 //! end_timeout_ms = 3000                  # unseen this long -> `end`
 //! silence_dbfs = -50.0                   # quieter frames count as "nothing sounds"
 //! silence_classes = ["Silence"]          # ... and so do frames whose top AudioSet class is one of these
+//! min_in_view = 0.5                      # ... and frames whose `in_view` is below this (default 0.5, provisional)
 //! camera = "default"                     # camera name: events' `camera`, MQTT topic level
 //! labels = ["person", "dog"]             # track only these categories (default [] = all)
 //! min_score = { person = 0.6 }           # minimum region score per category

@@ -56,6 +56,7 @@ pub struct RunControl {
     frames_bad: AtomicU64,
     audio_gaps: AtomicU64,
     frames_skipped: AtomicU64,
+    frames_off_screen: AtomicU64,
 }
 
 impl Default for RunControl {
@@ -70,6 +71,7 @@ impl Default for RunControl {
             frames_bad: AtomicU64::new(0),
             audio_gaps: AtomicU64::new(0),
             frames_skipped: AtomicU64::new(0),
+            frames_off_screen: AtomicU64::new(0),
         }
     }
 }
@@ -150,6 +152,15 @@ impl RunControl {
     pub fn frames_skipped(&self) -> u64 {
         self.frames_skipped.load(Ordering::Relaxed)
     }
+    /// Counts one analysed frame whose `in_view` score was below `[events] min_in_view`: its
+    /// regions were dropped (the sound's source is off screen, issue 26).
+    pub fn add_off_screen_frame(&self) {
+        self.frames_off_screen.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Off-screen frames so far.
+    pub fn frames_off_screen(&self) -> u64 {
+        self.frames_off_screen.load(Ordering::Relaxed)
+    }
 }
 
 /// Snapshot of a run's status, handed to every sink after each model window (and once at the
@@ -180,6 +191,9 @@ pub struct RunState {
     /// Gaps in the audio (bursts of read errors skipped), analysed as silence
     /// (`--on-bad-frame skip`).
     pub audio_gaps: u64,
+    /// Analysed frames whose `in_view` score was below `[events] min_in_view`, their regions
+    /// dropped (issue 26; always 0 for a model without the `in_view` output).
+    pub frames_off_screen: u64,
     /// Whether detection is on (`detect/set`).
     pub detect: bool,
     /// Video input status.
@@ -214,6 +228,7 @@ impl RunState {
             audio_xruns: control.audio_xruns(),
             frames_bad: control.frames_bad(),
             audio_gaps: control.audio_gaps(),
+            frames_off_screen: control.frames_off_screen(),
             detect: control.detect(),
             video: control.video_status(),
             audio: control.audio_status(),
@@ -254,6 +269,7 @@ mod tests {
         c.add_audio_gap();
         c.add_skipped_frames(4);
         c.add_skipped_frames(3);
+        c.add_off_screen_frame();
         c.set_detect(false);
         let st = RunState::snapshot(&c, "tract", 1.0, 2.0, 3, 4, -20.0);
         assert_eq!((st.mask_rate, st.frames_skipped), (0.0, 7));
@@ -263,7 +279,10 @@ mod tests {
             (st.dropped_frames, st.audio_xruns, st.detect),
             (5, 1, false)
         );
-        assert_eq!((st.frames_bad, st.audio_gaps), (2, 1));
+        assert_eq!(
+            (st.frames_bad, st.audio_gaps, st.frames_off_screen),
+            (2, 1, 1)
+        );
         let json = serde_json::to_value(&st).unwrap();
         assert_eq!(json["video"], "ended");
         assert_eq!(

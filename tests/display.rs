@@ -65,6 +65,7 @@ fn state() -> RunState {
         audio_xruns: 0,
         frames_bad: 0,
         audio_gaps: 0,
+        frames_off_screen: 0,
         detect: true,
         video: DeviceStatus::Streaming,
         audio: DeviceStatus::Streaming,
@@ -222,6 +223,7 @@ fn solid_frame() -> AnalysedFrame {
                 c3im_score: 0.5,
             },
             audio_rms: 0.1,
+            in_view: None,
         },
     }
 }

@@ -31,6 +31,7 @@ fn load_case(dir: &Path) -> (ModelInput, Inference) {
         c3im_score: score.to_vec(),
         visual_logit_map: read_npy(r("visual_logit_map")).expect("visual_logit_map.npy"),
         c3im_affinity: read_npy(r("c3im_affinity")).expect("c3im_affinity.npy"),
+        in_view: None,
     };
     (input, expected)
 }

@@ -51,6 +51,7 @@ impl BlobEngine {
             },
             frontend: FrontendParams::default(),
             c3im: true,
+            in_view: false,
             imagenet_labels: (0..1000).map(|i| format!("in{i}")).collect(),
             audioset_labels: (0..521).map(|i| format!("as{i}")).collect(),
             alpha: 0.1,
@@ -79,6 +80,7 @@ impl Engine for BlobEngine {
             c3im_score: vec![0.9; t],
             visual_logit_map: Array4::zeros((t, 1000, 1, 1)),
             c3im_affinity: Array2::zeros((t, 1000)),
+            in_view: None,
         })
     }
     fn name(&self) -> &str {

@@ -18,6 +18,7 @@ PY="$ROOT/.venv/bin/python"
 
 "$PY" tests/fixtures/make_contract_model.py "$C3N_TEST_ARTIFACTS"
 "$PY" tests/fixtures/make_contract_model_s3.py "$C3N_TEST_ARTIFACTS"
+"$PY" tests/fixtures/make_contract_model_inview.py "$C3N_TEST_ARTIFACTS"
 "$PY" tests/fixtures/make_frontend_ref.py "$C3N_TEST_ARTIFACTS"
 "$PY" tests/fixtures/make_pipeline_clip.py "$C3N_TEST_ARTIFACTS"
 "$PY" tests/fixtures/make_two_objects.py "$C3N_TEST_ARTIFACTS"

@@ -111,6 +111,7 @@ fn lifecycle_events_match_the_schema() {
                 c3im_score: 0.2,
             },
             audio_rms: 0.1,
+            in_view: None,
         };
         lines.extend(tr.update(&det));
     }

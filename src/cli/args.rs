@@ -310,6 +310,11 @@ pub(crate) struct RunArgs {
     /// frame it is seen in (overrides [events] update_interval_s).
     #[arg(long = "update-interval", value_name = "SECONDS")]
     pub update_interval_s: Option<f64>,
+    /// Drop a frame's regions when the model's `in_view` score (the probability that the sound's
+    /// source is visible; models with that output only) is below this, 0-1 (overrides [events]
+    /// min_in_view; default 0.5, provisional until tuned on validation).
+    #[arg(long = "min-in-view", value_name = "P")]
+    pub min_in_view: Option<f32>,
     /// Camera name: the events' `camera` and the MQTT topic level (overrides [events] camera).
     #[arg(long = "camera-name", visible_alias = "camera")]
     pub camera: Option<String>,

@@ -37,6 +37,7 @@ pub(crate) fn cmd_run(a: RunArgs) -> Result<()> {
     events.min_frames = a.min_frames.unwrap_or(events.min_frames);
     events.end_timeout_ms = a.end_timeout_ms.unwrap_or(events.end_timeout_ms);
     events.update_interval_s = a.update_interval_s.unwrap_or(events.update_interval_s);
+    events.min_in_view = a.min_in_view.unwrap_or(events.min_in_view);
     if let Some(c) = a.camera.clone() {
         events.camera = c;
     }

@@ -67,6 +67,10 @@ pub struct Inference {
     /// `f32 [T,1000]`: C3IM's audio side `r[j] = max_i S[j,i]·a[i]`; a visual distribution v's
     /// unified label with this frame's audio is `argmax_j v[j]·r[j]` (`post::c3im_label`).
     pub c3im_affinity: Array2<f32>,
+    /// `[T]`: the probability (0–1, sigmoid applied) that the source of the sound is visible in
+    /// each frame (issue 26); `None` for a model without the `in_view` output
+    /// ([`ModelContract::in_view`]).
+    pub in_view: Option<Vec<f32>>,
 }
 
 impl Inference {
@@ -79,6 +83,7 @@ impl Inference {
             c3im_score: vec![0.0; t],
             visual_logit_map: Array4::zeros((t, 0, 0, 0)),
             c3im_affinity: Array2::zeros((t, 0)),
+            in_view: None,
             mask_logits,
             audio_logits,
         }
@@ -305,7 +310,8 @@ impl EngineSettings {
 #[error("outputs do not have the contract shapes")]
 pub struct OutputShapeError;
 
-/// Checks that an inference has the contract's output shapes.
+/// Checks that an inference has the contract's output shapes (`in_view` present exactly when
+/// the contract has it).
 ///
 /// Errors: [`OutputShapeError`] when any output's shape differs from the contract's.
 pub fn check_output(contract: &ModelContract, inf: &Inference) -> Result<(), OutputShapeError> {
@@ -323,6 +329,7 @@ pub fn check_output(contract: &ModelContract, inf: &Inference) -> Result<(), Out
         || inf.c3im_score.len() != t
         || inf.visual_logit_map.dim() != (t, n, m, m)
         || inf.c3im_affinity.dim() != (t, n)
+        || inf.in_view.as_ref().map(Vec::len) != contract.in_view.then_some(t)
     {
         return Err(OutputShapeError);
     }

@@ -42,12 +42,18 @@
 //!   audio side ([`ModelContract::c3im`]).
 //!
 //! `c3n.frontend.patch_placement` is also read in schema 2 (absent = `slot`).
+//!
+//! Optional in schemas 2 and 3 (issue 26): the output `in_view` float32 `[T]`, the sigmoid
+//! probability that the source of the sound is visible in the frame, after every other output,
+//! with metadata `c3n.in_view` = `1` ([`IN_VIEW`], [`ModelContract::in_view`]). The key without
+//! the output, or the output without the key, is refused. Files without either (the shipped
+//! models) are read as before.
 
 mod error;
+mod info;
 mod props;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use tract_onnx::pb::{self, tensor_proto::DataType, ModelProto};
@@ -101,6 +107,11 @@ pub const C3IM_OUTPUTS: [&str; 5] = [
     "c3im_affinity",
 ];
 
+/// The optional trailing output (issue 26, module docs): `in_view` float32 `[T]`.
+pub const IN_VIEW: &str = "in_view";
+/// Metadata key that declares [`IN_VIEW`] (value `1`).
+pub const IN_VIEW_KEY: &str = "c3n.in_view";
+
 /// Side of the last backbone stage's map (`visual_logit_map`) for input size `s`: `⌈s/32⌉`.
 pub fn map_size(s: usize) -> usize {
     s.div_ceil(32)
@@ -131,6 +142,8 @@ pub struct ModelContract {
     pub frontend: FrontendParams,
     /// True when the model has the C3IM outputs (always in schema 2; [`C3IM_OUTPUTS`]).
     pub c3im: bool,
+    /// True when the model has the trailing `in_view` output (`c3n.in_view` = `1`, issue 26).
+    pub in_view: bool,
     /// `c3n.labels.imagenet`: 1000 ImageNet class names (index = `visual_logits` column); empty
     /// for a model without C3IM outputs that does not carry them.
     pub imagenet_labels: Vec<String>,
@@ -228,7 +241,24 @@ impl ModelContract {
         } else {
             AudioInput::Logmel
         };
-        let c3im = has_c3im_outputs(proto);
+        let in_view = match p.opt(IN_VIEW_KEY) {
+            None => false,
+            Some("1") => true,
+            Some(v) => return Err(p.bad(IN_VIEW_KEY, v, "expected \"1\" or no key".into())),
+        };
+        let has_output = last_output(proto) == Some(IN_VIEW);
+        if in_view != has_output {
+            return Err(ModelError::Signature {
+                path: path.to_path_buf(),
+                kind: "output",
+                problem: if in_view {
+                    format!("metadata `{IN_VIEW_KEY}` = 1 but the last output is not `{IN_VIEW}`")
+                } else {
+                    format!("the last output is `{IN_VIEW}` but metadata `{IN_VIEW_KEY}` is not 1")
+                },
+            });
+        }
+        let c3im = has_c3im_outputs(proto, in_view);
         if !schema3 && !c3im {
             return Err(ModelError::Signature {
                 path: path.to_path_buf(),
@@ -332,6 +362,7 @@ impl ModelContract {
             image,
             frontend,
             c3im,
+            in_view,
             imagenet_labels,
             audioset_labels,
             alpha,
@@ -369,12 +400,25 @@ impl ModelContract {
         self.audioset_labels.len()
     }
 
-    /// Output names of the model, in contract order ([`OUTPUTS`] or [`OUTPUTS_AUDIO_ONLY`]).
+    /// Output names of the model, in contract order ([`OUTPUTS`] or [`OUTPUTS_AUDIO_ONLY`],
+    /// then [`IN_VIEW`] when the model has it).
     pub fn output_names(&self) -> &'static [&'static str] {
-        if self.c3im {
-            &OUTPUTS
-        } else {
-            &OUTPUTS_AUDIO_ONLY
+        const OUTPUTS_IN_VIEW: [&str; 8] = [
+            "mask_logits",
+            "visual_logits",
+            "audio_logits",
+            "unified_label",
+            "c3im_score",
+            "visual_logit_map",
+            "c3im_affinity",
+            IN_VIEW,
+        ];
+        const AUDIO_ONLY_IN_VIEW: [&str; 3] = ["mask_logits", "audio_logits", IN_VIEW];
+        match (self.c3im, self.in_view) {
+            (true, false) => &OUTPUTS,
+            (false, false) => &OUTPUTS_AUDIO_ONLY,
+            (true, true) => &OUTPUTS_IN_VIEW,
+            (false, true) => &AUDIO_ONLY_IN_VIEW,
         }
     }
 
@@ -394,6 +438,7 @@ impl ModelContract {
                 vec![t, N_IMAGENET, m, m],
             ),
             ("c3im_affinity", DataType::Float, vec![t, N_IMAGENET]),
+            (IN_VIEW, DataType::Float, vec![t]),
         ];
         let names = self.output_names();
         all.into_iter()
@@ -463,85 +508,27 @@ impl ModelContract {
     }
 }
 
-/// True unless the graph's outputs are exactly [`OUTPUTS_AUDIO_ONLY`] (then the signature check
-/// holds the model to that list; anything else is checked against [`OUTPUTS`]).
-fn has_c3im_outputs(proto: &ModelProto) -> bool {
-    let names: Vec<&str> = proto
+/// The graph's output names.
+fn output_names(proto: &ModelProto) -> Vec<&str> {
+    proto
         .graph
         .as_ref()
         .map(|g| g.output.iter().map(|o| o.name.as_str()).collect())
-        .unwrap_or_default();
-    names != OUTPUTS_AUDIO_ONLY
+        .unwrap_or_default()
 }
 
-impl fmt::Display for ModelContract {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = &self.frontend;
-        writeln!(f, "model:         {}", self.path.display())?;
-        writeln!(
-            f,
-            "variant:       {} (schema {})",
-            self.variant.as_deref().unwrap_or("-"),
-            self.schema
-        )?;
-        writeln!(
-            f,
-            "config:        {} (version {}, trained: {})",
-            self.config, self.model_version, self.trained
-        )?;
-        writeln!(
-            f,
-            "clip:          T = {} frames at {} Hz",
-            self.clip_frames, self.clip_rate_hz
-        )?;
-        for (name, shape) in self.input_shapes() {
-            writeln!(f, "input:         {name} float32 {shape:?}")?;
-        }
-        for (name, dt, shape) in self.expected_outputs() {
-            let dt = if dt == DataType::Int64 {
-                "int64"
-            } else {
-                "float32"
-            };
-            writeln!(f, "output:        {name} {dt} {shape:?}")?;
-        }
-        writeln!(
-            f,
-            "image:         {0}x{0}, mean {1:?}, std {2:?}",
-            self.image.size, self.image.mean, self.image.std
-        )?;
-        match p.audio_input {
-            AudioInput::Logmel => writeln!(
-                f,
-                "frontend:      {} Hz, window {} / hop {} samples, FFT {}, {} mel bands {}-{} Hz, ln(x + {}), {} frames/patch{}",
-                p.sample_rate, p.window_samples, p.hop_samples, p.fft_size, p.mel_bands, p.mel_min_hz,
-                p.mel_max_hz, p.log_offset, p.patch_frames,
-                if p.patch_placement == PatchPlacement::Examples { ", examples back to back" } else { "" }
-            )?,
-            AudioInput::Waveform => writeln!(
-                f,
-                "frontend:      waveform, {} Hz, one 1-s window per frame slot",
-                p.sample_rate
-            )?,
-        }
-        writeln!(
-            f,
-            "labels:        {} ImageNet, {} AudioSet{}",
-            self.imagenet_labels.len(),
-            self.audioset_labels.len(),
-            if self.c3im {
-                ""
-            } else {
-                " (no C3IM outputs: regions labelled from the audio)"
-            }
-        )?;
-        write!(
-            f,
-            "categories:    {} (v{}, sha256 {}): {}",
-            self.categories.names.len(),
-            self.categories.version,
-            self.categories_sha256,
-            self.categories.names.join(", ")
-        )
+/// The graph's last output name.
+fn last_output(proto: &ModelProto) -> Option<&str> {
+    output_names(proto).last().copied()
+}
+
+/// True unless the graph's outputs are exactly [`OUTPUTS_AUDIO_ONLY`] (then `in_view` when
+/// `in_view`): then the signature check holds the model to that list; anything else is checked
+/// against [`OUTPUTS`].
+fn has_c3im_outputs(proto: &ModelProto, in_view: bool) -> bool {
+    let mut names = output_names(proto);
+    if in_view {
+        names.pop();
     }
+    names != OUTPUTS_AUDIO_ONLY
 }

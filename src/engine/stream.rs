@@ -181,6 +181,7 @@ impl Inference {
                 .slice(s![i..=i, .., .., ..])
                 .to_owned(),
             c3im_affinity: self.c3im_affinity.slice(s![i..=i, ..]).to_owned(),
+            in_view: self.in_view.as_ref().map(|v| vec![v[i]]),
         }
     }
 }

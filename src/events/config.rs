@@ -4,6 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// Default `[events] min_in_view` (issue 26): provisional, to be tuned on validation once a
+/// model with the `in_view` output is trained.
+pub const DEFAULT_MIN_IN_VIEW: f32 = 0.5;
+
 /// Lifecycle settings (`[events]` in the config file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -21,6 +25,11 @@ pub struct EventConfig {
     /// Frames whose top AudioSet class is one of these names (exact, as in the model's
     /// `c3n.labels.audioset` metadata) have no sounding object; empty disables.
     pub silence_classes: Vec<String>,
+    /// Frames whose `in_view` score (a model with the `in_view` output, issue 26: the probability
+    /// that the source of the sound is visible) is below this have no sounding object (0–1; 0
+    /// disables). The default 0.5 is provisional, to be tuned on validation once a model with the
+    /// output is trained.
+    pub min_in_view: f32,
     /// Categories to track (Frigate's `objects.track`); empty = all. Names from the model's
     /// vocabulary (`c3n-edge model-info`), checked at start ([`EventConfig::check_labels`]).
     pub labels: Vec<String>,
@@ -59,6 +68,9 @@ pub enum EventConfigError {
         /// Its minimum score.
         value: f32,
     },
+    /// `min_in_view` outside 0–1.
+    #[error("events.min_in_view = {0}: expected 0..=1")]
+    MinInView(f32),
     /// `update_iou` outside 0–1.
     #[error("events.update_iou = {0}: expected 0..=1")]
     UpdateIou(f32),
@@ -89,6 +101,7 @@ impl Default for EventConfig {
             iou_threshold: 0.3,
             silence_dbfs: Some(-50.0),
             silence_classes: vec!["Silence".into()],
+            min_in_view: DEFAULT_MIN_IN_VIEW,
             labels: Vec::new(),
             min_score: BTreeMap::new(),
             update_iou: 0.7,
@@ -108,6 +121,9 @@ impl EventConfig {
         }
         if !(0.0..=1.0).contains(&self.iou_threshold) {
             return Err(EventConfigError::IouThreshold(self.iou_threshold));
+        }
+        if !(0.0..=1.0).contains(&self.min_in_view) {
+            return Err(EventConfigError::MinInView(self.min_in_view));
         }
         if !(0.0..=1.0).contains(&self.update_iou) {
             return Err(EventConfigError::UpdateIou(self.update_iou));

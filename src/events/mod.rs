@@ -24,6 +24,11 @@
 //! The level alone misses a quiet room's noise floor (the demo clip's silent seconds measure
 //! −50…−55 dBFS, above a −60 dBFS limit); the class alone misses a dead microphone.
 //!
+//! Off-screen gate (issue 26): with a model that has the `in_view` output (the probability that
+//! the source of the sound is visible), a frame whose `in_view` is below `min_in_view` also counts
+//! as a frame without regions (the sound comes from outside the picture), and the frame's score
+//! is in the events (`in_view`). Models without the output are not gated.
+//!
 //! Labels (schema 2, issue 15): `label` is the region's category from the short vocabulary
 //! (`person`, `dog`, `car`, …, `other`; [`crate::categories`]) — over the object's frames, the
 //! category with the largest summed category score, so one odd frame does not flip it — and
@@ -39,14 +44,28 @@
 
 mod config;
 
-pub use self::config::{EventConfig, EventConfigError};
+pub use self::config::{EventConfig, EventConfigError, DEFAULT_MIN_IN_VIEW};
 
 use serde::{Deserialize, Serialize};
 
 use crate::post::{FrameLabels, Region, Rle};
 
-/// Version of the event JSON schema (`schema/event.schema.json`, `$id` ends in it).
-pub const SCHEMA_VERSION: &str = "2.0.0";
+/// Version of the event JSON schema (`schema/event.schema.json`, `$id` ends in it): the
+/// `version` of events that carry `in_view` (2.1.0 added it, issue 26).
+pub const SCHEMA_VERSION: &str = "2.1.0";
+/// The `version` of events without `in_view` (a model without the output): they are 2.0.0
+/// messages, byte for byte as before 2.1.0, and valid under both schemas.
+pub const SCHEMA_VERSION_NO_IN_VIEW: &str = "2.0.0";
+
+/// The `version` of an event whose current state is `after` ([`SCHEMA_VERSION`] or
+/// [`SCHEMA_VERSION_NO_IN_VIEW`]).
+fn version(after: &ObjectState) -> String {
+    match after.in_view {
+        Some(_) => SCHEMA_VERSION,
+        None => SCHEMA_VERSION_NO_IN_VIEW,
+    }
+    .into()
+}
 
 /// Event type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +175,10 @@ pub struct ObjectState {
     pub mask: MaskInfo,
     /// Audio of the last frame.
     pub audio: AudioInfo,
+    /// The last frame's `in_view` score (0–1): the probability that the source of the sound is
+    /// visible (issue 26); absent for a model without the `in_view` output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_view: Option<f32>,
 }
 
 /// Everything the tracker needs about one analysed frame.
@@ -169,6 +192,8 @@ pub struct FrameDetections {
     pub labels: FrameLabels,
     /// RMS of the frame slot's audio.
     pub audio_rms: f32,
+    /// The frame's `in_view` output (0–1, issue 26); `None` for a model without it.
+    pub in_view: Option<f32>,
 }
 
 impl FrameDetections {
@@ -186,6 +211,7 @@ impl FrameDetections {
                 c3im_score: 0.0,
             },
             audio_rms,
+            in_view: None,
         }
     }
 }
@@ -320,6 +346,7 @@ fn observe(state: &mut ObjectState, r: &Region, det: &FrameDetections) {
         rms: det.audio_rms,
         dbfs: dbfs(det.audio_rms),
     };
+    state.in_view = det.in_view;
 }
 
 impl Tracker {
@@ -371,11 +398,17 @@ impl Tracker {
             || self.cfg.silence_classes.contains(&det.labels.audio_label)
     }
 
+    /// The off-screen gate (module doc): true when the frame has an `in_view` score below
+    /// `min_in_view` (never for a model without the output).
+    pub fn is_off_screen(&self, det: &FrameDetections) -> bool {
+        det.in_view.is_some_and(|p| p < self.cfg.min_in_view)
+    }
+
     /// Feeds one frame (frames in time order); returns the events it causes: `end` of expired
     /// objects first, then `new` of the objects announced in this frame and `update` of those
     /// seen in it that changed significantly (the throttle, module doc).
     pub fn update(&mut self, det: &FrameDetections) -> Vec<Event> {
-        let silent = self.is_silent(det);
+        let silent = self.is_silent(det) || self.is_off_screen(det);
         let kept: Vec<Region> = if silent {
             Vec::new()
         } else {
@@ -433,6 +466,7 @@ impl Tracker {
                     rms: 0.0,
                     dbfs: -200.0,
                 },
+                in_view: None,
             };
             self.seq += 1;
             observe(&mut state, r, det);
@@ -468,7 +502,7 @@ impl Tracker {
                 .unwrap_or_else(|| after.clone());
             t.sent_ms = det.pts_ms;
             events.push(Event {
-                version: SCHEMA_VERSION.into(),
+                version: version(&after),
                 kind,
                 before,
                 after,
@@ -496,7 +530,7 @@ impl Tracker {
                 after.active = false;
                 after.end_time = Some(after.frame_time);
                 events.push(Event {
-                    version: SCHEMA_VERSION.into(),
+                    version: version(&after),
                     kind: EventType::End,
                     before,
                     after,

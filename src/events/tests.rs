@@ -43,6 +43,7 @@ fn det(pts_ms: i64, regions: Vec<Region>) -> FrameDetections {
             c3im_score: 0.3,
         },
         audio_rms: 0.1,
+        in_view: None,
     }
 }
 
@@ -371,4 +372,95 @@ fn update_settings_are_checked() {
         e.validate().unwrap_err().to_string(),
         "events.update_iou = 2: expected 0..=1"
     );
+}
+
+#[test]
+fn off_screen_gate_drops_regions_below_min_in_view_and_keeps_them_above() {
+    // min 1 frame; default min_in_view 0.5
+    let cfg = EventConfig {
+        min_frames: 1,
+        end_timeout_ms: 1000,
+        ..Default::default()
+    };
+    assert_eq!(cfg.min_in_view, DEFAULT_MIN_IN_VIEW);
+    let at = |pts_ms: i64, in_view: Option<f32>| FrameDetections {
+        in_view,
+        ..det(pts_ms, vec![region(10)])
+    };
+    let mut tr = Tracker::new(cfg.clone());
+    assert!(tr.is_off_screen(&at(0, Some(0.49))));
+    assert!(
+        !tr.is_off_screen(&at(0, Some(0.5))),
+        "the limit itself is in view"
+    );
+    assert!(
+        !tr.is_off_screen(&at(0, None)),
+        "no in_view output: never gated"
+    );
+    // below: nothing starts; above: `new`, carrying the score; below again: `end` after the
+    // timeout as for silence
+    assert!(tr.update(&at(0, Some(0.2))).is_empty());
+    assert_eq!(tr.live(), 0);
+    let ev = tr.update(&at(500, Some(0.8)));
+    assert_eq!(ev[0].kind, EventType::New);
+    assert_eq!(ev[0].after.in_view, Some(0.8));
+    assert_eq!(ev[0].version, SCHEMA_VERSION);
+    assert!(tr.update(&at(1000, Some(0.1))).is_empty());
+    let ev = tr.update(&at(1500, Some(0.1)));
+    assert_eq!(ev[0].kind, EventType::End);
+    assert_eq!(
+        ev[0].after.in_view,
+        Some(0.8),
+        "the last frame it was seen in"
+    );
+    // min_in_view = 0 turns the gate off
+    let tr = Tracker::new(EventConfig {
+        min_in_view: 0.0,
+        ..cfg
+    });
+    assert!(!tr.is_off_screen(&at(0, Some(0.0))));
+}
+
+#[test]
+fn event_json_carries_in_view_only_when_the_model_has_it() {
+    let cfg = EventConfig {
+        min_frames: 1,
+        ..Default::default()
+    };
+    let mut tr = Tracker::new(cfg.clone());
+    let with = FrameDetections {
+        in_view: Some(0.75),
+        ..det(0, vec![region(10)])
+    };
+    let line = serde_json::to_value(&tr.update(&with)[0]).expect("JSON");
+    assert_eq!(line["version"], "2.1.0");
+    assert_eq!(line["after"]["in_view"], 0.75);
+    assert_eq!(line["before"]["in_view"], 0.75);
+    let mut tr = Tracker::new(cfg);
+    let line = serde_json::to_value(&tr.update(&det(0, vec![region(10)]))[0]).expect("JSON");
+    assert_eq!(line["version"], SCHEMA_VERSION_NO_IN_VIEW);
+    assert!(line["after"].get("in_view").is_none(), "{line}");
+    let back: Event = serde_json::from_value(line).expect("2.0.0 events still parse");
+    assert_eq!(back.after.in_view, None);
+}
+
+#[test]
+fn min_in_view_is_validated() {
+    for bad in [-0.1, 1.5, f32::NAN] {
+        let cfg = EventConfig {
+            min_in_view: bad,
+            ..Default::default()
+        };
+        assert!(
+            matches!(cfg.validate(), Err(EventConfigError::MinInView(_))),
+            "{bad}"
+        );
+    }
+    for ok in [0.0, 0.5, 1.0] {
+        let cfg = EventConfig {
+            min_in_view: ok,
+            ..Default::default()
+        };
+        assert_eq!(cfg.validate(), Ok(()));
+    }
 }

@@ -505,7 +505,11 @@ fn output_stage(
                             &contract.audioset_labels,
                         ),
                         audio_rms,
+                        in_view: inf.in_view.as_ref().and_then(|v| v.get(i).copied()),
                     };
+                    if tracker.is_off_screen(&detections) {
+                        control.add_off_screen_frame();
+                    }
                     let events = tracker.update(&detections);
                     (detections, events)
                 }

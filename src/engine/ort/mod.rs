@@ -37,7 +37,7 @@ pub use self::runtime::OrtInitError;
 
 use self::parts::{Kept, Streaming};
 use self::runtime::{run_err, session, SessionSpec};
-use super::model::load_model_proto;
+use super::model::{load_model_proto, IN_VIEW};
 use super::split::FrameSplit;
 use super::stream::{self, check_context, check_frame, FrameState};
 use super::{
@@ -221,7 +221,7 @@ impl Engine for OrtEngine {
             .session
             .run(ort::inputs!["frames" => frames, audio_name => audio])
             .map_err(|e| err(e.to_string()))?;
-        let inf = if self.contract.c3im {
+        let mut inf = if self.contract.c3im {
             Inference {
                 mask_logits: output::<f32, Ix4>(&outputs, "mask_logits", name)?,
                 visual_logits: output::<f32, Ix2>(&outputs, "visual_logits", name)?,
@@ -230,6 +230,7 @@ impl Engine for OrtEngine {
                 c3im_score: output::<f32, Ix1>(&outputs, "c3im_score", name)?.to_vec(),
                 visual_logit_map: output::<f32, Ix4>(&outputs, "visual_logit_map", name)?,
                 c3im_affinity: output::<f32, Ix2>(&outputs, "c3im_affinity", name)?,
+                in_view: None,
             }
         } else {
             Inference::without_c3im(
@@ -237,6 +238,9 @@ impl Engine for OrtEngine {
                 output::<f32, Ix2>(&outputs, "audio_logits", name)?,
             )
         };
+        if self.contract.in_view {
+            inf.in_view = Some(output::<f32, Ix1>(&outputs, IN_VIEW, name)?.to_vec());
+        }
         check_output(&self.contract, &inf).map_err(|e| err(e.to_string()))?;
         Ok(inf)
     }

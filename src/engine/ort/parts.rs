@@ -23,7 +23,7 @@ use tract_onnx::pb::{tensor_shape_proto, type_proto, ModelProto, TensorShapeProt
 
 use super::runtime::{run_err, session, SessionSpec};
 use crate::engine::cache::{CacheEntry, Part};
-use crate::engine::model::{load_model_proto, ModelContract};
+use crate::engine::model::{load_model_proto, ModelContract, IN_VIEW};
 use crate::engine::split::{clip_mean, split_graph, FrameSplit, Segment, Segments};
 use crate::engine::{
     audio_tensor, check_output, EngineError, EngineSettings, Inference, ModelInput,
@@ -404,11 +404,18 @@ fn inference(
     backend: &'static str,
 ) -> Result<Inference, EngineError> {
     let (c, k) = (&computed.f32, &kept.f32);
+    let in_view = match one.in_view {
+        true => Some(pick::<f32, Ix1>(IN_VIEW, c, k, backend)?.to_vec()),
+        false => None,
+    };
     if !one.c3im {
-        let inf = Inference::without_c3im(
-            pick::<f32, Ix4>("mask_logits", c, k, backend)?,
-            pick::<f32, Ix2>("audio_logits", c, k, backend)?,
-        );
+        let inf = Inference {
+            in_view,
+            ..Inference::without_c3im(
+                pick::<f32, Ix4>("mask_logits", c, k, backend)?,
+                pick::<f32, Ix2>("audio_logits", c, k, backend)?,
+            )
+        };
         check_output(one, &inf).map_err(|e| run_err(backend, e.to_string()))?;
         return Ok(inf);
     }
@@ -428,6 +435,7 @@ fn inference(
         c3im_score,
         visual_logit_map,
         c3im_affinity,
+        in_view,
     };
     check_output(one, &inf).map_err(|e| run_err(backend, e.to_string()))?;
     Ok(inf)

@@ -308,7 +308,7 @@ fn output_view<'a, T: Datum, D: ndarray::Dimension>(
 /// [`Inference`].
 fn inference(contract: &ModelContract, outputs: &[TValue]) -> Result<Inference, EngineError> {
     let n = contract.output_names();
-    let inf = if contract.c3im {
+    let mut inf = if contract.c3im {
         Inference {
             mask_logits: output_view::<f32, Ix4>(outputs, n, 0)?.to_owned(),
             visual_logits: output_view::<f32, Ix2>(outputs, n, 1)?.to_owned(),
@@ -317,6 +317,7 @@ fn inference(contract: &ModelContract, outputs: &[TValue]) -> Result<Inference, 
             c3im_score: output_view::<f32, Ix1>(outputs, n, 4)?.to_vec(),
             visual_logit_map: output_view::<f32, Ix4>(outputs, n, 5)?.to_owned(),
             c3im_affinity: output_view::<f32, Ix2>(outputs, n, 6)?.to_owned(),
+            in_view: None,
         }
     } else {
         Inference::without_c3im(
@@ -324,6 +325,10 @@ fn inference(contract: &ModelContract, outputs: &[TValue]) -> Result<Inference, 
             output_view::<f32, Ix2>(outputs, n, 1)?.to_owned(),
         )
     };
+    if contract.in_view {
+        // the last output (issue 26)
+        inf.in_view = Some(output_view::<f32, Ix1>(outputs, n, n.len() - 1)?.to_vec());
+    }
     check_output(contract, &inf).map_err(|e| run_err(e.to_string()))?;
     Ok(inf)
 }

@@ -171,6 +171,7 @@ mod tests {
                     c3im_score: 0.3,
                 },
                 audio_rms: 0.1,
+                in_view: None,
             };
             let events = tracker.update(&detections);
             let frame = AnalysedFrame {

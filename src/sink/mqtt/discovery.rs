@@ -10,7 +10,8 @@ use super::topics::{label_slug, Topics};
 /// `inference_ms`, the diagnostic
 /// counters `frames_bad`, `audio_gaps` and `frames_skipped` (from the state topic), the binary sensor
 /// `sound` ("sound source present", from the `all` count), the event entity `event` (from the
-/// events topic), the image entity `snapshot` (`all/snapshot`), the switch `detect`, and per
+/// events topic; attributes `label`, `sub_label`, `score`, `id` and `in_view`, null for a model
+/// without that output), the image entity `snapshot` (`all/snapshot`), the switch `detect`, and per
 /// category in `labels` a sensor `count_<label>` (active sounding objects of that category, from
 /// `<prefix>/<camera>/<label>`; Frigate's per-object count sensors). `node_id` is the client id
 /// reduced to `[A-Za-z0-9_-]`.
@@ -108,7 +109,8 @@ pub fn discovery_configs(
             "Sounding object",
             json!({"stat_t": topics.events(), "evt_typ": ["new", "update", "end"],
                    "val_tpl": "{{ {'event_type': value_json.type, 'label': value_json.after.label, \
-                               'sub_label': value_json.after.sub_label, 'score': value_json.after.score, 'id': value_json.after.id} | tojson }}"}),
+                               'sub_label': value_json.after.sub_label, 'score': value_json.after.score, 'id': value_json.after.id, \
+                               'in_view': value_json.after.in_view | default(none)} | tojson }}"}),
         ),
         entity(
             "image",

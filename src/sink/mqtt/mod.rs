@@ -52,7 +52,7 @@ pub use topics::{check_camera_name, label_slug, Topics};
 pub use url::BrokerUrl;
 
 /// Version of the `state` payload schema (`schema/state.schema.json`, `$id` ends in it).
-pub const STATE_SCHEMA_VERSION: &str = "1.4.0";
+pub const STATE_SCHEMA_VERSION: &str = "1.5.0";
 
 /// Errors of the MQTT output; each names the broker or the setting.
 #[derive(Debug, thiserror::Error)]
