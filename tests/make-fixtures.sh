@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes the test artefacts that the Rust tests read from $C3N_TEST_ARTIFACTS (default
-# models/build/test-fixtures): the contract models, the front-end reference, the pipeline clips,
+# models/build/test-fixtures): the contract models, the reduced-size imported
+# networks (issue 24), the front-end reference, the pipeline clips,
 # the untrained C3N exports with their PyTorch reference outputs, the small AVS-Composites split
 # and the Python evaluator's results on it (reference of tests/eval_parity.rs). Needs the venv
 # and the pinned weights (`bash tests/setup.sh python`). Part of tests/run-all.sh; run it alone
@@ -19,6 +20,7 @@ PY="$ROOT/.venv/bin/python"
 "$PY" tests/fixtures/make_contract_model.py "$C3N_TEST_ARTIFACTS"
 "$PY" tests/fixtures/make_contract_model_s3.py "$C3N_TEST_ARTIFACTS"
 "$PY" tests/fixtures/make_contract_model_inview.py "$C3N_TEST_ARTIFACTS"
+"$PY" tests/fixtures/make_imported_models.py "$C3N_TEST_ARTIFACTS" 2>&1 | { grep -v -i warn || true; }
 "$PY" tests/fixtures/make_frontend_ref.py "$C3N_TEST_ARTIFACTS"
 "$PY" tests/fixtures/make_pipeline_clip.py "$C3N_TEST_ARTIFACTS"
 "$PY" tests/fixtures/make_two_objects.py "$C3N_TEST_ARTIFACTS"
