@@ -226,15 +226,7 @@ impl CategoryMap {
         if audio_logits.is_empty() {
             return None;
         }
-        let (i, l) =
-            audio_logits
-                .iter()
-                .copied()
-                .enumerate()
-                .fold(
-                    (0, f32::NEG_INFINITY),
-                    |b, (i, x)| if x > b.1 { (i, x) } else { b },
-                );
+        let (i, l) = crate::util::stats::first_max(audio_logits);
         let index = self
             .audioset
             .get(i)

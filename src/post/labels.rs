@@ -7,6 +7,7 @@ use ndarray::{ArrayView1, ArrayView3};
 use super::mask::BitMask;
 use crate::categories::CategoryMap;
 use crate::metrics::sigmoid;
+use crate::util::stats::first_max;
 
 /// Labels of one region (issue 15).
 #[derive(Debug, Clone, PartialEq)]
@@ -168,15 +169,7 @@ pub fn frame_labels(
     imagenet: &[String],
     audioset: &[String],
 ) -> FrameLabels {
-    let (audio_index, logit) =
-        audio_logits
-            .iter()
-            .copied()
-            .enumerate()
-            .fold(
-                (0, f32::NEG_INFINITY),
-                |b, (i, x)| if x > b.1 { (i, x) } else { b },
-            );
+    let (audio_index, logit) = first_max(audio_logits.iter());
     let name = |v: &[String], i: usize| v.get(i).cloned().unwrap_or_else(|| "?".into());
     FrameLabels {
         visual_index: unified_label,
