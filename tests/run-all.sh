@@ -43,7 +43,8 @@ BUILD_LOG=$(mktemp /tmp/c3n-cargo-build.XXXXXX.log)
 # twice cost minutes for nothing. run_pipeline runs in both: it checks the messages a build
 # without `ffmpeg` gives. The library's unit tests run in both (feature-gated code on each side).
 FEATURES=ffmpeg,mqtt-tls,mqtt-broker,window,ort
-FEATURE_ONLY=(display mqtt_broker window engine_tract engine_stream)
+FEATURE_ONLY=(display mqtt_broker window engine_tract engine_stream imported_models contract_schema3
+  contract_in_view)
 FEATURE_TESTS=(--lib --test run_pipeline)
 for t in "${FEATURE_ONLY[@]}"; do FEATURE_TESTS+=(--test "$t"); done
 DEFAULT_TESTS=(--lib --bins)
