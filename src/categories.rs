@@ -174,6 +174,14 @@ impl CategoryMap {
         self.other
     }
 
+    /// Name of category `index`; `other` for an index past the vocabulary.
+    pub fn name(&self, index: usize) -> String {
+        self.names
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| "other".into())
+    }
+
     /// Index of a category name.
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.names.iter().position(|n| n == name)

@@ -108,11 +108,7 @@ pub fn label_region(
     let audio: Vec<f32> = audio_logits.to_vec();
     let choice = categories.classify(&logits, &audio, j);
     RegionLabel {
-        category: categories
-            .names
-            .get(choice.index)
-            .cloned()
-            .unwrap_or_else(|| "other".into()),
+        category: categories.name(choice.index),
         category_score: choice.score,
         imagenet_index: j as i64,
         imagenet_label: imagenet.get(j).cloned().unwrap_or_else(|| "?".into()),
@@ -132,11 +128,7 @@ pub fn label_region_audio(
     let audio: Vec<f32> = audio_logits.to_vec();
     match categories.classify_audio(&audio) {
         Some((_, choice)) => RegionLabel {
-            category: categories
-                .names
-                .get(choice.index)
-                .cloned()
-                .unwrap_or_else(|| "other".into()),
+            category: categories.name(choice.index),
             category_score: choice.score,
             ..RegionLabel::default()
         },
