@@ -26,6 +26,7 @@ time_table() {
     local next=$end; ((i + 1 < n)) && next=${STEP_STARTS[i + 1]}
     printf '%8d  %s\n' $((next - STEP_STARTS[i])) "${STEP_NAMES[i]}"
   done
+  [ -s "${BUILD_TIMES:-}" ] && cat "$BUILD_TIMES"
   printf '%8d  total (exit status %d)\n' $((end - T_START)) "$rc"
 }
 trap time_table EXIT
@@ -54,9 +55,20 @@ for f in tests/*.rs; do
 done
 # clippy (tests/lint.sh's fifth rule) runs last there, on the same dependency builds.
 step "cargo builds in the background (cargo test --no-run, default and all optional features, clippy; log $BUILD_LOG)"
-( cargo test --locked --no-run "${DEFAULT_TESTS[@]}" && cargo build --locked \
-  && cargo test --locked --features "$FEATURES" --no-run "${FEATURE_TESTS[@]}" \
-  && cargo clippy --locked --all-targets --features "$FEATURES" -- -D warnings ) \
+# Each build's wall time goes to $BUILD_TIMES, which the table at the end prints.
+BUILD_TIMES=$(mktemp /tmp/c3n-cargo-times.XXXXXX)
+timed() {  # timed LABEL COMMAND...
+  local label=$1 t0 rc=0; shift; t0=$(date +%s)
+  "$@" || rc=$?
+  printf '%8d    background: %s\n' $(($(date +%s) - t0)) "$label" >> "$BUILD_TIMES"
+  return "$rc"
+}
+( timed "cargo test --no-run, default features" cargo test --locked --no-run "${DEFAULT_TESTS[@]}" \
+  && timed "cargo build (the binary)" cargo build --locked \
+  && timed "cargo test --no-run, all optional features" \
+    cargo test --locked --features "$FEATURES" --no-run "${FEATURE_TESTS[@]}" \
+  && timed "cargo clippy, all targets and features" \
+    cargo clippy --locked --all-targets --features "$FEATURES" -- -D warnings ) \
   > "$BUILD_LOG" 2>&1 &
 BUILD_PID=$!
 trap 'pkill -P "$BUILD_PID" 2>/dev/null; kill "$BUILD_PID" 2>/dev/null || true; time_table' EXIT
