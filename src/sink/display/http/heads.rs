@@ -167,7 +167,7 @@ fn step(mut p: Pending, revents: i16, tx: &SyncSender<(Request, TcpStream)>) -> 
                     let from = p.head.len().saturating_sub(3);
                     p.head.extend_from_slice(&buf[..n]);
                     if let Some(end) = p.head[from..].windows(4).position(|w| w == b"\r\n\r\n") {
-                        match Request::parse(&p.head[..from + end]) {
+                        match Request::parse(&p.head[..from + end + 4]) {
                             Some(r) => p.ready = Some(r),
                             None => {
                                 reject(p.stream, 400, "bad request\n");

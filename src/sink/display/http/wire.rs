@@ -7,6 +7,9 @@ use std::net::TcpStream;
 /// Largest request head (request line and headers), bytes.
 pub const MAX_HEAD: usize = 8192;
 
+/// Most headers a request head may have (a browser sends about 10–20).
+pub const MAX_HEADERS: usize = 64;
+
 /// A parsed request head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -21,21 +24,22 @@ pub struct Request {
 }
 
 impl Request {
-    /// Parses a head (up to and without the blank line); `None` if it is not HTTP/1.x.
+    /// Parses a complete request head, up to and including the blank line that ends it, with
+    /// the `httparse` crate (hyper's parser); `None` if it is not a well-formed HTTP/1.0 or 1.1
+    /// head, has more than [`MAX_HEADERS`] headers or an `Authorization` value that is not UTF-8.
     pub fn parse(head: &[u8]) -> Option<Self> {
-        let text = std::str::from_utf8(head).ok()?;
-        let mut lines = text.split("\r\n");
-        let mut first = lines.next()?.split(' ');
-        let (method, target, version) = (first.next()?, first.next()?, first.next()?);
-        if first.next().is_some() || !version.starts_with("HTTP/1.") || method.is_empty() {
-            return None;
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(head) {
+            Ok(httparse::Status::Complete(_)) => {}
+            Ok(httparse::Status::Partial) | Err(_) => return None,
         }
+        let (method, target) = (req.method?, req.path?);
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let mut authorization = None;
-        for line in lines {
-            let (k, v) = line.split_once(':')?;
-            if k.trim().eq_ignore_ascii_case("authorization") {
-                authorization = Some(v.trim().to_string());
+        for h in req.headers.iter() {
+            if h.name.eq_ignore_ascii_case("authorization") {
+                authorization = Some(std::str::from_utf8(h.value).ok()?.trim().to_string());
             }
         }
         Some(Self {
@@ -99,16 +103,29 @@ mod tests {
     #[test]
     fn parses_heads() {
         let r = Request::parse(
-            b"GET /api/events?after=3 HTTP/1.1\r\nHost: x\r\nauthorization:  Bearer abc ",
+            b"GET /api/events?after=3 HTTP/1.1\r\nHost: x\r\nauthorization:  Bearer abc \r\n\r\n",
         )
         .unwrap();
         assert_eq!(r.method, "GET");
         assert_eq!(r.path, "/api/events");
         assert_eq!(r.query, "after=3");
         assert_eq!(r.authorization.as_deref(), Some("Bearer abc"));
-        assert!(Request::parse(b"GET / SPDY/3").is_none());
-        assert!(Request::parse(b"GET /\r\nHost: x").is_none());
-        assert!(Request::parse(b"GET / HTTP/1.1\r\nno colon").is_none());
-        assert!(Request::parse(&[0xff, 0xfe]).is_none());
+        let r = Request::parse(b"HEAD /snapshot.jpg HTTP/1.0\r\n\r\n").unwrap();
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str(), r.query.as_str()),
+            ("HEAD", "/snapshot.jpg", "")
+        );
+        assert_eq!(r.authorization, None);
+        assert!(Request::parse(b"GET / SPDY/3\r\n\r\n").is_none());
+        assert!(Request::parse(b"GET /\r\nHost: x\r\n\r\n").is_none());
+        assert!(Request::parse(b"GET / HTTP/1.1\r\nno colon\r\n\r\n").is_none());
+        assert!(
+            Request::parse(b"GET / HTTP/1.1\r\nHost: x\r\n").is_none(),
+            "no blank line"
+        );
+        assert!(Request::parse(&[0xff, 0xfe, b'\r', b'\n', b'\r', b'\n']).is_none());
+        assert!(Request::parse(b"GET / HTTP/1.1\r\nAuthorization: \xff\r\n\r\n").is_none());
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: y\r\n")).collect();
+        assert!(Request::parse(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()).is_none());
     }
 }
