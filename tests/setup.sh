@@ -49,11 +49,14 @@ fi
 
 [ "$WHAT" = packages ] && exit 0
 
-if [ ! -x .venv/bin/python ] || ! cmp -s models/requirements.txt .venv/.requirements.txt; then
-  step "Python venv .venv (models/requirements.txt; torch pulls its CUDA wheels, ~6 GB)"
+# torch and torchvision without their ~4 GB of CUDA wheels (models/requirements-torch.txt says why)
+REQS=$(cat models/requirements-torch.txt models/requirements.txt)
+if [ ! -x .venv/bin/python ] || [ "$REQS" != "$(cat .venv/.requirements.txt 2>/dev/null)" ]; then
+  step "Python venv .venv (models/requirements-torch.txt without dependencies, models/requirements.txt)"
   python3 -m venv .venv
+  .venv/bin/pip install -q --no-deps -r models/requirements-torch.txt
   .venv/bin/pip install -q -r models/requirements.txt
-  cp models/requirements.txt .venv/.requirements.txt
+  printf '%s\n' "$REQS" > .venv/.requirements.txt
 fi
 
 step "pretrained weights and media (python -m c3n.fetch)"
