@@ -47,9 +47,17 @@
 #      label, score and c3im_score to 1e-3, box to 1 px): that x86_64 binary is $C3N_HOST_BIN, else
 #      ${CARGO_TARGET_DIR:-target}/debug/c3n-edge (in CI: the one `cargo test` built), built if missing.
 #   Each step prints its wall time, CPU time (this script's children) and the load average.
+# `--build-only`: steps 1-3 only (tests/run-all.sh runs them at low priority beside the host
+# tests, where the CPU is partly idle, then runs this script whole: the build is then a no-op).
 # Own target dir (a host build cache cannot serve another target): C3N_AARCH64_TARGET_DIR
 # (default target/aarch64-cross). Cold on 2 cores: see README "Jetson deployment".
 set -euo pipefail
+BUILD_ONLY=""
+case "${1:-}" in
+  "") ;;
+  --build-only) BUILD_ONLY=1 ;;
+  *) echo "usage: bash tests/aarch64.sh [--build-only]" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TARGET=aarch64-unknown-linux-gnu
@@ -124,6 +132,10 @@ assert head[:4] == b"\x7fELF" and head[4] == 2 and head[5] == 1 and int.from_byt
     f"{sys.argv[1]} is not an aarch64 ELF executable"
 PY
 lap "build"
+if [ -n "$BUILD_ONLY" ]; then
+  step "aarch64 build done (--build-only)"
+  exit 0
+fi
 
 step "library unit tests under qemu-user (all of them)"
 "${CARGO[@]}" --lib

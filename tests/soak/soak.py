@@ -4,6 +4,7 @@ mosquitto) and the preview server, under faults; samples resources and counts ev
 
     .venv/bin/python tests/soak/soak.py --minutes 60 [--bin target/release/c3n-edge] [--out build/soak]
     .venv/bin/python tests/soak/soak.py --minutes 5 --ci     # one verdict line, exit status 0/1
+    .venv/bin/python tests/soak/soak.py --minutes 5 --ci --paced --input-rate 2   # the test command's
 
 What it does:
 * input: the shipped bbb-bird clip (10 frames + WAV) copied into OUT/frames and looped forever
@@ -185,6 +186,10 @@ def parse_args():
     ap.add_argument("--hold-s", type=float, default=None,
                     help="longest a bad frame stays in place unread (default: the garbage interval)")
     ap.add_argument("--ci", action="store_true", help="print only a one-line verdict")
+    ap.add_argument("--paced", action="store_true",
+                    help="release the looped clip at wall-clock pace (`--paced`: stream mode, a camera's "
+                         "load) instead of as fast as the engine goes (window mode, the default)")
+    ap.add_argument("--input-rate", type=float, default=None, help="frames per second of the clip (default 1)")
     a = ap.parse_args()
     a.scale = a.fault_scale if a.fault_scale else min(1.0, a.minutes / 20)
     a.kill_s, a.bad_s, a.huge_s = 60 * a.scale, 240 * a.scale, 300 * a.scale
@@ -234,7 +239,9 @@ def main():
     edge = Edge([a.bin, "run", f"file://{frames}/%05d.png", "--audio", f"file://{CLIP}/audio.wav",
                  "--model", a.model, "--config", os.path.join(work, "soak.toml"), "--input-loop", "-1",
                  "--mqtt", f"mqtt://127.0.0.1:{mqtt_port}", "--camera-name", CAMERA,
-                 "--output", f"{api}?auth=none", "--log", "info"],
+                 "--output", f"{api}?auth=none", "--log", "info"]
+                + (["--paced"] if a.paced else [])
+                + (["--input-rate", f"{a.input_rate:g}"] if a.input_rate else []),
                 events, log, os.path.basename(victim))
     garbage = b"\x89PNG\r\n\x1a\n garbage injected by soak.py"
     t0 = time.time()
