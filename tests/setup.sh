@@ -49,13 +49,14 @@ fi
 
 [ "$WHAT" = packages ] && exit 0
 
-# torch and torchvision without their ~4 GB of CUDA wheels (models/requirements-torch.txt says why)
+# torch, torchvision and the CUDA libraries `import torch` needs, without triton (models/requirements-torch.txt)
 REQS=$(cat models/requirements-torch.txt models/requirements.txt)
 if [ ! -x .venv/bin/python ] || [ "$REQS" != "$(cat .venv/.requirements.txt 2>/dev/null)" ]; then
-  step "Python venv .venv (models/requirements-torch.txt without dependencies, models/requirements.txt)"
+  step "Python venv .venv (models/requirements-torch.txt with --no-deps, then models/requirements.txt)"
   python3 -m venv .venv
   .venv/bin/pip install -q --no-deps -r models/requirements-torch.txt
   .venv/bin/pip install -q -r models/requirements.txt
+  echo "(pip's note that torch's triton, cuda-bindings and cuda-toolkit are not installed is expected: models/requirements-torch.txt)"
   printf '%s\n' "$REQS" > .venv/.requirements.txt
 fi
 
