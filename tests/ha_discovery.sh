@@ -6,12 +6,16 @@
 # runs the test.
 #
 #   bash tests/ha_discovery.sh [--keep]      # --keep: keep the work directory (logs, messages)
+#   bash tests/ha_discovery.sh --install-only   # the venv only (tests/run-all.sh installs it in
+#                                               # the background while the Rust builds run)
 #
 # Prerequisites: mosquitto, python3 3.11 or 3.12 with venv (C3N_HA_PYTHON picks another
 # interpreter), PyPI for the first run. A missing one: loud SKIP, or a failure when CI=true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=ha_discovery
+INSTALL_ONLY=""
+if [ "${1:-}" = --install-only ]; then INSTALL_ONLY=1; shift; fi
 skip() {
   if [ "${CI:-}" = true ]; then
     echo "FAIL $T: CI=true but $*" >&2
@@ -47,6 +51,7 @@ if [ ! -f "$VENV/.complete" ]; then
   touch "$VENV/.complete"
   echo "$T: Home Assistant installed in $(($(date +%s) - t0)) s" >&2
 fi
+[ -z "$INSTALL_ONLY" ] || exit 0
 
 cargo build -q --locked --bin c3n-edge   # a no-op after `cargo test` (run-all.sh)
 BIN="${CARGO_TARGET_DIR:-target}/debug/c3n-edge"

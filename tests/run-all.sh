@@ -78,11 +78,11 @@ timed() {  # timed LABEL COMMAND...
     cargo clippy --locked --all-targets --features "$FEATURES" -- -D warnings ) \
   > "$BUILD_LOG" 2>&1 &
 BUILD_PID=$!
-SOAK_PID=""; AARCH64_PID=""
+SOAK_PID=""; AARCH64_PID=""; HA_PID=""
 # On any exit: the background jobs still running are stopped, then the table is printed.
 stop_background() {
   local rc=$? p
-  for p in "$BUILD_PID" "$SOAK_PID" "$AARCH64_PID"; do
+  for p in "$BUILD_PID" "$SOAK_PID" "$AARCH64_PID" "$HA_PID"; do
     [ -n "$p" ] && { pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; }
   done
   time_table "$rc"
@@ -93,6 +93,12 @@ step "setup: Python venv, weights and media (tests/setup.sh python)"
 [ -n "${C3N_SKIP_SETUP:-}" ] || bash "$ROOT/tests/setup.sh" python
 # shellcheck disable=SC1091
 . "$ROOT/.venv/bin/activate"
+# Home Assistant's venv (~50 s, mostly downloads) installs in the background too; its test step
+# waits for it.
+HA_LOG=$(mktemp /tmp/c3n-ha-install.XXXXXX.log)
+( timed "Home Assistant venv (tests/ha_discovery.sh --install-only)" \
+    bash tests/ha_discovery.sh --install-only ) > "$HA_LOG" 2>&1 &
+HA_PID=$!
 
 step "house rules: rustfmt, module graph, file length, ruff (tests/lint.sh; clippy is in the background builds)"
 bash tests/lint.sh --no-clippy
@@ -140,6 +146,11 @@ python tests/soak/soak.py --minutes 5 --ci --paced --input-rate 2 --bin "$SOAK_D
 SOAK_PID=$!
 # right after `cargo test`: it uses that debug binary (default features) as it is
 step "Home Assistant 2024.3.3 against c3n-edge's MQTT discovery (tests/ha_discovery.sh)"
+if ! wait "$HA_PID"; then
+  cat "$HA_LOG"; echo "FAIL: Home Assistant venv (log above, $HA_LOG)" >&2; exit 1
+fi
+HA_PID=""
+cat "$HA_LOG"; rm -f "$HA_LOG"
 bash tests/ha_discovery.sh
 # The optional cargo features, all in one build (this crate compiled once, not once per feature;
 # tests/feature_unification.py checks that no shared dependency is rebuilt for it):
