@@ -88,6 +88,12 @@ stop_background() {
   time_table "$rc"
 }
 trap stop_background EXIT
+# wait_job PID LOG WHAT: waits for a background job; if it failed, prints its log and fails.
+wait_job() {
+  if ! wait "$1"; then
+    cat "$2"; echo "FAIL: $3 (log above, $2)" >&2; exit 1
+  fi
+}
 
 step "setup: Python venv, weights and media (tests/setup.sh python)"
 [ -n "${C3N_SKIP_SETUP:-}" ] || bash "$ROOT/tests/setup.sh" python
@@ -114,9 +120,7 @@ step "pytest (models/tests)"
 step "feature unification (tests/feature_unification.py)"
 python tests/feature_unification.py
 step "waiting for the background cargo builds"
-if ! wait "$BUILD_PID"; then
-  cat "$BUILD_LOG"; echo "FAIL: cargo build (log above, $BUILD_LOG)" >&2; exit 1
-fi
+wait_job "$BUILD_PID" "$BUILD_LOG" "cargo build"
 BUILD_PID=""
 grep -E '^\s*(Finished|warning: unused)' "$BUILD_LOG" || true
 rm -f "$BUILD_LOG"
@@ -146,9 +150,7 @@ python tests/soak/soak.py --minutes 5 --ci --paced --input-rate 2 --bin "$SOAK_D
 SOAK_PID=$!
 # right after `cargo test`: it uses that debug binary (default features) as it is
 step "Home Assistant 2024.3.3 against c3n-edge's MQTT discovery (tests/ha_discovery.sh)"
-if ! wait "$HA_PID"; then
-  cat "$HA_LOG"; echo "FAIL: Home Assistant venv (log above, $HA_LOG)" >&2; exit 1
-fi
+wait_job "$HA_PID" "$HA_LOG" "Home Assistant venv"
 HA_PID=""
 cat "$HA_LOG"; rm -f "$HA_LOG"
 bash tests/ha_discovery.sh
@@ -178,9 +180,7 @@ bash tests/vm/systemd.sh
 # tests under qemu-user, and a real tract inference on the shipped model compared with this
 # x86_64 build's events (target/debug/c3n-edge from the cargo test steps above).
 step "waiting for the background aarch64 cross build"
-if ! wait "$AARCH64_PID"; then
-  cat "$AARCH64_LOG"; echo "FAIL: aarch64 cross build (log above, $AARCH64_LOG)" >&2; exit 1
-fi
+wait_job "$AARCH64_PID" "$AARCH64_LOG" "aarch64 cross build"
 AARCH64_PID=""
 grep -E '^aarch64 ' "$AARCH64_LOG" || true
 rm -f "$AARCH64_LOG"
