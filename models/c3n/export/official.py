@@ -234,7 +234,10 @@ def load_audio_files(model: OfficialNetwork, audio: str, files: Mapping[str, str
         strict_load(module_tensors(a.classification_model), read_weights(files["audio_head"]),
                     str(files["audio_head"]))
     else:
-        strict_load(module_tensors(model.audio), read_weights(files["panns"]), str(files["panns"]))
+        from ..model.panns import unwrap_checkpoint
+
+        sd = unwrap_checkpoint(read_weights(files["panns"]))  # the published file: {"model": sd, ...}
+        strict_load(module_tensors(model.audio), sd, str(files["panns"]))
 
 
 def audio_contract(audio: str) -> tuple[str, list[str], dict[str, str], str]:
@@ -246,7 +249,9 @@ def audio_contract(audio: str) -> tuple[str, list[str], dict[str, str], str]:
     names = labels.audioset_527_names()
     if audio == "vggish":
         return "logmel", names, frontend.VGGISH.as_metadata(), categories.asset_text()
-    return "waveform", names, {"c3n.frontend.sample_rate": "16000"}, categories.asset_text()
+    from ..model.panns import SAMPLE_RATE
+
+    return "waveform", names, {"c3n.frontend.sample_rate": str(SAMPLE_RATE)}, categories.asset_text()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vggish", help="vggish-10086976.pth")
     ap.add_argument("--vggish-pca", help="vggish_pca_params-970ea276.pth")
     ap.add_argument("--audio-head", help="md_50000_iters.pth (the 527-class AudioSet head)")
-    ap.add_argument("--panns", help="Cnn14_16k weights")
+    ap.add_argument("--panns", help="Cnn14_16k weights (Cnn14_16k_mAP=0.438.pth: its `model` entry, or a state_dict)")
     ap.add_argument("--similarity", help="C3IM's similarity_matrix.h5 [1000,527] (C3N only)")
     ap.add_argument("--tpavi-stages", type=int, nargs="+",
                     help="AVSBench: 0-based TPAVI stages (default: those in the checkpoint)")
@@ -278,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--code avsbench has no swin_base variant (pvt_v2_b5 or resnet50)")
     if a.code == "c3n" and not a.similarity:
         ap.error("--code c3n needs --similarity (the C3IM matrix, .h5 dataset similarity_matrix)")
+    if a.code == "avsbench" and a.audio == "panns":
+        ap.error("--code avsbench has no panns variant (vggish)")
     if a.code == "avsbench" and a.similarity:
         ap.error("--similarity is for --code c3n (the AVSBench baseline has no C3IM)")
     need = ["vggish", "vggish_pca", "audio_head"] if a.audio == "vggish" else ["panns"]

@@ -29,7 +29,7 @@ from .official_decoder import AVSBenchDecoder, C3NDecoder
 CODES = ("c3n", "avsbench")
 VISUALS = ("pvt_v2_b5", "swin_base", "resnet50")
 AUDIOS = ("vggish", "panns")
-AUDIO_DIM = {"vggish": 128, "panns": 2048}
+AUDIO_DIM = {"vggish": 128, "panns": 2048}  # TPAVI's align_channel: Linear(AUDIO_DIM, 256)
 N_AUDIOSET = 527
 
 
@@ -155,13 +155,16 @@ def build_backbone(visual: str, head: bool) -> tuple[nn.Module, str]:
 
 
 def build_audio(audio: str) -> nn.Module:
-    """The audio network, random weights (:mod:`c3n.model.vggish`; PANNs not yet available)."""
+    """The audio network, random weights: VGGish (:mod:`c3n.model.vggish`) or PANNs Cnn14_16k
+    (:mod:`c3n.model.panns`, input the 16 kHz waveform [N,16000])."""
     if audio == "vggish":
         from .vggish import VGGishAudio
 
         return VGGishAudio()
     if audio == "panns":
-        raise NotImplementedError("PANNs Cnn14_16k is not in this package yet (issue 24)")
+        from .panns import Cnn14_16k
+
+        return Cnn14_16k()
     raise ValueError(f"audio must be one of {AUDIOS}, got {audio!r}")
 
 
@@ -177,15 +180,18 @@ def build_network(code: str, visual: str, audio: str, similarity: torch.Tensor |
         raise ValueError(f"code must be one of {CODES}, got {code!r}")
     if code == "c3n" and visual == "resnet50":
         raise ValueError("the C3N code has no ResNet-50 variant (docs/c3n-method.md §4)")
+    if code == "avsbench" and audio == "panns":
+        raise ValueError("the AVSBench baseline has no PANNs variant (VGGish only)")
     prefix = "resnet" if visual == "resnet50" else "encoder_backbone"
     if backbone is None:
         backbone, prefix = build_backbone(visual, head=code == "c3n")
     if audio_net is None:
         audio_net = build_audio(audio)
     channels = tuple(backbone.stage_channels)
+    a_dim = getattr(audio_net, "embed_dim", AUDIO_DIM[audio])  # reduced-size PANNs: its width
     if code == "c3n":
-        decoder = C3NDecoder(channels, audio_dim=AUDIO_DIM[audio])
+        decoder = C3NDecoder(channels, audio_dim=a_dim)
     else:
-        decoder = AVSBenchDecoder(channels, tpavi_stages, audio_dim=AUDIO_DIM[audio])
+        decoder = AVSBenchDecoder(channels, tpavi_stages, audio_dim=a_dim)
     net = OfficialNetwork(code, backbone, audio_net, decoder, prefix, similarity, cam_weights)
     return net.eval()
