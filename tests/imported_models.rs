@@ -1,5 +1,5 @@
 //! Reduced-size imported networks (issues 24 and 28): random-weight official checkpoints of C3N
-//! PVT-v2 × VGGish and the AVSBench ResNet-50 baseline, imported by `c3n.export.official`
+//! PVT-v2 × VGGish, C3N PVT-v2 × PANNs (waveform input) and the AVSBench ResNet-50 baseline, imported by `c3n.export.official`
 //! (`tests/fixtures/make_imported_models.py`), run on tract — the whole graph and the frame split
 //! with TPAVI's clip means — and on ONNX Runtime CPU (`ort` feature, `ORT_DYLIB_PATH`) against
 //! onnxruntime's outputs: `mask_logits` within 1e-3 × max |logit|, identical unified labels
@@ -16,11 +16,20 @@ use c3n_edge::engine::{open_engine, Backend, Engine, EngineOptions, Inference, M
 use ndarray::{Array1, Array2, Array4};
 use ndarray_npy::read_npy;
 
-/// The fixture's input window.
+/// The fixture's input window: log-mel patches, or for a waveform model (PANNs)
+/// `audio_waveform.npy` [T,n] as the engines' `[T,1,1,n]` windows.
 fn input(dir: &Path) -> ModelInput {
+    let wav = dir.join("audio_waveform.npy");
+    let audio_logmel = if wav.exists() {
+        let w: Array2<f32> = read_npy(wav).expect("audio_waveform.npy");
+        let (t, n) = w.dim();
+        w.into_shape_with_order((t, 1, 1, n)).expect("[T,1,1,n]")
+    } else {
+        read_npy(dir.join("audio_logmel.npy")).expect("audio_logmel.npy")
+    };
     ModelInput {
         frames: read_npy(dir.join("frames.npy")).expect("frames.npy"),
-        audio_logmel: read_npy(dir.join("audio_logmel.npy")).expect("audio_logmel.npy"),
+        audio_logmel,
     }
 }
 
@@ -109,6 +118,15 @@ fn check_case(case: &str, variant: &str, c3im: bool) {
 #[test]
 fn c3n_pvt_v2_vggish_reduced_matches_onnxruntime() {
     check_case("imported_c3n_pvt_t5", "c3n/pvt_v2_reduced/vggish", true);
+}
+
+#[test]
+fn c3n_pvt_v2_panns_reduced_matches_onnxruntime() {
+    check_case(
+        "imported_c3n_pvt_panns_t5",
+        "c3n/pvt_v2_reduced/panns",
+        true,
+    );
 }
 
 #[test]

@@ -10,7 +10,8 @@ Input: ``waveform`` float32 ``[N,16000]``, one 1-s window of 16 kHz mono audio p
 1. Front end (its matrices are in the weight file, so the import uses the file's, not ours):
    * ``spectrogram_extractor.stft.conv_{real,imag}.weight`` [257,1,512]: the real and imaginary
      parts of the first 257 DFT rows of size 512, times a periodic Hann window; the STFT is a
-     strided ``conv1d`` (hop 160) on the signal reflect-padded by 256 on both sides ("centre"),
+     strided ``conv1d`` (hop 160) on the signal reflect-padded by 256 on both sides ("centre",
+     :func:`reflect_index`),
      so ``[N,16000]`` -> 101 frames. Power spectrum ``re² + im²`` -> ``[N,1,101,257]``.
    * ``logmel_extractor.melW`` [257,64]: Slaney-style mel filters (50-8000 Hz, area-normalised,
      :func:`mel_filters`); ``mel = power @ melW``, then ``10·log10(max(mel, 1e-10))`` (reference
@@ -90,6 +91,16 @@ def dft_kernels(n_fft: int = N_FFT) -> tuple[torch.Tensor, torch.Tensor]:
     return real.contiguous(), imag.contiguous()
 
 
+def reflect_index(n: int, pad: int = N_FFT // 2) -> torch.Tensor:
+    """Sample indices of a signal of ``n`` samples reflect-padded by ``pad`` on both sides (the
+    edge sample not repeated; ``F.pad(mode="reflect")``), int64 ``[n + 2 pad]``. Exported as one
+    Gather with constant indices: ONNX ``Pad`` would carry its pads as a computed input."""
+    if n <= pad:
+        raise ValueError(f"reflect padding by {pad} needs more than {pad} samples, got {n}")
+    idx = list(range(pad, 0, -1)) + list(range(n)) + list(range(n - 2, n - 2 - pad, -1))
+    return torch.tensor(idx, dtype=torch.int64, device="cpu")
+
+
 class _STFT(nn.Module):
     """``conv_real`` / ``conv_imag``: Conv1d(1, 257, 512, stride 160, no bias), frozen."""
 
@@ -113,7 +124,7 @@ class Spectrogram(nn.Module):
         self.stft = _STFT()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x[:, None, :], (N_FFT // 2, N_FFT // 2), mode="reflect")
+        x = torch.index_select(x, 1, reflect_index(int(x.shape[1])))[:, None, :]
         re = self.stft.conv_real(x)  # [N,257,frames]
         im = self.stft.conv_imag(x)
         return (re * re + im * im).transpose(1, 2)[:, None]
