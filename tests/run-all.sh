@@ -187,7 +187,7 @@ grep -E '^aarch64 ' "$AARCH64_LOG" || true
 rm -f "$AARCH64_LOG"
 step "aarch64 tests and a real inference under qemu-user (tests/aarch64.sh; its build is done)"
 bash tests/aarch64.sh
-step "waiting for the 5-minute soak (verdict, then its table from $SOAK_DIR/out/summary.md)"
+step "waiting for the 5-minute soak (its verdict line; on failure also its table and log)"
 soak_rc=0; wait "$SOAK_PID" || soak_rc=$?
 SOAK_PID=""
 cat "$SOAK_DIR/verdict.txt"
