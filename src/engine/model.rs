@@ -98,6 +98,20 @@ pub const OUTPUTS: [&str; 7] = [
 ];
 /// Output names of a model without C3IM outputs (schema 3, no ImageNet head), in contract order.
 pub const OUTPUTS_AUDIO_ONLY: [&str; 2] = ["mask_logits", "audio_logits"];
+
+/// `names` followed by [`IN_VIEW`] (`M` = `N` + 1, checked at compile time).
+const fn with_in_view<const N: usize, const M: usize>(
+    names: [&'static str; N],
+) -> [&'static str; M] {
+    assert!(M == N + 1);
+    let mut out = [IN_VIEW; M];
+    let mut i = 0;
+    while i < N {
+        out[i] = names[i];
+        i += 1;
+    }
+    out
+}
 /// The outputs such a model leaves out.
 pub const C3IM_OUTPUTS: [&str; 5] = [
     "visual_logits",
@@ -403,17 +417,8 @@ impl ModelContract {
     /// Output names of the model, in contract order ([`OUTPUTS`] or [`OUTPUTS_AUDIO_ONLY`],
     /// then [`IN_VIEW`] when the model has it).
     pub fn output_names(&self) -> &'static [&'static str] {
-        const OUTPUTS_IN_VIEW: [&str; 8] = [
-            "mask_logits",
-            "visual_logits",
-            "audio_logits",
-            "unified_label",
-            "c3im_score",
-            "visual_logit_map",
-            "c3im_affinity",
-            IN_VIEW,
-        ];
-        const AUDIO_ONLY_IN_VIEW: [&str; 3] = ["mask_logits", "audio_logits", IN_VIEW];
+        const OUTPUTS_IN_VIEW: [&str; 8] = with_in_view(OUTPUTS);
+        const AUDIO_ONLY_IN_VIEW: [&str; 3] = with_in_view(OUTPUTS_AUDIO_ONLY);
         match (self.c3im, self.in_view) {
             (true, false) => &OUTPUTS,
             (false, false) => &OUTPUTS_AUDIO_ONLY,
